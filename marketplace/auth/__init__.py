@@ -1,0 +1,6 @@
+"""Accounts: register, sign in/out, change name and password."""
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from . import views  # noqa: E402,F401

@@ -1,0 +1,41 @@
+import email_validator
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+# Accept the reserved `.test` domain used by demo and test accounts (RFC 2606).
+if "test" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("test")
+
+NAME = [DataRequired("Enter a display name."), Length(min=2, max=80, message="Use 2 to 80 characters.")]
+PASSWORD = [DataRequired("Enter a password."),
+            Length(min=10, max=200, message="Use at least 10 characters (at most 200).")]
+
+
+class RegisterForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."),
+                                             Email("Enter a valid e-mail address."), Length(max=254)])
+    display_name = StringField("Display name", validators=NAME)
+    password = PasswordField("Password", validators=PASSWORD)
+    confirm = PasswordField("Repeat password", validators=[EqualTo("password", "The passwords do not match.")])
+    submit = SubmitField("Create account")
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=200)])
+    submit = SubmitField("Sign in")
+
+
+class ProfileForm(FlaskForm):
+    display_name = StringField("Display name", validators=NAME)
+    submit = SubmitField("Save name")
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired("Enter your current password."),
+                                                            Length(max=200)])
+    password = PasswordField("New password", validators=PASSWORD)
+    confirm = PasswordField("Repeat new password",
+                            validators=[EqualTo("password", "The passwords do not match.")])
+    submit = SubmitField("Change password")

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..extensions import limiter
+from ..services import accounts
+from ..services.common import ServiceError
+from . import bp
+from .forms import LoginForm, PasswordForm, ProfileForm, RegisterForm
+
+
+def _safe_next(target: str | None) -> str:
+    if not target:
+        return url_for("main.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("main.index")
+    return target
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit("20/hour", methods=["POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_user(form.email.data, form.display_name.data, form.password.data)
+        except ServiceError as e:
+            form.email.errors.append(e.message)
+        else:
+            login_user(user)
+            flash("Welcome! Your account is ready.", "success")
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/register.html", form=form), (200 if not form.errors else 400)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("30/minute", methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.email.data, form.password.data)
+        if user is None:
+            form.password.errors.append("Wrong e-mail address or password.")
+        elif user.is_blocked:
+            form.email.errors.append(
+                "This account is banned." if user.banned else
+                f"This account is suspended until {user.suspended_until:%Y-%m-%d %H:%M} UTC."
+            )
+        else:
+            login_user(user)
+            flash(f"Signed in as {user.display_name}.", "success")
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form), (200 if not form.errors else 400)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    flash("Signed out.", "info")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    profile = ProfileForm(prefix="p", display_name=current_user.display_name)
+    pw = PasswordForm(prefix="pw")
+    status = 200
+    if request.method == "POST":
+        if "p-submit" in request.form and profile.validate_on_submit():
+            accounts.change_display_name(current_user, profile.display_name.data)
+            flash("Display name saved.", "success")
+            return redirect(url_for("auth.account"))
+        if "pw-submit" in request.form and pw.validate_on_submit():
+            try:
+                accounts.change_password(current_user, pw.current.data, pw.password.data)
+            except ServiceError as e:
+                pw.current.errors.append(e.message)
+            else:
+                login_user(current_user)  # keep this session; the others have ended
+                flash("Password changed. Other sessions were signed out.", "success")
+                return redirect(url_for("auth.account"))
+        status = 400
+    return render_template("auth/account.html", profile=profile, pw=pw), status

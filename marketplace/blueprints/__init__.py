@@ -1,0 +1,20 @@
+"""Blueprint registry: one blueprint per feature package."""
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask
+
+# (module, attribute, url_prefix)
+BLUEPRINTS: list[tuple[str, str, str | None]] = [
+    ("marketplace.main", "bp", None),
+    ("marketplace.auth", "bp", "/auth"),
+    ("marketplace.orgs", "bp", "/orgs"),
+    ("marketplace.items", "bp", None),
+]
+
+
+def register_blueprints(app: Flask) -> None:
+    for module, attr, prefix in BLUEPRINTS:
+        bp = getattr(importlib.import_module(module), attr)
+        app.register_blueprint(bp, url_prefix=prefix)

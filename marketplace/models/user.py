@@ -1,0 +1,49 @@
+"""Accounts."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import SiteRole, UTCDateTime, utcnow
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    site_role: Mapped[str] = mapped_column(String(16), default=SiteRole.USER.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped to end every session of the account at once (password change, suspension, ban).
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    memberships = relationship("Membership", back_populates="user", cascade="all, delete-orphan")
+
+    def get_id(self) -> str:
+        # The session carries the version, so bumping it logs the account out everywhere.
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rsplit("@", 1)[-1].lower()
+
+    @property
+    def is_blocked(self) -> bool:
+        if self.banned:
+            return True
+        return self.suspended_until is not None and self.suspended_until > utcnow()
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return not self.is_blocked
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"<User {self.id} {self.email}>"

@@ -1,0 +1,54 @@
+"""Helpers shared by the write services."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import text, update
+
+from ..extensions import db
+
+TAG_RE = re.compile(r"[^a-z0-9\-]+")
+
+
+class ServiceError(ValueError):
+    """A refused write, with a message the user can act on (views show it as a form error
+    or a 4xx); nothing has been written when it is raised."""
+
+    def __init__(self, message: str, status: int = 400, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field
+
+
+def slugify(value: str, max_len: int = 120) -> str:
+    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    value = re.sub(r"[^a-zA-Z0-9]+", "-", value).strip("-").lower()
+    return value[:max_len] or "org"
+
+
+def parse_tags(raw: str | list[str] | None, limit: int = 12) -> list[str]:
+    if not raw:
+        return []
+    parts = raw if isinstance(raw, list) else re.split(r"[,\n]", raw)
+    out: list[str] = []
+    for p in parts:
+        t = TAG_RE.sub("-", p.strip().lower()).strip("-")[:40]
+        if t and t not in out:
+            out.append(t)
+    return out[:limit]
+
+
+def lock_row(model, obj_id: int) -> None:
+    """Serialise writers on one row until commit (check-then-insert rules such as limits).
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite: a no-op UPDATE takes the database write lock
+    now (waiting on busy_timeout) so the checks that follow see every committed write.
+    """
+    bind = db.session.get_bind()
+    table = model.__table__
+    if bind.dialect.name == "postgresql":
+        db.session.execute(table.select().where(table.c.id == obj_id).with_for_update())
+    else:
+        db.session.execute(update(table).where(table.c.id == obj_id).values(id=table.c.id))

@@ -1,0 +1,116 @@
+"""Organisation writes: create, edit, members and their roles."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit, policy
+from ..extensions import db
+from ..models import Membership, Organisation, OrgKind, OrgRole, User
+from ..sanitize import render_markdown
+from .common import ServiceError, slugify
+
+
+def create_org(owner: User, name: str, kind: str, description: str = "", website: str = "") -> Organisation:
+    name = (name or "").strip()
+    if kind not in OrgKind.values():
+        raise ServiceError(f"Unknown kind {kind!r}; use one of {', '.join(OrgKind.values())}.", field="kind")
+    if not name:
+        raise ServiceError("Give the organisation a name.", field="name")
+    if db.session.execute(select(Organisation.id).where(func.lower(Organisation.name) == name.lower())).first():
+        raise ServiceError("An organisation with this name already exists.", 409, field="name")
+    base = slugify(name)
+    slug, n = base, 1
+    while db.session.execute(select(Organisation.id).where(Organisation.slug == slug)).first():
+        n += 1
+        slug = f"{base}-{n}"
+    org = Organisation(name=name, slug=slug, kind=kind, description=description or "",
+                       description_html=render_markdown(description), website=website or "")
+    db.session.add(org)
+    try:
+        db.session.flush()
+        db.session.add(Membership(org_id=org.id, user_id=owner.id, role=OrgRole.OWNER.value))
+        audit.record("org.created", "organisation", org.id, actor_id=owner.id, data={"name": name, "kind": kind})
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ServiceError("An organisation with this name already exists.", 409, field="name")
+    policy.forget_viewer(owner.id)
+    return org
+
+
+def update_org(actor: User, org: Organisation, description: str, website: str) -> None:
+    if not policy.can(actor, "edit", org):
+        raise ServiceError("Only the organisation's owners and admins can edit it.", 403)
+    org.description = description or ""
+    org.description_html = render_markdown(description)
+    org.website = website or ""
+    db.session.commit()
+
+
+def _owners(org: Organisation) -> int:
+    return db.session.execute(
+        select(func.count()).where(Membership.org_id == org.id, Membership.role == OrgRole.OWNER.value)
+    ).scalar_one()
+
+
+def add_member(actor: User, org: Organisation, user: User, role: str) -> Membership:
+    if role not in OrgRole.values():
+        raise ServiceError(f"Unknown role {role!r}.", field="role")
+    if not policy.can(actor, "manage_members", org):
+        raise ServiceError("Only the organisation's owners and admins can add members.", 403)
+    if role == OrgRole.OWNER.value and not policy.viewer_for(actor).is_org_owner(org.id):
+        raise ServiceError("Only owners can make someone an owner.", 403, field="role")
+    existing = db.session.execute(
+        select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
+    ).scalar()
+    if existing:
+        raise ServiceError(f"{user.display_name} is already a member.", 409, field="email")
+    m = Membership(org_id=org.id, user_id=user.id, role=role)
+    db.session.add(m)
+    try:
+        db.session.flush()
+        audit.record("org.member_added", "organisation", org.id, actor_id=actor.id,
+                     data={"user_id": user.id, "role": role})
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ServiceError(f"{user.display_name} is already a member.", 409, field="email")
+    policy.forget_viewer(user.id)
+    return m
+
+
+def change_role(actor: User, m: Membership, role: str) -> None:
+    if role not in OrgRole.values():
+        raise ServiceError(f"Unknown role {role!r}.", field="role")
+    org = m.organisation
+    v = policy.viewer_for(actor)
+    if not policy.can(actor, "manage_members", org):
+        raise ServiceError("Only the organisation's owners and admins can change roles.", 403)
+    if (role == OrgRole.OWNER.value or m.role == OrgRole.OWNER.value) and not v.is_org_owner(org.id):
+        raise ServiceError("Only owners can make or unmake owners.", 403)
+    if m.role == OrgRole.OWNER.value and role != OrgRole.OWNER.value and _owners(org) <= 1:
+        raise ServiceError("An organisation needs at least one owner.", 409)
+    old = m.role
+    m.role = role
+    audit.record("org.role_changed", "organisation", org.id, actor_id=actor.id,
+                 data={"user_id": m.user_id, "from": old, "to": role})
+    db.session.commit()
+    policy.forget_viewer(m.user_id)
+
+
+def remove_member(actor: User, m: Membership) -> None:
+    org = m.organisation
+    v = policy.viewer_for(actor)
+    self_leave = m.user_id == actor.id
+    if not self_leave and not policy.can(actor, "manage_members", org):
+        raise ServiceError("Only the organisation's owners and admins can remove members.", 403)
+    if m.role == OrgRole.OWNER.value and not self_leave and not v.is_org_owner(org.id):
+        raise ServiceError("Only owners can remove an owner.", 403)
+    if m.role == OrgRole.OWNER.value and _owners(org) <= 1:
+        raise ServiceError("An organisation needs at least one owner.", 409)
+    audit.record("org.member_removed", "organisation", org.id, actor_id=actor.id,
+                 data={"user_id": m.user_id, "role": m.role})
+    db.session.delete(m)
+    db.session.commit()
+    policy.forget_viewer(m.user_id)
