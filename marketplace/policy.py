@@ -496,3 +496,23 @@ def require(action: str, obj: Any = None, user: Any = None) -> None:
 
     if not can(current_user if user is None else user, action, obj):
         abort(403)
+
+
+# =========================================================================== feature rules
+# Each feature's rules live in its own section below, registered into RULES / VISIBLE /
+# PRINCIPAL_PROVIDERS so can(), visible() and principals() answer for them too.
+
+# --- ideas, terms, acceptances, attachments, review (issue 3) ------------------ [ideas]
+# (end of ideas section)
+
+# --- invitations and invitation lists (issue 3) -------------------------------- [invitations]
+# (end of invitations section)
+
+# --- moderation and governance (issue 4) -------------------------------------- [moderation]
+# (end of moderation section)
+
+# --- engagement: Q&A, comments, asset requests (issue 6) ----------------------- [engagement]
+# (end of engagement section)
+
+# --- search (issue 5) ----------------------------------------------------------- [search]
+# (end of search section)

@@ -11,6 +11,11 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.auth", "bp", "/auth"),
     ("marketplace.orgs", "bp", "/orgs"),
     ("marketplace.items", "bp", None),
+    # [ideas blueprints]
+    # [invitations blueprints]
+    # [moderation blueprints]
+    # [engagement blueprints]
+    # [search blueprints]
 ]
 
 

@@ -15,6 +15,12 @@ from .lists import InvitationList, ItemList, ListMember, ListShare
 from .org import Membership, Organisation
 from .user import User
 
+# Feature models (each section is edited only by its feature):
+# [ideas models]
+# [invitations models]
+# [moderation models]
+# [engagement models]
+
 __all__ = [
     "AccessGrant", "Asset", "AssetKind", "AuditEvent", "Challenge", "Failure",
     "InvitationList", "Item", "ItemKind", "ItemList", "ItemTag", "ListMember", "ListShare",
