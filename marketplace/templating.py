@@ -30,7 +30,9 @@ def fmt_date(value: datetime | None) -> str:
 
 
 # Features add header/footer links: (label, endpoint, predicate(user) -> bool).
-NAV_LINKS: list[tuple[str, str, object]] = []
+NAV_LINKS: list[tuple[str, str, object]] = [
+    ("Notifications", "notifications.index", lambda u: u.is_authenticated),
+]
 FOOTER_LINKS: list[tuple[str, str]] = []
 
 

@@ -11,6 +11,7 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.auth", "bp", "/auth"),
     ("marketplace.orgs", "bp", "/orgs"),
     ("marketplace.items", "bp", None),
+    ("marketplace.notify", "bp", "/notifications"),
     # [ideas blueprints]
     # [invitations blueprints]
     # [moderation blueprints]

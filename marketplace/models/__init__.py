@@ -12,6 +12,7 @@ from .base import (
 )
 from .item import MODEL_BY_KIND, AccessGrant, Asset, Challenge, Failure, Item, ItemTag
 from .lists import InvitationList, ItemList, ListMember, ListShare
+from .notify import Notification, OutgoingMail
 from .org import Membership, Organisation
 from .user import User
 
@@ -24,6 +25,6 @@ from .user import User
 __all__ = [
     "AccessGrant", "Asset", "AssetKind", "AuditEvent", "Challenge", "Failure",
     "InvitationList", "Item", "ItemKind", "ItemList", "ItemTag", "ListMember", "ListShare",
-    "MODEL_BY_KIND", "Membership", "OrgKind", "OrgRole", "Organisation", "SearchOutbox",
+    "MODEL_BY_KIND", "Membership", "Notification", "OutgoingMail", "OrgKind", "OrgRole", "Organisation", "SearchOutbox",
     "SiteRole", "Status", "User", "Visibility", "utcnow",
 ]
