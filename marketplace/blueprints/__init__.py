@@ -12,6 +12,8 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.orgs", "bp", "/orgs"),
     ("marketplace.items", "bp", None),
     ("marketplace.notify", "bp", "/notifications"),
+    ("marketplace.api", "bp", "/api"),
+    ("marketplace.feeds", "bp", "/feeds"),
     # [ideas blueprints]
     # [invitations blueprints]
     # [moderation blueprints]
