@@ -1,17 +1,24 @@
 # Two entry points: `make run` and `make test`. Everything else is a helper.
+#   make run      .venv + install + migrate + demo data (first start) -> http://127.0.0.1:5000
+#   make test     install test extras, Debian Chromium and PostgreSQL if missing, run everything
+#   make serve    gunicorn on 127.0.0.1:8000 (gunicorn.conf.py), same database as `make run`
+#   make pg       start a throwaway PostgreSQL and print its DATABASE_URL (scripts/pg.sh)
+# Extra pytest arguments: make test PYTEST_ARGS="-k visibility -x"
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+PYTEST_ARGS ?=
 export FLASK_APP := app
 
-.PHONY: run test bench install install-test browser clean pg
+.PHONY: run serve test bench install install-test browser clean pg pg-stop
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# Stamps: reinstall only when pyproject.toml changes, so a second `make run` starts at once.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
@@ -25,22 +32,28 @@ $(TEST_STAMP): pyproject.toml $(STAMP)
 install-test: $(TEST_STAMP)
 
 # Debian's Chromium for Playwright; we never download a browser of Playwright's own.
+# When it cannot be installed the browser tests say why and skip (locally) or fail (CI=true).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium could not be installed: browser tests will be skipped"; }
+	@test -x /usr/bin/chromium || scripts/apt_install.sh chromium fonts-liberation \
+	  || echo "make: Debian chromium could not be installed: browser tests will be skipped (or fail under CI=true)" >&2
 
 run: $(STAMP)
-	@mkdir -p instance
-	$(BIN)/flask --app app db upgrade
-	$(BIN)/flask --app app demo load --if-empty
-	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
+	@scripts/run.sh dev
+
+serve: $(STAMP)
+	@scripts/run.sh gunicorn
 
 test: $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	@scripts/test.sh $(PYTEST_ARGS)
+
+pg:
+	@scripts/pg.sh start
+
+pg-stop:
+	@scripts/pg.sh stop
 
 bench: $(STAMP)
 	$(BIN)/python bench/search_bench.py
 
 clean:
-	rm -rf $(VENV) instance/*.db instance/search*
+	rm -rf $(VENV) instance/*.db instance/search* tests/browser/artifacts

@@ -2,7 +2,7 @@
 (password change, suspension, ban) ends every session of that account at once."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, redirect, request, url_for, flash
+from flask import Flask, flash, g, jsonify, redirect, request, url_for
 
 from .extensions import db, login_manager
 
@@ -26,6 +26,15 @@ def init_app(app: Flask) -> None:
         if user is None or user.session_version != ver or user.is_blocked:
             return None
         return user
+
+    @app.before_request
+    def _fresh_request_state():
+        # Each request has its own app context (and `g`) in production; tests that keep an
+        # app context open around test-client calls share one `g` between requests. Drop
+        # the per-request caches so every request loads its user and policy viewer afresh
+        # (otherwise a second client would be served the first client's account).
+        for key in [k for k in g if k == "_login_user" or k.startswith("_policy_")]:
+            g.pop(key, None)
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -74,15 +74,19 @@ def orgs_create(name: str, kind: str, owner_email: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has accounts.")
 def demo_load(if_empty: bool) -> None:
     """Load demo data (idempotent): every visibility level, org kind and role."""
-    from .demo import DEMO_PASSWORD, load_demo
+    from .demo import DEMO_PASSWORD, describe_accounts, load_demo
 
     if if_empty and db.session.execute(select(User.id).limit(1)).first():
         click.echo("Database already has data; demo load skipped.")
-        return
-    accounts_made = load_demo()
-    click.echo("Demo data loaded. Accounts (password for all: %s):" % DEMO_PASSWORD)
-    for email, role in accounts_made:
-        click.echo(f"  {email:32} {role}")
+        described = describe_accounts()
+    else:
+        described = load_demo()
+        click.echo("Demo data loaded.")
+    if described:
+        click.echo(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
+        width = max(len(e) for e, _ in described) + 2
+        for email, what in described:
+            click.echo(f"  {email:{width}}{what}")
 
 
 # Feature command groups register here: (AppGroup) objects added by their packages.

@@ -149,4 +149,43 @@ def load_demo() -> list[tuple[str, str]]:
     for hook in demo_hooks.HOOKS:
         hook(users, orgs)
     db.session.commit()
-    return [(e, r if r != "user" else "contributor / org role") for e, _n, r in USERS]
+    return describe_accounts()
+
+
+def describe_accounts() -> list[tuple[str, str]]:
+    """(e-mail, what this demo account is) for each demo account in the database, read from
+    the data itself (site role, memberships, active grants, list places), so what is printed
+    is what the account may actually do."""
+    from .models import InvitationList, ListMember, OrgKind  # noqa: F401
+
+    now = utcnow()
+    out: list[tuple[str, str]] = []
+    for email, _name, _role in USERS:
+        user = db.session.execute(select(User).where(User.email == email)).scalar()
+        if user is None:
+            continue
+        parts: list[str] = []
+        if user.site_role == SiteRole.ADMIN.value:
+            parts.append("site admin (moderates too)")
+        elif user.site_role == SiteRole.MODERATOR.value:
+            parts.append("site moderator")
+        for m in db.session.execute(
+            select(Membership).where(Membership.user_id == user.id).order_by(Membership.id)
+        ).scalars():
+            parts.append(f"{m.role} of {m.organisation.name} ({m.organisation.kind})")
+        grants = [g for g in db.session.execute(
+            select(AccessGrant).where(AccessGrant.user_id == user.id).order_by(AccessGrant.id)
+        ).scalars() if g.is_active(now)]
+        granted = [f"has a grant on an {g.item.visibility} {g.item.kind}" for g in grants]
+        lists = [f"on the invitation list '{lm.list.name}' of {lm.list.organisation.name}"
+                 for lm in db.session.execute(
+                     select(ListMember).where(ListMember.user_id == user.id).order_by(ListMember.id)
+                 ).scalars() if lm.is_active(now)]
+        if not parts and (granted or lists):
+            parts.append("invited contributor: " + "; ".join(granted + lists))
+        else:
+            parts += granted + lists
+        if not parts:
+            parts.append("outsider: registered, no grants")
+        out.append((email, "; ".join(parts)))
+    return out

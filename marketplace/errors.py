@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -30,8 +30,8 @@ def wants_json() -> bool:
 
 def _render(code: int, message: str):
     if wants_json():
-        return jsonify(error=message, status=code), code
-    return render_template("error.html", code=code, message=message), code
+        return make_response(jsonify(error=message, status=code), code)
+    return make_response(render_template("error.html", code=code, message=message), code)
 
 
 def init_app(app: Flask) -> None:
@@ -51,7 +51,7 @@ def init_app(app: Flask) -> None:
             e.description != type(e).description else MESSAGES.get(code, e.name)
         resp = _render(code, desc)
         if code == 405 and getattr(e, "valid_methods", None):
-            resp[0].headers["Allow"] = ", ".join(e.valid_methods)
+            resp.headers["Allow"] = ", ".join(e.valid_methods)
         return resp
 
     @app.errorhandler(Exception)

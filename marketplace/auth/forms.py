@@ -13,8 +13,9 @@ PASSWORD = [DataRequired("Enter a password."),
 
 
 class RegisterForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."),
-                                             Email("Enter a valid e-mail address."), Length(max=254)])
+    email = EmailField("E-mail", filters=[lambda s: s.strip() if isinstance(s, str) else s],
+                       validators=[DataRequired("Enter your e-mail address."),
+                                   Email("Enter a valid e-mail address."), Length(max=254)])
     display_name = StringField("Display name", validators=NAME)
     password = PasswordField("Password", validators=PASSWORD)
     confirm = PasswordField("Repeat password", validators=[EqualTo("password", "The passwords do not match.")])

@@ -31,7 +31,7 @@ def register():
         try:
             user = accounts.create_user(form.email.data, form.display_name.data, form.password.data)
         except ServiceError as e:
-            form.email.errors.append(e.message)
+            getattr(form, e.field or "email", form.email).errors.append(e.message)
         else:
             login_user(user)
             flash("Welcome! Your account is ready.", "success")
@@ -76,16 +76,23 @@ def account():
     status = 200
     if request.method == "POST":
         if "p-submit" in request.form and profile.validate_on_submit():
-            accounts.change_display_name(current_user, profile.display_name.data)
-            flash("Display name saved.", "success")
-            return redirect(url_for("auth.account"))
+            try:
+                accounts.change_display_name(current_user, profile.display_name.data)
+            except ServiceError as e:
+                profile.display_name.errors.append(e.message)
+            else:
+                flash("Display name saved.", "success")
+                return redirect(url_for("auth.account"))
         if "pw-submit" in request.form and pw.validate_on_submit():
             try:
                 accounts.change_password(current_user, pw.current.data, pw.password.data)
             except ServiceError as e:
                 pw.current.errors.append(e.message)
             else:
-                login_user(current_user)  # keep this session; the others have ended
+                # Keep this session (the others have ended). Pass the real User, not the
+                # current_user proxy: Flask-Login would store the proxy as the request's user
+                # and resolving it would recurse until the process crashes.
+                login_user(current_user._get_current_object())
                 flash("Password changed. Other sessions were signed out.", "success")
                 return redirect(url_for("auth.account"))
         status = 400

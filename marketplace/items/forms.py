@@ -77,9 +77,15 @@ class ChallengeForm(ItemForm):
     deadline = UTCDateTimeField("Deadline (UTC)", validators=[Optional()])
     kind_fields = ("context", "expected_outcome", "incentive_summary", "opens_at", "deadline")
 
-    def validate_deadline(self, field):
-        if self.publish.data and not field.data:
-            raise ValidationError("A challenge needs a deadline before it can be published.")
+    def validate(self, extra_validators=None):
+        # Not an inline validate_deadline: Optional() stops the chain on an empty field,
+        # so an inline check for "empty when publishing" would never run.
+        ok = super().validate(extra_validators)
+        if self.publish.data and self.deadline.data is None and not self.deadline.errors:
+            self.deadline.errors = [*self.deadline.errors,
+                                    "A challenge needs a deadline before it can be published."]
+            return False
+        return ok
 
 
 class FailureForm(ItemForm):

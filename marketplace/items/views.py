@@ -163,9 +163,9 @@ def edit(kind: str, item_id: int):
         data = form.data_for_service()
         data.pop("visibility", None)  # visibility has its own audited action
         try:
-            svc.update_item(current_user, item, data)
-            if form.publish.data and item.status == Status.DRAFT.value:
-                svc.change_status(current_user, item, Status.OPEN.value)
+            # One transaction: a refused publication must not leave the edit half-saved.
+            svc.update_item(current_user, item, data,
+                            publish=bool(form.publish.data) and item.status == Status.DRAFT.value)
         except ServiceError as e:
             db.session.rollback()
             _attach_error(form, e)
@@ -198,6 +198,8 @@ def status(kind: str, item_id: int):
     item = _load(kind, item_id)
     require("change_status", item)
     new_status = request.form.get("status", "")
+    if new_status not in Status.values():
+        abort(400, f"Unknown status; use one of {', '.join(Status.values())}.")
     try:
         svc.change_status(current_user, item, new_status)
     except ServiceError as e:

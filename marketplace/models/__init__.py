@@ -18,9 +18,22 @@ from .user import User
 
 # Feature models (each section is edited only by its feature):
 # [ideas models]
+from .ideas import (  # noqa: E402,F401
+    AcceptancePurpose, AuthorStatus, ChallengeRules, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
+    IdeaAuthor, IdeaAward, IdeaRevision, IdeaScore, IdeaStatus, IncentiveKind, IPModel, ReviewCriterion,
+    ReviewerAppointment, ReviewerKind, ReviewNote, SealedViewLog, TermsAcceptance, WhoMaySubmit,
+)
 # [invitations models]
+from .invitations import Invitation, InvitationState  # noqa: E402,F401
 # [moderation models]
+from .moderation import (  # noqa: E402,F401
+    Appeal, BlockedDomain, ItemModeration, ModerationAction, ModerationActionUser, ModerationFlag,
+    ModeratorScope, Report, ReportAuthor,
+)
 # [engagement models]
+from .engagement import (  # noqa: E402,F401
+    Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Question, RequestEvent,
+)
 
 __all__ = [
     "AccessGrant", "Asset", "AssetKind", "AuditEvent", "Challenge", "Failure",

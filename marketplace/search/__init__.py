@@ -1,9 +1,127 @@
-"""Full-text search (Whoosh backend behind a small interface). See issue 5."""
+"""Full-text search: one Whoosh index over every kind of document, filtered by the
+policy module's principals, kept in step with the database through an outbox (issue 5).
+
+Modules:
+  analysis        tokenizer, minimal stemmer, fast positional field, snippets
+  schema          the Whoosh schema
+  querylang       the search box's language (our parser; Whoosh's is never used)
+  documents       SearchDoc and the registry of document types
+  sources         built-in document types and the changes that reindex them
+  outbox          session listeners writing index jobs in the same transaction
+  worker          the single writer that applies the outbox
+  backend         the backend interface; whoosh_backend, engine, segments implement it
+  service         what the views call: search for a user, with snippets and facets
+  views, cli      the page, the JSON endpoint, `flask search ...`
+
+`init_app` wires the listeners and starts the writer as SEARCH_WORKER says:
+"thread" (a background thread per web process, woken by each commit), "sync" (applied
+right after each commit, for tests), "off" (run `flask search apply --watch` elsewhere).
+"""
 from __future__ import annotations
 
-from flask import Flask
+import logging
+import os
+import threading
+
+from flask import Flask, current_app, has_app_context
+
+from .documents import DocType, SearchDoc, register_dependents, register_doc_type
+from .outbox import Change, register_doc_source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Change", "DocType", "SearchDoc", "get_backend", "init_app", "register_dependents",
+           "register_doc_source", "register_doc_type"]
+
+_builtin_registered = False
+
+
+class SearchRuntime:
+    """Per-app search state: the backend and the writer mode."""
+
+    def __init__(self, app: Flask, backend, mode: str):
+        if mode not in ("thread", "sync", "off"):
+            raise ValueError(f"SEARCH_WORKER must be thread, sync or off, not {mode!r}")
+        self.app = app
+        self.backend = backend
+        self.mode = mode
+        self._thread = None
+        self._thread_lock = threading.Lock()
+
+    def start_thread(self) -> None:
+        from .worker import OutboxThread
+
+        with self._thread_lock:
+            t = self._thread
+            if t is not None and t.is_alive() and t.pid == os.getpid():
+                return
+            self._thread = OutboxThread(self.app, self.backend)
+            self._thread.start()
+
+    def committed(self) -> None:
+        """A commit wrote outbox rows."""
+        if self.mode == "sync":
+            # Until the first search creates the index, jobs simply wait: search() drains
+            # the outbox before it reads, so this saves test suites that never search
+            # from indexing every commit, and changes nothing any test can observe.
+            if self.backend.has_index():
+                self.apply_now()
+        elif self.mode == "thread" and self._thread is not None:
+            self._thread.wake.set()
+
+    def apply_now(self, wait: bool = False) -> int:
+        """Drain the outbox in a fresh app context (its own database session)."""
+        from .worker import apply_outbox
+        from ..extensions import db
+
+        with self.app.app_context():
+            try:
+                return apply_outbox(self.backend, wait=wait)
+            except Exception:
+                log.exception("search outbox: applying failed; the jobs stay queued")
+                return 0
+            finally:
+                db.session.remove()
+
+
+def _on_commit(_session) -> None:
+    if not has_app_context():
+        return
+    runtime = current_app.extensions.get("search")
+    if runtime is not None:
+        runtime.committed()
+
+
+def get_runtime(app: Flask | None = None) -> SearchRuntime:
+    return (app or current_app).extensions["search"]
+
+
+def get_backend(app: Flask | None = None):
+    return get_runtime(app).backend
 
 
 def init_app(app: Flask) -> None:
-    """Wire the outbox listener and the index writer. Filled in by the search work."""
-    return None
+    """Register the document types, the outbox listeners and the writer."""
+    global _builtin_registered
+    from . import outbox, sources
+    from .whoosh_backend import WhooshBackend
+
+    if not _builtin_registered:
+        sources.register_builtin()
+        _builtin_registered = True
+    outbox.install()
+    if _on_commit not in outbox.on_commit:
+        outbox.on_commit.append(_on_commit)
+
+    backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"],
+                            cache_postings=int(app.config.get("SEARCH_CACHE_POSTINGS", 16_000_000)))
+    runtime = SearchRuntime(app, backend, app.config.get("SEARCH_WORKER", "thread"))
+    app.extensions["search"] = runtime
+
+    if runtime.mode == "thread":
+        # Started by the first request of each process (not at import: gunicorn may fork
+        # after create_app, and CLI commands need no writer thread).
+        @app.before_request
+        def _start_search_writer():
+            runtime.start_thread()
+

@@ -24,11 +24,19 @@ def find_user(email: str) -> User | None:
 def create_user(email: str, display_name: str, password: str, site_role: str = SiteRole.USER.value,
                 actor_id: int | None = None) -> User:
     email = normalise_email(email)
+    display_name = (display_name or "").strip()
     if site_role not in SiteRole.values():
         raise ServiceError(f"Unknown role {site_role!r}.", field="role")
+    # The forms check these too; the service checks again for the CLI and other callers.
+    if "@" not in email or len(email) > 254:
+        raise ServiceError("Enter a valid e-mail address (at most 254 characters).", field="email")
+    if not 2 <= len(display_name) <= 80:
+        raise ServiceError("The display name needs 2 to 80 characters.", field="display_name")
+    if not 10 <= len(password or "") <= 200:
+        raise ServiceError("The password needs 10 to 200 characters.", field="password")
     if find_user(email) is not None:
         raise ServiceError("An account with this e-mail address already exists.", 409, field="email")
-    user = User(email=email, display_name=display_name.strip(), password_hash=hash_password(password),
+    user = User(email=email, display_name=display_name, password_hash=hash_password(password),
                 site_role=site_role)
     db.session.add(user)
     try:
@@ -61,7 +69,10 @@ def change_password(user: User, current: str, new: str) -> None:
 
 
 def change_display_name(user: User, name: str) -> None:
-    user.display_name = name.strip()
+    name = (name or "").strip()
+    if not 2 <= len(name) <= 80:
+        raise ServiceError("The display name needs 2 to 80 characters.", field="display_name")
+    user.display_name = name
     db.session.commit()
 
 

@@ -113,27 +113,54 @@ def create_item(user: User, org: Organisation, kind: str, data: dict[str, Any], 
     return item
 
 
-def update_item(user: User, item: Item, data: dict[str, Any]) -> Item:
+def _same_minute(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and \
+        a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
+
+
+def update_item(user: User, item: Item, data: dict[str, Any], publish: bool = False) -> Item:
+    """Edit an item; with ``publish`` a draft also opens, in the same transaction, so a
+    refused publication saves nothing (no half-applied edit)."""
     if not policy.can(user, "edit", item):
         raise ServiceError("You may not edit this item.", 403)
+    if publish and item.status == Status.DRAFT.value and not policy.can(user, "change_status", item):
+        raise ServiceError("Only the organisation's owners and admins can publish.", 403)
+    data = dict(data)
+    # Forms send times to the minute: a value equal to the stored one to the minute is
+    # unchanged (otherwise every edit would look like a deadline change).
+    for f in ("opens_at", "deadline"):
+        if f in data and _same_minute(data[f], getattr(item, f)):
+            data[f] = getattr(item, f)
     now = utcnow()
     old_deadline = item.deadline
-    if item.kind == ItemKind.CHALLENGE.value and "deadline" in data and data["deadline"] != old_deadline:
-        if data["deadline"] is not None and data["deadline"] <= now:
-            raise ServiceError("The deadline must be in the future.", field="deadline")
-        if data["deadline"] is None and item.status != Status.DRAFT.value:
-            raise ServiceError("A published challenge needs a deadline.", field="deadline")
-    for f in COMMON_FIELDS + KIND_FIELDS[item.kind]:
-        if f in data:
-            setattr(item, f, data[f])
-    _validate_schedule(item, now)
-    _render(item)
-    if "tags" in data:
-        _set_tags(item, parse_tags(data["tags"]))
-    if item.kind == ItemKind.CHALLENGE.value and item.deadline != old_deadline:
-        audit.record("challenge.deadline_changed", item.kind, item.id, actor_id=user.id, item_id=item.id,
-                     data={"from": old_deadline.isoformat() if old_deadline else None,
-                           "to": item.deadline.isoformat() if item.deadline else None})
+    old_status = item.status
+    try:
+        if item.kind == ItemKind.CHALLENGE.value and "deadline" in data and data["deadline"] != old_deadline:
+            if data["deadline"] is not None and data["deadline"] <= now:
+                raise ServiceError("The deadline must be in the future.", field="deadline")
+            if data["deadline"] is None and item.status != Status.DRAFT.value:
+                raise ServiceError("A published challenge needs a deadline.", field="deadline")
+        for f in COMMON_FIELDS + KIND_FIELDS[item.kind]:
+            if f in data:
+                setattr(item, f, data[f])
+        _validate_schedule(item, now)
+        _render(item)
+        if "tags" in data:
+            _set_tags(item, parse_tags(data["tags"]))
+        if publish and old_status == Status.DRAFT.value:
+            _check_can_open(item, now)
+            item.status = Status.OPEN.value
+            item.published_at = item.published_at or now
+        if item.kind == ItemKind.CHALLENGE.value and item.deadline != old_deadline:
+            audit.record("challenge.deadline_changed", item.kind, item.id, actor_id=user.id, item_id=item.id,
+                         data={"from": old_deadline.isoformat() if old_deadline else None,
+                               "to": item.deadline.isoformat() if item.deadline else None})
+        if item.status != old_status:
+            audit.record("item.status_changed", item.kind, item.id, actor_id=user.id, item_id=item.id,
+                         data={"from": old_status, "to": item.status})
+    except ServiceError:
+        db.session.rollback()  # the item was changed in memory: leave nothing behind
+        raise
     db.session.commit()
     return item
 
@@ -204,8 +231,14 @@ def grant_access(actor: User, item: Item, *, user: User | None = None, org: Orga
     ).scalars().all()
     for g in existing:
         if g.is_active():
-            g.expires_at = expires_at
-            db.session.commit()
+            if g.expires_at != expires_at:
+                old = g.expires_at
+                g.expires_at = expires_at
+                audit.record("access.expiry_changed", "grant", g.id, actor_id=actor.id, item_id=item.id,
+                             data={"user_id": g.user_id, "org_id": g.org_id,
+                                   "from": old.isoformat() if old else None,
+                                   "to": expires_at.isoformat() if expires_at else None})
+                db.session.commit()
             return g
     grant = AccessGrant(item_id=item.id, user_id=user.id if user else None, org_id=org.id if org else None,
                         granted_by_id=actor.id, expires_at=expires_at, reason=reason)

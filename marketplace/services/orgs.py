@@ -17,6 +17,8 @@ def create_org(owner: User, name: str, kind: str, description: str = "", website
         raise ServiceError(f"Unknown kind {kind!r}; use one of {', '.join(OrgKind.values())}.", field="kind")
     if not name:
         raise ServiceError("Give the organisation a name.", field="name")
+    if not 2 <= len(name) <= 120:
+        raise ServiceError("The name needs 2 to 120 characters.", field="name")
     if db.session.execute(select(Organisation.id).where(func.lower(Organisation.name) == name.lower())).first():
         raise ServiceError("An organisation with this name already exists.", 409, field="name")
     base = slugify(name)

@@ -1,0 +1,30 @@
+"""E-mail invitations to one item, and the "My invitations" page.
+
+Importing the package wires it into the shared extension points: an item panel for the
+item's managers, a "My invitations" header link and the demo data.
+"""
+from flask import Blueprint
+from flask_login import current_user
+
+bp = Blueprint("invitations", __name__)
+
+from . import views  # noqa: E402,F401
+from .. import demo_hooks, policy, templating  # noqa: E402
+from ..items.views import ITEM_PANELS  # noqa: E402
+
+
+def _panel_wanted(item) -> bool:
+    return current_user.is_authenticated and policy.can(current_user, "manage_invitations", item)
+
+
+def _register_once() -> None:
+    if not any(t == "invitations/_item_panel.html" for t, _p in ITEM_PANELS):
+        ITEM_PANELS.append(("invitations/_item_panel.html", _panel_wanted))
+    if not any(ep == "invitations.mine" for _l, ep, _p in templating.NAV_LINKS):
+        templating.NAV_LINKS.append(("My invitations", "invitations.mine", lambda u: u.is_authenticated))
+    from .demo import load_demo
+    if load_demo not in demo_hooks.HOOKS:
+        demo_hooks.HOOKS.append(load_demo)
+
+
+_register_once()

@@ -1,0 +1,167 @@
+"""Views: the item's invitations (managers), the token link (invitees), "My invitations"."""
+from __future__ import annotations
+
+from flask import abort, flash, make_response, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import policy
+from ..extensions import db, limiter
+from ..items.views import _attach_error
+from ..models import (
+    AccessGrant,
+    Invitation,
+    InvitationList,
+    InvitationState,
+    Item,
+    ItemList,
+    utcnow,
+)
+from ..policy import get_visible_or_404, require
+from ..services import invitations as svc
+from ..services.common import ServiceError
+from . import bp
+from .forms import ConfirmForm, InviteForm
+
+
+def _token_page(token: str, inv: Invitation | None, problem: str | None = None, status: int = 200):
+    """The page behind a mailed link. Never cached, never sent on as a referrer."""
+    v = policy.viewer_for(current_user)
+    resp = make_response(render_template(
+        "invitations/open.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
+        invitee=inv is not None and problem is None and policy.is_invitee(v, inv),
+        here=url_for("invitations.open_link", token=token)), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.route("/t/<token>")
+@limiter.limit("120/minute")
+def open_link(token: str):
+    inv = svc.find_by_token(token)
+    problem = svc.refusal(inv, current_user)
+    if problem:
+        return _token_page(token, inv, *problem)
+    return _token_page(token, inv)
+
+
+@bp.route("/t/<token>/accept", methods=["POST"])
+@limiter.limit("30/minute")
+def accept(token: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Open the invitation link again.")
+    if not current_user.is_authenticated:
+        flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
+        return redirect(url_for("auth.login", next=url_for("invitations.open_link", token=token)))
+    try:
+        inv = svc.accept(current_user, token)
+    except ServiceError as e:
+        return _token_page(token, svc.find_by_token(token), e.message, e.status)
+    item = inv.item
+    flash(f"Invitation accepted: you can now see “{item.title}”.", "success")
+    if policy.can(current_user, "view", item):
+        return redirect(url_for("items.detail", kind=item.kind, item_id=item.id))
+    # A draft, or an item that is no longer `invited`: the grant waits until it applies.
+    return redirect(url_for("invitations.mine"))
+
+
+@bp.route("/t/<token>/decline", methods=["POST"])
+@limiter.limit("30/minute")
+def decline(token: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Open the invitation link again.")
+    try:
+        svc.decline(current_user, token)
+    except ServiceError as e:
+        return _token_page(token, svc.find_by_token(token), e.message, e.status)
+    flash("Invitation declined. The link no longer works.", "info")
+    if current_user.is_authenticated:
+        return redirect(url_for("invitations.mine"))
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/item/<int:item_id>", methods=["GET", "POST"])
+@login_required
+@limiter.limit("120/hour", methods=["POST"])
+def for_item(item_id: int):
+    """The item's invitations: list, send (the link is shown here once), revoke."""
+    item = get_visible_or_404(Item, item_id)
+    require("manage_invitations", item)
+    form = InviteForm()
+    created = link = None
+    if form.validate_on_submit():
+        try:
+            created, token = svc.create_invitation(current_user, item, form.email.data, days=form.days.data,
+                                                   access_until=form.access_until.data)
+        except ServiceError as e:
+            _attach_error(form, e)
+        else:
+            link = svc.accept_url(token)
+            form = InviteForm(formdata=None)
+    rows = svc.invitations_for_item(item)
+    now = utcnow()
+    resp = make_response(render_template(
+        "invitations/item.html", item=item, kind=item.kind, form=form, rows=rows, created=created, link=link,
+        states={i.id: policy.invitation_state(i, now) for i in rows}, confirm=ConfirmForm()),
+        400 if form.errors else (201 if created else 200))
+    if link:
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/<int:inv_id>/revoke", methods=["POST"])
+@login_required
+def revoke(inv_id: int):
+    inv = get_visible_or_404(Invitation, inv_id)
+    require("manage_invitations", inv.item)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    was = policy.invitation_state(inv)
+    try:
+        svc.revoke(current_user, inv)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash("Invitation revoked and the access it gave ended." if was == InvitationState.ACCEPTED.value
+          else "Invitation revoked; the link no longer works.", "success")
+    return redirect(url_for("invitations.for_item", item_id=inv.item_id))
+
+
+@bp.route("/")
+@login_required
+def mine():
+    """What the user was invited to: pending links, and what they see through grants and lists."""
+    v = policy.viewer_for(current_user)
+    now = utcnow()
+    invs = svc.invitations_for_user(current_user)
+    pending = [i for i in invs if policy.invitation_state(i, now) == InvitationState.PENDING.value]
+    past = [i for i in invs if i not in pending][:50]
+    past_visible = {i.id for i in past if policy.can(current_user, "view", i.item)}
+
+    newest = (Item.created_at.desc(), Item.id.desc())
+    via_grants = db.session.execute(
+        policy.visible(current_user, Item).where(policy.items_via_grants_clause(v, now)).order_by(*newest).limit(200)
+    ).scalars().all()
+    grants = {}
+    if via_grants:
+        for gr in db.session.execute(
+            policy.active_grants_for_viewer(v, now).where(AccessGrant.item_id.in_([i.id for i in via_grants]))
+        ).scalars():
+            grants.setdefault(gr.item_id, []).append(gr)
+
+    via_lists = db.session.execute(
+        policy.visible(current_user, Item).where(policy.items_via_lists_clause(v, now)).order_by(*newest).limit(200)
+    ).scalars().all()
+    memberships = db.session.execute(policy.active_list_memberships(v, now)).scalars().all()
+    my_list_ids = {m.list_id for m in memberships}
+    lists_by_item: dict[int, list[InvitationList]] = {}
+    if via_lists and my_list_ids:
+        for a in db.session.execute(
+            select(ItemList).where(ItemList.item_id.in_([i.id for i in via_lists]),
+                                   ItemList.list_id.in_(my_list_ids))
+        ).scalars():
+            lists_by_item.setdefault(a.item_id, []).append(a.list)
+    return render_template("invitations/mine.html", pending=pending, past=past, past_visible=past_visible,
+                           via_grants=via_grants, grants=grants, via_lists=via_lists,
+                           lists_by_item=lists_by_item, memberships=memberships, at=now,
+                           states={i.id: policy.invitation_state(i, now) for i in invs})

@@ -1,0 +1,278 @@
+"""Views: load with the policy (404), check the action (403), validate, call the service."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from .. import policy
+from ..extensions import db
+from ..items.views import _attach_error
+from ..models import (
+    InvitationList,
+    Item,
+    ItemList,
+    ListMember,
+    ListShare,
+    Membership,
+    Organisation,
+    OrgKind,
+    utcnow,
+)
+from ..policy import get_visible_or_404, require
+from ..services import lists as svc
+from ..services.accounts import find_user
+from ..services.common import ServiceError
+from . import bp
+from .forms import AttachForm, ConfirmForm, ListForm, MemberForm, ShareForm
+
+
+def _curatable_orgs() -> list[Organisation]:
+    orgs = db.session.execute(
+        select(Organisation).join(Membership).where(Membership.user_id == current_user.id,
+                                                    Organisation.kind == OrgKind.CLUSTER.value)
+        .order_by(Organisation.name)
+    ).scalars().all()
+    return [o for o in orgs if policy.can(current_user, "curate_lists", o)]
+
+
+def _org_by_slug(slug: str) -> Organisation | None:
+    return db.session.execute(
+        select(Organisation).where(Organisation.slug == (slug or "").strip().lower()[:140])
+    ).scalar()
+
+
+@bp.route("/")
+@login_required
+def index():
+    q = policy.visible(current_user, InvitationList).order_by(func.lower(InvitationList.name), InvitationList.id)
+    org = None
+    if request.args.get("org"):
+        org = _org_by_slug(request.args["org"])
+        if org is None:
+            abort(404)
+        q = q.where(InvitationList.org_id == org.id)
+    lists = db.session.execute(q.limit(500)).scalars().all()
+    v = policy.viewer_for(current_user)
+    own = [lst for lst in lists if v.is_member(lst.org_id)]
+    shared = [lst for lst in lists if not v.is_member(lst.org_id)]
+    return render_template("lists/index.html", own=own, shared=shared, org=org, curatable=_curatable_orgs())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    orgs = _curatable_orgs()
+    if not orgs:
+        abort(403, "Invitation lists are curated by cluster organisations: you need to be an owner or "
+                   "admin of one.")
+    org_id = request.values.get("org", type=int) or orgs[0].id
+    org = next((o for o in orgs if o.id == org_id), None)
+    if org is None:
+        abort(403, "You cannot curate lists for that organisation.")
+    form = ListForm()
+    if form.validate_on_submit():
+        try:
+            lst = svc.create_list(current_user, org, form.name.data, form.description.data or "")
+        except ServiceError as e:
+            _attach_error(form, e)
+        else:
+            flash(f"List “{lst.name}” created. Add people and organisations to it.", "success")
+            return redirect(url_for("lists.detail", list_id=lst.id))
+    return render_template("lists/form.html", form=form, org=org, orgs=orgs, lst=None), \
+        (400 if form.errors else 200)
+
+
+def _render_detail(lst: InvitationList, member_form=None, share_form=None, status: int = 200):
+    now = utcnow()
+    members = db.session.execute(
+        select(ListMember).where(ListMember.list_id == lst.id, ListMember.removed_at.is_(None))
+        .order_by(ListMember.created_at, ListMember.id)
+    ).scalars().all()
+    shares = []
+    if policy.can(current_user, "share", lst):
+        shares = db.session.execute(
+            select(ListShare, Organisation).join(Organisation, Organisation.id == ListShare.org_id)
+            .where(ListShare.list_id == lst.id).order_by(Organisation.name)
+        ).all()
+    attachments = db.session.execute(
+        policy.visible(current_user, ItemList).where(ItemList.list_id == lst.id)
+        .order_by(ItemList.created_at.desc(), ItemList.id.desc())
+    ).scalars().all()
+    curator = policy.can(current_user, "manage_members", lst)
+    return render_template(
+        "lists/detail.html", lst=lst, members=members, shares=shares, attachments=attachments, curator=curator,
+        member_form=member_form or MemberForm(formdata=None), share_form=share_form or ShareForm(formdata=None),
+        confirm=ConfirmForm(formdata=None), at=now), status
+
+
+@bp.route("/<int:list_id>")
+@login_required
+def detail(list_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    return _render_detail(lst)
+
+
+@bp.route("/<int:list_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(list_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    require("edit", lst)
+    form = ListForm(obj=lst)
+    if form.validate_on_submit():
+        try:
+            svc.update_list(current_user, lst, form.name.data, form.description.data or "")
+        except ServiceError as e:
+            db.session.rollback()
+            _attach_error(form, e)
+        else:
+            flash("Saved.", "success")
+            return redirect(url_for("lists.detail", list_id=lst.id))
+    return render_template("lists/form.html", form=form, org=lst.organisation, orgs=None, lst=lst), \
+        (400 if form.errors else 200)
+
+
+@bp.route("/<int:list_id>/members", methods=["POST"])
+@login_required
+def add_member(list_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    require("manage_members", lst)
+    form = MemberForm()
+    if form.validate_on_submit():
+        user = org = None
+        if form.email.data:
+            user = find_user(form.email.data)
+            if user is None:
+                form.email.errors.append("No account has this e-mail address. Ask them to register first, "
+                                         "or invite them to an item by e-mail.")
+        else:
+            org = _org_by_slug(form.org.data)
+            if org is None:
+                form.org.errors.append("No organisation has this short name.")
+        if user or org:
+            try:
+                m = svc.add_member(current_user, lst, user=user, org=org, expires_at=form.expires_at.data)
+            except ServiceError as e:
+                db.session.rollback()
+                _attach_error(form, e)
+            else:
+                who = m.user.display_name if m.user else m.member_org.name
+                flash(f"{who} is on the list{' until ' + m.expires_at.strftime('%Y-%m-%d %H:%M UTC') if m.expires_at else ''}.",
+                      "success")
+                return redirect(url_for("lists.detail", list_id=lst.id))
+    return _render_detail(lst, member_form=form, status=400)
+
+
+def _member(lst: InvitationList, member_id: int) -> ListMember:
+    m = db.session.get(ListMember, member_id)
+    if m is None or m.list_id != lst.id:
+        abort(404)
+    return m
+
+
+@bp.route("/<int:list_id>/members/<int:member_id>/remove", methods=["POST"])
+@login_required
+def remove_member(list_id: int, member_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    m = _member(lst, member_id)
+    require("remove", m)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    try:
+        svc.remove_member(current_user, m)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash("Removed from the list; their access through it has ended.", "success")
+    return redirect(url_for("lists.detail", list_id=lst.id))
+
+
+@bp.route("/<int:list_id>/shares", methods=["POST"])
+@login_required
+def share(list_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    require("share", lst)
+    form = ShareForm()
+    if form.validate_on_submit():
+        org = _org_by_slug(form.org.data)
+        if org is None:
+            form.org.errors.append("No organisation has this short name.")
+        else:
+            try:
+                svc.share(current_user, lst, org)
+            except ServiceError as e:
+                db.session.rollback()
+                _attach_error(form, e)
+            else:
+                flash(f"Shared with {org.name}: its owners and admins can attach the list to their items.",
+                      "success")
+                return redirect(url_for("lists.detail", list_id=lst.id))
+    return _render_detail(lst, share_form=form, status=400)
+
+
+@bp.route("/<int:list_id>/shares/<int:share_id>/remove", methods=["POST"])
+@login_required
+def unshare(list_id: int, share_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    s = db.session.get(ListShare, share_id)
+    if s is None or s.list_id != lst.id:
+        abort(404)
+    require("delete", s)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    try:
+        n = svc.unshare(current_user, s)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash(f"No longer shared{f'; detached from {n} of their items' if n else ''}.", "success")
+    return redirect(url_for("lists.detail", list_id=lst.id))
+
+
+# ----------------------------------------------------------------------------- items
+
+
+@bp.route("/attach/<int:item_id>", methods=["POST"])
+@login_required
+def attach(item_id: int):
+    item = get_visible_or_404(Item, item_id)
+    require("attach_list", item)
+    form = AttachForm()
+    if not form.validate_on_submit():
+        abort(400, "Choose a list to attach.")
+    lst = db.session.get(InvitationList, form.list_id.data)
+    if lst is None or not policy.can(current_user, "view", lst):
+        abort(404)
+    try:
+        svc.attach(current_user, item, lst)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash(f"List “{lst.name}” attached: its members can see this {item.kind_label.lower()} while on the list.",
+          "success")
+    return redirect(url_for("items.detail", kind=item.kind, item_id=item.id))
+
+
+@bp.route("/attachments/<int:attachment_id>/detach", methods=["POST"])
+@login_required
+def detach(attachment_id: int):
+    a = get_visible_or_404(ItemList, attachment_id)
+    require("detach", a)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    item = a.item
+    try:
+        svc.detach(current_user, a)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash("List detached; its members no longer see this item through it.", "success")
+    return redirect(url_for("items.detail", kind=item.kind, item_id=item.id))
+
+
+@bp.app_template_global("list_panel")
+def list_panel(item: Item) -> dict:
+    """Data for the item page's list panel: attached lists the viewer may see, usable lists."""
+    attached = db.session.execute(
+        policy.visible(current_user, ItemList).where(ItemList.item_id == item.id)
+        .order_by(ItemList.created_at, ItemList.id)
+    ).scalars().all()
+    usable = svc.usable_lists(current_user, item) if policy.can(current_user, "attach_list", item) else []
+    return {"attached": attached, "usable": usable, "form": AttachForm(formdata=None),
+            "confirm": ConfirmForm(formdata=None)}

@@ -1,0 +1,218 @@
+"""The built-in document types and the changes that reindex them.
+
+Documents: challenges/failures/assets ("item"), organisations ("org"), ideas ("idea"),
+and the Q&A and discussion posts the engagement feature made searchable ("question",
+"comment"). Their content comes from each feature's own ``search_document()`` where it
+has one; who may find them always comes from policy.doc_principals().
+
+Which changes count as *narrowing* (the document may now be seen by fewer people, so
+search filters it at query time until the outbox is applied): anything touching
+visibility, status, moderation, grants, list attachments, authorship or deletion.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.routing import BuildError
+
+from ..extensions import db
+from ..models import (
+    AccessGrant,
+    Item,
+    ItemKind,
+    ItemList,
+    ItemTag,
+    Organisation,
+)
+from .documents import (
+    SUMMARY_BOOST,
+    TITLE_BOOST,
+    DocType,
+    Presented,
+    SearchDoc,
+    display_text,
+    doc_from_dict,
+    principals_for,
+    register_dependents,
+    register_doc_type,
+)
+from .outbox import register_doc_source, with_dependents
+
+SNIPPET_SOURCE_CHARS = 6000  # of a Markdown source, for snippets
+
+
+def _url(endpoint: str, anchor: str = "", **values) -> str | None:
+    try:
+        return url_for(endpoint, **values) + anchor
+    except (BuildError, RuntimeError):
+        return None
+
+
+def _plain(md: str | None) -> str:
+    return display_text(md, SNIPPET_SOURCE_CHARS)
+
+
+# --------------------------------------------------------------------------- items
+
+ITEM_NARROWING = ("visibility", "status", "hidden_at", "org_id", "published_at")
+
+
+def item_document(item: Item) -> SearchDoc:
+    principals, valid_until = principals_for(item)
+    parts = [(item.title, TITLE_BOOST), (item.summary or "", SUMMARY_BOOST)]
+    parts += [(getattr(item, name) or "", 1.0) for name in item.MARKDOWN_FIELDS]
+    if item.incentive_summary:
+        parts.append((item.incentive_summary, 1.0))
+    return SearchDoc(
+        doc_type="item", doc_id=item.id, kind=item.kind, status=item.status, org_id=item.org_id,
+        parts=tuple(parts), principals=principals, tags=tuple(item.tags),
+        created=item.published_at or item.created_at, deadline=item.deadline, stale_at=valid_until,
+    )
+
+
+def present_item(item: Item) -> Presented:
+    meta = [item.organisation.name if item.organisation else "", item.status.capitalize()]
+    if item.deadline and item.kind == ItemKind.CHALLENGE.value:
+        meta.append("deadline " + item.deadline.strftime("%Y-%m-%d"))
+    text = " ".join(p for p in (item.summary, _plain(item.body)) if p)
+    return Presented(title=item.title, url=_url("items.detail", kind=item.kind, item_id=item.id),
+                     kind_label=item.kind_label, text=text, meta=[m for m in meta if m])
+
+
+def _item_source(item: Item, change) -> list:
+    return with_dependents("item", item.id, change.touches(*ITEM_NARROWING))
+
+
+def _item_child_source(narrowing_attrs: Sequence[str], insert_narrows: bool = False):
+    def fn(obj, change) -> list:
+        narrowing = change.touches(*narrowing_attrs) or (insert_narrows and change.op == "insert")
+        return with_dependents("item", obj.item_id, narrowing)
+
+    return fn
+
+
+# --------------------------------------------------------------------------- organisations
+
+
+def org_document(org: Organisation) -> SearchDoc:
+    principals, valid_until = principals_for(org)
+    return SearchDoc(
+        doc_type="org", doc_id=org.id, kind="organisation", status="active", org_id=org.id,
+        parts=((org.name, TITLE_BOOST), (org.description or "", 1.0)), principals=principals,
+        tags=(org.kind,) if org.kind else (), created=org.created_at, stale_at=valid_until,
+    )
+
+
+def present_org(org: Organisation) -> Presented:
+    return Presented(title=org.name, url=_url("orgs.detail", slug=org.slug), kind_label="Organisation",
+                     text=_plain(org.description), meta=[org.kind.replace("-", " ").capitalize()])
+
+
+def _org_source(org: Organisation, change) -> list:
+    jobs = [("org", org.id, change.op == "delete")]
+    if change.op == "delete":
+        # The database cascades the organisation's items away: unindex them too.
+        ids = db.session.execute(select(Item.id).where(Item.org_id == org.id)).scalars().all()
+        for item_id in ids:
+            jobs += with_dependents("item", item_id, True)
+    return jobs
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register_builtin() -> None:
+    register_doc_type(DocType("item", Item, item_document, present_item,
+                              load_options=(selectinload(Item.tag_rows),),
+                              present_options=(selectinload(Item.organisation),)))
+    register_doc_type(DocType("org", Organisation, org_document, present_org))
+    register_doc_source(Item, _item_source, bulk=("item", Item.id))
+    register_doc_source(ItemTag, _item_child_source(()), bulk=("item", ItemTag.item_id))
+    # A new grant only widens; changing or removing one may narrow.
+    register_doc_source(AccessGrant, _item_child_source(("revoked_at", "expires_at", "item_id", "user_id",
+                                                         "org_id")), bulk=("item", AccessGrant.item_id))
+    register_doc_source(ItemList, _item_child_source(("item_id", "list_id")), bulk=("item", ItemList.item_id))
+    register_doc_source(Organisation, _org_source, bulk=("org", Organisation.id))
+    _register_ideas()
+    _register_engagement()
+
+
+def _register_ideas() -> None:
+    try:
+        from ..models import Idea, IdeaAuthor
+        from ..services.ideas import search_document as idea_search_document
+    except ImportError:  # pragma: no cover - the ideas feature is not installed
+        return
+
+    def idea_document(idea) -> SearchDoc:
+        principals, valid_until = principals_for(idea)
+        return doc_from_dict("idea", idea_search_document(idea), principals, valid_until)
+
+    def present_idea(idea) -> Presented:
+        ch = idea.challenge
+        return Presented(title=idea.title, url=_url("ideas.detail", idea_id=idea.id), kind_label="Idea",
+                         text=" ".join(p for p in (idea.summary, _plain(idea.body)) if p),
+                         meta=[f"Idea for “{ch.title}”" if ch else "", idea.status_label])
+
+    def ideas_of(item_ids):
+        rows = db.session.execute(select(Idea.id).where(Idea.challenge_id.in_(list(item_ids)))).scalars()
+        return [("idea", i) for i in rows]
+
+    narrowing = ("status", "hidden_at", "confidentiality", "reveal_at", "challenge_id", "submitted_at")
+    register_doc_type(DocType("idea", Idea, idea_document, present_idea,
+                              load_options=(selectinload(Idea.authors),),
+                              present_options=(selectinload(Idea.challenge),)))
+    register_dependents("item", ideas_of)
+    register_doc_source(Idea, lambda idea, ch: [("idea", idea.id, ch.touches(*narrowing))],
+                        bulk=("idea", Idea.id))
+    register_doc_source(IdeaAuthor, lambda a, ch: [("idea", a.idea_id, ch.touches("status", "user_id",
+                                                                                  "idea_id"))],
+                        bulk=("idea", IdeaAuthor.idea_id))
+
+
+def _register_engagement() -> None:
+    try:
+        from ..models import Answer, Comment, Question
+        from ..services.engagement import search_document as eng_search_document
+    except ImportError:  # pragma: no cover - the engagement feature is not installed
+        return
+
+    def question_document(q) -> SearchDoc:
+        principals, valid_until = principals_for(q)
+        return doc_from_dict("question", eng_search_document(q), principals, valid_until)
+
+    def comment_document(c) -> SearchDoc:
+        principals, valid_until = principals_for(c)
+        return doc_from_dict("comment", eng_search_document(c), principals, valid_until)
+
+    def present_post(obj, label: str, anchor: str) -> Presented:
+        item = obj.item
+        d = eng_search_document(obj)
+        return Presented(title=d["title"], url=_url("items.detail", f"#{anchor}-{obj.id}", kind=item.kind,
+                                                    item_id=item.id),
+                         kind_label=label, text=d["text"], meta=[item.organisation.name])
+
+    def posts_of(item_ids):
+        ids = list(item_ids)
+        out = [("question", i) for i in db.session.execute(
+            select(Question.id).where(Question.item_id.in_(ids))).scalars()]
+        out += [("comment", i) for i in db.session.execute(
+            select(Comment.id).where(Comment.item_id.in_(ids))).scalars()]
+        return out
+
+    hiding = ("hidden_at", "deleted_at", "item_id", "author_id")
+    register_doc_type(DocType("question", Question, question_document,
+                              lambda q: present_post(q, "Q&A", "question")))
+    register_doc_type(DocType("comment", Comment, comment_document,
+                              lambda c: present_post(c, "Discussion", "comment")))
+    register_dependents("item", posts_of)
+    register_doc_source(Question, lambda q, ch: [("question", q.id, ch.touches(*hiding))],
+                        bulk=("question", Question.id))
+    register_doc_source(Answer, lambda a, ch: [("question", a.question_id, ch.touches("hidden_at", "question_id"))],
+                        bulk=("question", Answer.question_id))
+    register_doc_source(Comment, lambda c, ch: [("comment", c.id, ch.touches(*hiding))],
+                        bulk=("comment", Comment.id))
+

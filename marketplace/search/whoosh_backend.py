@@ -1,0 +1,416 @@
+"""The Whoosh backend: an index directory with atomic generations and one writer at a time.
+
+Layout under SEARCH_INDEX_DIR::
+
+    CURRENT            name of the live index folder (replaced atomically)
+    writer.lock        flock()ed by whoever writes: the outbox writer, a rebuild
+    gen-<time>-<rand>/ a complete Whoosh index
+
+Searches read CURRENT and the folder's latest Whoosh generation on every query (a file
+read and a directory listing) and never take the writer lock, so they are never blocked
+by writers and keep running during a rebuild, which builds a new folder and then swaps
+CURRENT. The previous folder is kept until the next rebuild so searches that opened it
+finish undisturbed.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import gc
+import logging
+import multiprocessing
+import os
+import queue
+import secrets
+import shutil
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from whoosh import index as whoosh_index
+from whoosh.index import TOC
+
+from .backend import LoadChunk, SearchBackend, SearchHits, SearchQuery
+from .documents import SearchDoc
+from .engine import Engine, View
+from .schema import SCHEMA_VERSION, build_schema
+from .segments import SegmentBuilder
+
+log = logging.getLogger(__name__)
+
+SEGMENT_DOCS = 25_000  # documents per segment a rebuild worker writes
+
+
+class IndexBusy(RuntimeError):
+    """Another process holds the writer lock."""
+
+
+class WhooshBackend(SearchBackend):
+    def __init__(self, base_dir: str | os.PathLike, *, cache_postings: int = 16_000_000):
+        self.base = Path(base_dir)
+        self.engine = Engine(postings_budget=cache_postings)
+        self._dirname: str | None = None
+        self._ix = None
+        self._reader = None
+        self._gen = -1
+        self._view: View | None = None
+        self._local = threading.local()
+
+    # ---------------------------------------------------------------- locking
+
+    @contextmanager
+    def lock(self, wait: bool = True, timeout: float = 600.0):
+        """The writer lock (across processes and threads). Raises IndexBusy if not `wait`
+        and someone else holds it, or after `timeout` seconds."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.base / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if not wait or time.monotonic() > deadline:
+                        raise IndexBusy("the search index is being written by another process")
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # ---------------------------------------------------------------- folders
+
+    def _current_name(self) -> str | None:
+        try:
+            name = (self.base / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name if name and (self.base / name).is_dir() else None
+
+    def _set_current(self, name: str) -> None:
+        tmp = self.base / f"CURRENT.{os.getpid()}.tmp"
+        tmp.write_text(name + "\n")
+        os.replace(tmp, self.base / "CURRENT")  # atomic: readers see the old or the new name
+
+    def _new_folder(self) -> Path:
+        name = time.strftime("gen-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        path = self.base / name
+        path.mkdir(parents=True)
+        whoosh_index.create_in(str(path), build_schema())
+        (path / "SCHEMA_VERSION").write_text(str(SCHEMA_VERSION))
+        return path
+
+    def has_index(self) -> bool:
+        return self._current_name() is not None
+
+    def ensure_index(self) -> None:
+        """Create an empty live index if there is none (caller holds the lock)."""
+        if self._current_name() is None:
+            self._set_current(self._new_folder().name)
+
+    def _writable_index(self):
+        self.ensure_index()
+        return whoosh_index.open_dir(str(self.base / self._current_name()))
+
+    def schema_version(self) -> int | None:
+        name = self._current_name()
+        if name is None:
+            return None
+        try:
+            return int((self.base / name / "SCHEMA_VERSION").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    # ---------------------------------------------------------------- reading
+
+    def view(self) -> View | None:
+        """The engine's view of the live generation (refreshed when it changed)."""
+        with self.engine.lock:
+            name = self._current_name()
+            if name is None:
+                return None
+            for attempt in range(3):
+                try:
+                    if name != self._dirname:
+                        ix = whoosh_index.open_dir(str(self.base / name))
+                        gen = ix.latest_generation()
+                        self._swap_reader(ix, name, gen)
+                    else:
+                        gen = self._ix.latest_generation()
+                        if gen != self._gen:
+                            self._swap_reader(self._ix, name, gen)
+                    return self._view
+                except (FileNotFoundError, OSError, whoosh_index.EmptyIndexError):
+                    # A merge removed files between listing and opening: read again.
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.01)
+                    name = self._current_name()
+            return self._view  # pragma: no cover
+
+    def _swap_reader(self, ix, name: str, gen: int) -> None:
+        reader = ix.reader()
+        old = self._reader
+        self._ix, self._dirname, self._reader = ix, name, reader
+        self._gen = gen
+        self._view = self.engine.view(reader, gen)
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+
+    def search(self, q: SearchQuery) -> SearchHits:
+        with self.engine.lock:
+            view = self.view()
+            if view is None:
+                return SearchHits(0, [], {})
+            r = self.engine.search(
+                view, q.parsed, principals=q.principals, filters=q.filters, not_filters=q.not_filters,
+                exclude_keys=q.exclude_keys, sort=q.sort, offset=q.offset, limit=q.limit, facets=q.facets)
+            return SearchHits(r.total, r.hits, r.facets)
+
+    def visible_count(self, term: str, principals: Sequence[str]) -> int:
+        with self.engine.lock:
+            view = self.view()
+            return 0 if view is None else self.engine.visible_df(view, term, tuple(principals))
+
+    def shown_keys(self, keys: Sequence[str], principals: Sequence[str]) -> list[str]:
+        with self.engine.lock:
+            view = self.view()
+            return [] if view is None else self.engine.shown(view, keys, tuple(principals))
+
+    def similar_terms(self, term: str, maxdist: int) -> list[str]:
+        with self.engine.lock:
+            view = self.view()
+            if view is None:
+                return []
+            prefix = 2 if len(term) >= 6 else 1
+            out: set[str] = set()
+            for leaf in view.leaves:
+                for t in leaf.reader.terms_within("text", term, maxdist, prefix=prefix):
+                    out.add(t.decode("utf-8") if isinstance(t, bytes) else t)
+            out.discard(term)
+            return sorted(out)
+
+    def digests(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self.engine.lock:
+            view = self.view()
+            if view is None:
+                return out
+            for leaf in view.leaves:
+                for docnum in range(leaf.data.n):
+                    if leaf.live is not None and not leaf.live[docnum]:
+                        continue
+                    stored = leaf.reader.stored_fields(docnum)
+                    if stored.get("key") in out:
+                        out[stored["key"] + "#duplicate"] = stored.get("digest", "")
+                    out[stored.get("key")] = stored.get("digest", "")
+        return out
+
+    def stale_keys(self, now_epoch: int) -> list[str]:
+        keys: list[str] = []
+        with self.engine.lock:
+            view = self.view()
+            if view is None:
+                return keys
+            for leaf in view.leaves:
+                col = leaf.data.columns["stale_at"]
+                due = (col > 0) & (col <= now_epoch)
+                if leaf.live is not None:
+                    due &= leaf.live
+                for docnum in due.nonzero()[0]:
+                    keys.append(leaf.reader.stored_fields(int(docnum))["key"])
+        return keys
+
+    def stats(self) -> dict:
+        with self.engine.lock:
+            view = self.view()
+            name = self._current_name()
+            size = 0
+            if name:
+                size = sum(p.stat().st_size for p in (self.base / name).iterdir() if p.is_file())
+            if view is None:
+                return {"folder": None, "documents": 0, "segments": [], "size_bytes": 0}
+            return {
+                "folder": name,
+                "generation": view.generation,
+                "schema_version": self.schema_version(),
+                "documents": view.doc_count,
+                "deleted": sum(int((~leaf.live).sum()) for leaf in view.leaves if leaf.live is not None),
+                "segments": [leaf.data.n for leaf in view.leaves],
+                "size_bytes": size,
+                "engine": self.engine.stats(),
+            }
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self, upserts: Iterable[SearchDoc], deletes: Iterable[str]) -> None:
+        """Replace/insert and delete documents in one Whoosh commit; the caller holds lock()."""
+        upserts = list(upserts)
+        keys = set(deletes) | {d.key for d in upserts}
+        if not keys:
+            return
+        ix = self._writable_index()
+        w = ix.writer()
+        try:
+            with w.searcher() as s:
+                for key in sorted(keys):
+                    w.delete_by_term("key", key, searcher=s)
+            for doc in upserts:
+                w.add_document(**doc.fields())
+        except BaseException:
+            w.cancel()
+            raise
+        w.commit()
+
+    def apply(self, upserts: Iterable[SearchDoc], deletes: Iterable[str], *, wait: bool = True) -> bool:
+        try:
+            with self.lock(wait=wait, timeout=60.0):
+                self.write(upserts, deletes)
+                return True
+        except IndexBusy:
+            if wait:
+                raise
+            return False
+
+    def rebuild(self, chunks: Sequence[tuple[str, Sequence[int]]], load: LoadChunk, *, procs: int = 2,
+                progress: Callable[[int], None] | None = None, child_init: Callable[[], None] | None = None,
+                after_build: Callable[[], None] | None = None) -> dict:
+        """Build a new folder from `chunks` with `procs` worker processes, then swap it in.
+
+        The writer lock is held throughout, so outbox jobs committed meanwhile wait in the
+        outbox and are applied to the new index after the swap (`after_build` runs while
+        the lock is still held, e.g. to apply them before anyone else writes).
+        """
+        started = time.monotonic()
+        with self.lock(wait=True, timeout=3600.0):
+            folder = self._new_folder()
+            try:
+                segments, count = _build_segments(folder, list(chunks), load, procs, progress, child_init)
+                ix = whoosh_index.open_dir(str(folder))
+                TOC(ix.schema, segments, ix.latest_generation() + 1).write(ix.storage, ix.indexname)
+                for tmp in folder.glob("*.tmp"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            previous = self._current_name()
+            self._set_current(folder.name)
+            for path in self.base.iterdir():
+                if path.is_dir() and path.name.startswith("gen-") and path.name not in (folder.name, previous):
+                    shutil.rmtree(path, ignore_errors=True)
+            if after_build is not None:
+                after_build()
+        elapsed = time.monotonic() - started
+        return {"documents": count, "seconds": elapsed, "folder": folder.name,
+                "size_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file())}
+
+
+# --------------------------------------------------------------------------- rebuild workers
+
+
+def _build_into(folder: Path, jobs, results, load: LoadChunk) -> None:
+    """Worker body: turn (doc_type, ids) jobs into segments of `folder`."""
+    gc.freeze()  # everything loaded so far lives on; don't rescan it on every collection
+    ix = whoosh_index.open_dir(str(folder))
+    builder = SegmentBuilder(ix)
+    while True:
+        job = jobs.get()
+        if job is None:
+            break
+        doc_type, ids = job
+        for doc in load(doc_type, ids):
+            builder.add(doc.fields())
+        results.put(("progress", len(ids), None))
+        if builder.count >= SEGMENT_DOCS:
+            results.put(("segment", builder.count, builder.finish()))
+            builder = SegmentBuilder(ix)
+    if builder.count:
+        results.put(("segment", builder.count, builder.finish()))
+    else:
+        builder.discard()
+
+
+def _worker_main(folder, jobs, results, load, child_init) -> None:
+    try:
+        if child_init is not None:
+            child_init()
+        _build_into(folder, jobs, results, load)
+        results.put(("done", 0, None))
+    except BaseException:
+        results.put(("error", 0, traceback.format_exc()))
+
+
+def _build_segments(folder: Path, chunks, load, procs, progress, child_init):
+    segments: list = []
+    count = 0
+    if procs <= 1 or len(chunks) <= 1:
+        ix = whoosh_index.open_dir(str(folder))
+        builder = SegmentBuilder(ix)
+        for doc_type, ids in chunks:
+            for doc in load(doc_type, ids):
+                builder.add(doc.fields())
+            count += len(ids)
+            if progress:
+                progress(len(ids))
+            if builder.count >= SEGMENT_DOCS:
+                segments.append(builder.finish())
+                builder = SegmentBuilder(ix)
+        if builder.count:
+            segments.append(builder.finish())
+        else:
+            builder.discard()
+        return segments, sum(s.doc_count_all() for s in segments)
+
+    ctx = multiprocessing.get_context("fork")
+    jobs, results = ctx.Queue(), ctx.Queue()
+    for c in chunks:
+        jobs.put(c)
+    workers = [ctx.Process(target=_worker_main, args=(folder, jobs, results, load, child_init), daemon=True)
+               for _ in range(procs)]
+    for _ in workers:
+        jobs.put(None)
+    for p in workers:
+        p.start()
+    done = 0
+    error = None
+    try:
+        while done < len(workers):
+            try:
+                kind, n, payload = results.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for p in workers if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    error = f"worker exited with code {dead[0].exitcode}"
+                    break
+                continue
+            if kind == "progress":
+                count += n
+                if progress:
+                    progress(n)
+            elif kind == "segment":
+                segments.append(payload)
+            elif kind == "done":
+                done += 1
+            elif kind == "error":
+                error = payload
+                break
+    finally:
+        if error is not None:
+            for p in workers:
+                p.terminate()
+        for p in workers:
+            p.join()
+    if error is not None:
+        raise RuntimeError(f"a rebuild worker failed:\n{error}")
+    return segments, sum(s.doc_count_all() for s in segments)

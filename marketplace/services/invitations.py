@@ -1,0 +1,257 @@
+"""Invitation writes: create (and mail the link), accept, decline, revoke.
+
+Each function asks the policy itself. The token exists only in the mail, on the inviting
+admin's screen once, and in the invitee's link; the database keeps its SHA-256. Accepting
+locks the invitation row first, so two parallel acceptances of one token give one grant.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, has_request_context, request, url_for
+from sqlalchemy import select
+
+from .. import audit, policy
+from ..extensions import db
+from ..models import AccessGrant, Invitation, InvitationState, Item, Organisation, User, utcnow
+from ..notify import notify, send_mail
+from .accounts import normalise_email
+from .common import ServiceError, lock_row
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 90
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+REFUSALS = {
+    InvitationState.ACCEPTED.value: "This invitation has already been used. Each link works once.",
+    InvitationState.DECLINED.value: "This invitation was declined, so the link no longer works.",
+    InvitationState.REVOKED.value: "This invitation was withdrawn by the organisation that sent it.",
+    InvitationState.EXPIRED.value: "This invitation has expired. Ask the organisation for a new one.",
+}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256((token or "").encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def accept_url(token: str) -> str:
+    """Absolute link for the mail: this request's host, or SERVER_NAME (CLI, demo)."""
+    if has_request_context():
+        return url_for("invitations.open_link", token=token, _external=True)
+    base = current_app.config.get("SERVER_NAME") or "127.0.0.1:5000"
+    scheme = current_app.config.get("PREFERRED_URL_SCHEME", "http")
+    return f"{scheme}://{base}/invitations/t/{token}"
+
+
+def find_by_token(token: str) -> Invitation | None:
+    """The invitation a link belongs to (None for an unknown or malformed token)."""
+    if not token or len(token) > 200:
+        return None
+    return db.session.execute(
+        select(Invitation).where(Invitation.token_hash == hash_token(token))
+    ).scalar_one_or_none()
+
+
+def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
+    """Why this link cannot be used by `user` now (message, HTTP status), or None."""
+    if inv is None:
+        return "This invitation link is not valid. Check that you copied the whole link.", 404
+    state = policy.invitation_state(inv)
+    if state != InvitationState.PENDING.value:
+        msg = REFUSALS[state]
+        if state == InvitationState.EXPIRED.value:
+            msg = f"This invitation expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC. " \
+                  "Ask the organisation for a new one."
+        return msg, 410
+    v = policy.viewer_for(user)
+    if v.is_authenticated and not policy.is_invitee(v, inv):
+        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
+                "with. Sign out and sign in (or register) with the invited address."), 403
+    return None
+
+
+def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAULT_DAYS,
+                      access_until: datetime | None = None) -> tuple[Invitation, str]:
+    """Create an invitation and queue its mail; returns (invitation, token). The token is
+    not kept anywhere: show it to the inviting admin once."""
+    if not policy.can(actor, "invite", item):
+        if policy.can(actor, "manage_invitations", item):
+            raise ServiceError("Archived items are frozen; no new invitations can be sent.", 409)
+        raise ServiceError("Only the organisation's owners and admins can invite people.", 403)
+    email = normalise_email(email)
+    if len(email) > 254 or not EMAIL_RE.match(email):
+        raise ServiceError("Enter a valid e-mail address.", field="email")
+    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    now = utcnow()
+    if access_until is not None and access_until <= now:
+        raise ServiceError("The end of access must be in the future.", field="access_until")
+    # Serialise invitations by the item's organisation so two admins cannot send two live
+    # links to one address at once (the item row itself has an onupdate timestamp).
+    lock_row(Organisation, item.org_id)
+    pending = db.session.execute(
+        select(Invitation).where(Invitation.item_id == item.id, Invitation.email == email,
+                                 Invitation.accepted_at.is_(None), Invitation.declined_at.is_(None),
+                                 Invitation.revoked_at.is_(None), Invitation.expires_at > now)
+    ).scalars().first()
+    if pending is not None:
+        db.session.rollback()
+        raise ServiceError(
+            f"{email} already has a pending invitation (sent {pending.created_at:%Y-%m-%d %H:%M} UTC). "
+            "Revoke it first to send a new link.", 409, field="email")
+    token = new_token()
+    inv = Invitation(item_id=item.id, email=email, token_hash=hash_token(token), invited_by_id=actor.id,
+                     created_at=now, expires_at=now + timedelta(days=days), access_until=access_until)
+    db.session.add(inv)
+    db.session.flush()
+    # The audit chain is permanent: it keeps the domain, not the address (which stays
+    # on the invitation row).
+    audit.record("invitation.sent", "invitation", inv.id, actor_id=actor.id, item_id=item.id,
+                 data={"to_domain": email.rsplit("@", 1)[-1], "expires_at": inv.expires_at.isoformat(),
+                       "access_until": access_until.isoformat() if access_until else None})
+    org = item.organisation
+    send_mail(email, f"{org.name} invites you to a {item.kind_label.lower()} on the Open Innovation Marketplace",
+              _mail_body(actor, item, inv, token))
+    db.session.commit()
+    return inv, token
+
+
+def _mail_body(actor: User, item: Item, inv: Invitation, token: str) -> str:
+    lines = [
+        f"{actor.display_name} of {item.organisation.name} invites you to the "
+        f"{item.kind_label.lower()} \"{item.title}\" on the Open Innovation Marketplace.",
+        "",
+        "Open this link to accept or decline (sign in or register with this e-mail address):",
+        accept_url(token),
+        "",
+        f"The link works once and expires on {inv.expires_at:%Y-%m-%d %H:%M} UTC.",
+    ]
+    if inv.access_until:
+        lines.append(f"Access ends on {inv.access_until:%Y-%m-%d %H:%M} UTC.")
+    lines += ["", "If you did not expect this, ignore this e-mail or use the link to decline."]
+    return "\n".join(lines)
+
+
+def _locked(inv: Invitation) -> Invitation:
+    """Take the row lock, then re-read the row: a parallel request may have just used it."""
+    lock_row(Invitation, inv.id)
+    db.session.refresh(inv)
+    return inv
+
+
+def accept(user: User, token: str) -> Invitation:
+    inv = find_by_token(token)
+    problem = refusal(inv, user)
+    if problem is None and not getattr(user, "is_authenticated", False):
+        problem = ("Sign in or register with the invited e-mail address to accept.", 401)
+    if problem:
+        raise ServiceError(*problem)
+    inv = _locked(inv)
+    problem = refusal(inv, user)
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    if not policy.can(user, "accept", inv):  # pragma: no cover - refusal() covers every case
+        db.session.rollback()
+        raise ServiceError("You may not accept this invitation.", 403)
+    now = utcnow()
+    expires = inv.access_until if inv.access_until and inv.access_until > now else None
+    if inv.access_until is not None and expires is None:
+        db.session.rollback()
+        raise ServiceError("The access this invitation offered has already ended.", 410)
+    grant = AccessGrant(item_id=inv.item_id, user_id=user.id, granted_by_id=inv.invited_by_id,
+                        reason="invitation", expires_at=expires, created_at=now)
+    db.session.add(grant)
+    db.session.flush()
+    inv.accepted_at = now
+    inv.accepted_by_id = user.id
+    inv.grant_id = grant.id
+    audit.record("access.granted", "grant", grant.id, actor_id=user.id, item_id=inv.item_id,
+                 data={"user_id": user.id, "org_id": None, "reason": "invitation", "invitation_id": inv.id,
+                       "expires_at": expires.isoformat() if expires else None})
+    audit.record("invitation.accepted", "invitation", inv.id, actor_id=user.id, item_id=inv.item_id,
+                 data={"grant_id": grant.id})
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, "invitation.accepted",
+               f"{user.display_name} accepted your invitation to “{inv.item.title}”.",
+               url=url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else "",
+               about=inv.item)
+    db.session.commit()
+    policy.forget_viewer(user.id)
+    return inv
+
+
+def decline(user, token: str) -> Invitation:
+    """Decline with the link; no account needed, but a signed-in account must be the invitee."""
+    inv = find_by_token(token)
+    problem = refusal(inv, user)
+    if problem:
+        raise ServiceError(*problem)
+    inv = _locked(inv)
+    problem = refusal(inv, user)
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    v = policy.viewer_for(user)
+    if not policy.can_decline_with_token(v, inv):  # pragma: no cover - refusal() covers every case
+        db.session.rollback()
+        raise ServiceError("You may not decline this invitation.", 403)
+    inv.declined_at = utcnow()
+    audit.record("invitation.declined", "invitation", inv.id, actor_id=v.user_id, item_id=inv.item_id)
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, "invitation.declined",
+               f"An invitation to “{inv.item.title}” ({inv.masked_email}) was declined.",
+               url=url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else "",
+               about=inv.item)
+    db.session.commit()
+    return inv
+
+
+def revoke(actor: User, inv: Invitation) -> Invitation:
+    """Withdraw a pending invitation, or end an accepted one together with its grant."""
+    if not policy.can(actor, "manage_invitations", inv.item):
+        raise ServiceError("Only the organisation's owners and admins can revoke invitations.", 403)
+    inv = _locked(inv)
+    state = policy.invitation_state(inv)
+    if state not in (InvitationState.PENDING.value, InvitationState.ACCEPTED.value):
+        db.session.rollback()
+        raise ServiceError(f"This invitation is already {state}; there is nothing to revoke.", 409)
+    if not policy.can(actor, "revoke", inv):  # pragma: no cover - checked above
+        db.session.rollback()
+        raise ServiceError("You may not revoke this invitation.", 403)
+    now = utcnow()
+    inv.revoked_at = now
+    inv.revoked_by_id = actor.id
+    grant = db.session.get(AccessGrant, inv.grant_id) if inv.grant_id else None
+    if grant is not None and grant.revoked_at is None:
+        grant.revoked_at = now
+        audit.record("access.revoked", "grant", grant.id, actor_id=actor.id, item_id=inv.item_id,
+                     data={"user_id": grant.user_id, "org_id": grant.org_id, "invitation_id": inv.id})
+    audit.record("invitation.revoked", "invitation", inv.id, actor_id=actor.id, item_id=inv.item_id,
+                 data={"was": state, "grant_id": inv.grant_id})
+    db.session.commit()
+    if grant is not None and grant.user_id:
+        policy.forget_viewer(grant.user_id)
+    return inv
+
+
+def invitations_for_item(item: Item) -> list[Invitation]:
+    return list(db.session.execute(
+        select(Invitation).where(Invitation.item_id == item.id)
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+    ).scalars())
+
+
+def invitations_for_user(user: User) -> list[Invitation]:
+    """Invitations addressed to the user's e-mail (through the policy's SQL filter)."""
+    return list(db.session.execute(
+        policy.visible(user, Invitation).where(Invitation.email == normalise_email(user.email))
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(200)
+    ).scalars())

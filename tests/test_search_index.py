@@ -1,0 +1,344 @@
+"""Keeping the index true: the outbox survives a writer killed mid-batch, `search rebuild`
+swaps a new index in while searches go on, `search verify` names drift, and the fast
+segment builder writes exactly what Whoosh's own writer would.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from marketplace.extensions import db
+from marketplace.models import SearchOutbox
+from marketplace.search import get_backend, get_runtime, service
+from marketplace.search.analysis import analyze, normalize, stem, terms
+from marketplace.search.cli import rebuild_index, verify_index
+from marketplace.search.documents import SearchDoc
+from marketplace.search.querylang import AnyOf, Phrase, Word, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def outbox_count() -> int:
+    return db.session.execute(select(func.count(SearchOutbox.id))).scalar()
+
+
+def found(user, q):
+    return {h.id for h in service.search(user, q, per_page=100).hits}
+
+
+# --------------------------------------------------------------------------- a killed writer
+
+CHILD = textwrap.dedent("""
+    import os, sys, time, warnings
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, {root!r})
+    from marketplace import create_app
+    from marketplace.config import TestingConfig
+    from marketplace.search import get_backend
+    from marketplace.search.worker import apply_outbox
+
+    class Cfg(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = {db_uri!r}
+        SEARCH_INDEX_DIR = {index_dir!r}
+        SEARCH_WORKER = "off"
+
+    app = create_app(Cfg)
+    marker = {marker!r}
+
+    def stop_here():
+        open(marker, "w").write(str(os.getpid()))
+        time.sleep(600)  # the parent kills us here
+
+    with app.app_context():
+        backend = get_backend()
+        if {stage!r} == "index":
+            # Die inside the index write: documents added, Whoosh commit not reached.
+            real_write = backend.write
+            def write(upserts, deletes):
+                ix = backend._writable_index()
+                w = ix.writer()
+                for doc in list(upserts)[:3]:
+                    w.add_document(**doc.fields())
+                stop_here()
+            backend.write = write
+            apply_outbox(backend, wait=True, batch=5)
+        else:
+            # Die after the index commit, before the outbox rows are deleted.
+            apply_outbox(backend, wait=True, batch=5, on_batch=lambda n: stop_here())
+""")
+
+
+@pytest.mark.parametrize("stage", ["index", "outbox"])
+def test_a_writer_killed_mid_batch_loses_nothing(app, f, tmp_path, stage):
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    f.make_item(org, title="Baseline document")
+    assert found(None, "baseline")  # the index exists and is current
+    runtime = get_runtime(app)
+    runtime.mode = "off"
+    items = [f.make_item(org, title=f"Flotation cell {n}") for n in range(12)]
+    assert outbox_count() == 12
+
+    marker = tmp_path / "marker"
+    script = CHILD.format(root=str(ROOT), db_uri=app.config["SQLALCHEMY_DATABASE_URI"],
+                          index_dir=app.config["SEARCH_INDEX_DIR"], marker=str(marker), stage=stage)
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "the writer exited before reaching the batch"
+            assert time.monotonic() < deadline, "the writer never reached the batch"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    db.session.rollback()
+    assert outbox_count() == 12  # no job was lost
+    report = verify_index()
+    assert report["pending_outbox"] == 12
+    if stage == "index":
+        # The half-written batch never became visible: those documents are missing.
+        assert report["missing"] == sorted(f"item:{i.id}" for i in items)
+    else:
+        # The first batch reached the index; its jobs are still queued and run again.
+        assert len(report["missing"]) == 12 - 5
+    # The lock died with the process: the writer runs again and catches up.
+    assert runtime.apply_now(wait=False) >= 12
+    report = verify_index()
+    assert (report["missing"], report["extra"], report["stale"], report["pending_outbox"]) == ([], [], [], 0)
+    assert found(None, "flotation") == {i.id for i in items}
+
+
+# --------------------------------------------------------------------------- rebuild
+
+
+def test_rebuild_while_searching(app, f):
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    items = [f.make_item(org, title=f"Biochar kiln {n}", body="carbon " * 40) for n in range(60)]
+    want = {i.id for i in items}
+    assert found(None, "biochar") == want
+    backend = get_backend(app)
+    old_folder = backend.stats()["folder"]
+
+    errors, counts, done = [], [], threading.Event()
+
+    def rebuild():
+        try:
+            with app.app_context():
+                rebuild_index(procs=1)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            done.set()
+
+    # Slow the rebuild down so searches overlap it.
+    from marketplace.search import cli as search_cli
+
+    real_load = search_cli._load_chunk
+
+    def slow_load(doc_type, ids):
+        time.sleep(0.2)
+        return real_load(doc_type, ids)
+
+    search_cli._load_chunk = slow_load
+    search_cli.CHUNK, old_chunk = 10, search_cli.CHUNK
+    try:
+        t = threading.Thread(target=rebuild)
+        t.start()
+        while not done.is_set():
+            counts.append(len(found(None, "biochar")))
+        t.join()
+    finally:
+        search_cli._load_chunk = real_load
+        search_cli.CHUNK = old_chunk
+    assert errors == []
+    assert len(counts) > 3 and set(counts) == {len(want)}  # every search during the rebuild was whole
+    assert backend.stats()["folder"] != old_folder
+    assert found(None, "biochar") == want
+    report = verify_index()
+    assert (report["missing"], report["extra"], report["stale"]) == ([], [], [])
+
+
+def test_changes_made_during_a_rebuild_are_applied_after_the_swap(app, f):
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    first = f.make_item(org, title="Tidal turbine")
+    assert found(None, "tidal") == {first.id}
+    from marketplace.search import cli as search_cli
+
+    real_load = search_cli._load_chunk
+    made = {}
+
+    def load_then_write(doc_type, ids):
+        docs = real_load(doc_type, ids)
+        if doc_type == "item" and "second" not in made:
+            # A commit lands while the rebuild holds the writer lock: it waits in the outbox.
+            made["second"] = f.make_item(org, title="Tidal lagoon").id
+            first_row = db.session.get(type(first), first.id)
+            first_row.visibility = "organisation"
+            db.session.commit()
+        return docs
+
+    search_cli._load_chunk = load_then_write
+    try:
+        rebuild_index(procs=1)
+    finally:
+        search_cli._load_chunk = real_load
+    assert outbox_count() == 0
+    assert found(None, "tidal") == {made["second"]}
+    assert found(owner, "tidal") == {first.id, made["second"]}
+
+
+def test_cli_rebuild_verify_stats_apply(app, f, runner):
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    for n in range(5):
+        f.make_item(org, title=f"Aquaponics {n}")
+    result = runner.invoke(args=["search", "rebuild", "--procs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Indexed" in result.output
+    result = runner.invoke(args=["search", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "matches" in result.output
+    result = runner.invoke(args=["search", "stats"])
+    assert result.exit_code == 0 and '"documents"' in result.output
+    result = runner.invoke(args=["search", "apply"])
+    assert result.exit_code == 0 and "Applied" in result.output
+    assert len(found(None, "aquaponics")) == 5
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def test_verify_names_each_kind_of_drift(app, f, runner):
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    a = f.make_item(org, title="Missing one")
+    b = f.make_item(org, title="Stale one")
+    assert found(None, "one") == {a.id, b.id}
+    backend = get_backend(app)
+    assert runner.invoke(args=["search", "verify"]).exit_code == 0
+
+    backend.delete([f"item:{a.id}"])                                     # missing
+    backend.index([SearchDoc("item", 999_999, "challenge", "open", org.id, (("Ghost", 3.0),),
+                             ("public",))])                              # extra
+    db.session.execute(text("UPDATE items SET title = 'Stale two' WHERE id = :i"), {"i": b.id})  # stale
+    db.session.commit()
+    result = runner.invoke(args=["search", "verify"])
+    assert result.exit_code == 1
+    assert f"Missing: 1: item:{a.id}" in result.output
+    assert "Extra: 1: item:999999" in result.output
+    assert f"Stale: 1: item:{b.id}" in result.output
+
+    result = runner.invoke(args=["search", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(args=["search", "verify"]).exit_code == 0
+
+
+def test_verify_sees_principal_drift(app, f):
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    item = f.make_item(org, title="Principal drift")
+    service.search(None, "drift")
+    db.session.execute(text("UPDATE items SET visibility = 'organisation' WHERE id = :i"), {"i": item.id})
+    db.session.commit()
+    assert verify_index()["stale"] == [f"item:{item.id}"]
+
+
+# --------------------------------------------------------------------------- the fast writer
+
+
+def _postings(reader):
+    out = {}
+    for (fieldname, tbytes), _info in reader:
+        m = reader.postings(fieldname, tbytes)
+        rows = []
+        while m.is_active():
+            rows.append((m.id(), round(m.weight(), 4), m.value()))
+            m.next()
+        out[(fieldname, tbytes)] = rows
+    return out
+
+
+def test_segment_builder_writes_what_whoosh_would(tmp_path):
+    from whoosh import index
+    from whoosh.index import TOC
+
+    from marketplace.search.schema import build_schema
+    from marketplace.search.segments import SegmentBuilder
+
+    docs = [SearchDoc("item", i, ["challenge", "failure", "asset"][i % 3], "open", i % 4,
+                      ((f"Title {i} pump valve", 3.0), (f"Body **text** number {i} about pumps and "
+                                                         f"valves and the pump's [seal](http://x.y) " * (1 + i % 5),
+                                                         1.0)),
+                      ("public", f"org:{i % 4}"), tags=("a-tag", f"t{i % 7}"))
+            for i in range(1, 700)]
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    ix_a = index.create_in(str(a_dir), build_schema())
+    w = ix_a.writer()
+    for d in docs:
+        w.add_document(**d.fields())
+    w.commit()
+    ix_b = index.create_in(str(b_dir), build_schema())
+    builder = SegmentBuilder(ix_b)
+    for d in docs:
+        builder.add(d.fields())
+    seg = builder.finish()
+    TOC(ix_b.schema, [seg], 1).write(ix_b.storage, ix_b.indexname)
+    with index.open_dir(str(a_dir)).reader() as ra, index.open_dir(str(b_dir)).reader() as rb:
+        assert ra.doc_count() == rb.doc_count() == len(docs)
+        assert _postings(ra) == _postings(rb)
+        for n in range(len(docs)):
+            assert ra.stored_fields(n) == rb.stored_fields(n)
+            assert ra.doc_field_length(n, "text") == rb.doc_field_length(n, "text")
+
+
+# --------------------------------------------------------------------------- analysis and the query language
+
+
+def test_minimal_stemmer():
+    assert [stem(w) for w in ("companies", "processes", "challenges", "boxes", "status", "analysis",
+                              "glass", "cases", "data", "series", "news")] == \
+        ["company", "process", "challenge", "box", "status", "analysis", "glass", "case", "data", "sery", "new"]
+    assert normalize("Café") == "cafe"
+    assert normalize("the") is None and normalize("x") is None
+    assert terms("The Pumps' seals, and 3D-printing!") == ["pump", "seal", "3d", "printing"]
+
+
+def test_analyze_positions_skip_stop_words_and_separate_parts():
+    uniq, weights, values, length = analyze([("Cost of failure", 3.0), ("cost", 1.0)])
+    assert uniq == ["cost", "failure"] and length == 3
+    assert weights == [4.0, 3.0]
+    import numpy as np
+
+    pos = {t: list(np.frombuffer(v, dtype="<u4")) for t, v in zip(uniq, values)}
+    assert pos["cost"][0] == 0 and pos["failure"] == [1] and pos["cost"][1] > 100
+
+
+def test_query_language():
+    p = parse('solar "heat pump" -noise wind OR tidal type:challenge tag:"Energy Storage" -status:draft '
+              'content:* org:acme foo:bar')
+    assert Word("solar", "solar") in p.must
+    assert Phrase(("heat", "pump"), "heat pump") in p.must
+    assert AnyOf((Word("wind", "wind"), Word("tidal", "tidal"))) in p.must
+    assert Word("noise", "noise") in p.must_not
+    assert p.filters == {"kind": ["challenge"], "tags": ["energy-storage"], "org": ["acme"]}
+    assert p.not_filters == {"status": ["draft"]}
+    assert Word("content", "content:*") in p.must and Phrase(("foo", "bar"), "foo:bar") in p.must
+    assert parse("type:nonsense").filters == {"kind": []}  # matches nothing, never everything
+    assert parse("((( ))) OR -").is_empty()
+    assert len(parse("word " * 5000).must) <= 16
