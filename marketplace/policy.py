@@ -2195,6 +2195,35 @@ def lapsed_access_item_ids(user: Any, now: datetime | None = None) -> list[int]:
     ).scalars())
 
 
+def item_doc_principals_many(items, now: datetime | None = None) -> dict[int, tuple[list[str], datetime | None]]:
+    """item_doc_principals and item_principals_valid_until for many items, reading the
+    grants and list attachments of all invited ones in two queries (rebuilds). The same
+    rule as the one-item functions; tests/test_search.py compares them cell by cell."""
+    now = now or utcnow()
+    invited = {i.id for i in items if i.visibility == Visibility.INVITED.value
+               and i.status != Status.DRAFT.value and i.hidden_at is None}
+    terms: dict[int, set[str]] = {i: set() for i in invited}
+    expiry: dict[int, datetime] = {}
+    if invited:
+        for item_id, user_id, org_id, expires_at in db.session.execute(
+                select(AccessGrant.item_id, AccessGrant.user_id, AccessGrant.org_id, AccessGrant.expires_at)
+                .where(AccessGrant.item_id.in_(invited), _active_grant_clause(now))):
+            terms[item_id].add(f"user:{user_id}" if user_id else f"org:{org_id}")
+            if expires_at is not None and (item_id not in expiry or expires_at < expiry[item_id]):
+                expiry[item_id] = expires_at
+        for item_id, list_id in db.session.execute(
+                select(ItemList.item_id, ItemList.list_id).where(ItemList.item_id.in_(invited))):
+            terms[item_id].add(f"list:{list_id}")
+    out = {}
+    for item in items:
+        if item.id in invited:
+            _check_known(item)
+            out[item.id] = (sorted({"staff", f"org:{item.org_id}"} | terms[item.id]), expiry.get(item.id))
+        else:
+            out[item.id] = (item_doc_principals(item, now), None)  # no query outside "invited"
+    return out
+
+
 DOC_PRINCIPALS[Item] = item_doc_principals
 DOC_VALID_UNTIL[Item] = item_principals_valid_until
 DOC_PRINCIPALS[Organisation] = lambda org, now: ["public"]  # twin of can_view_org

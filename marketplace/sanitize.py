@@ -6,6 +6,7 @@ mark only its output ``|safe``. bleach is used nowhere else, so it can be swappe
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import bleach
@@ -36,7 +37,15 @@ def _nofollow(attrs, new=False):
     return attrs
 
 
-_linker = Linker(callbacks=[_nofollow], parse_email=False)
+# bleach's Linker (and its html5lib parser) keeps per-call state: one per thread.
+_local = threading.local()
+
+
+def _linker() -> Linker:
+    linker = getattr(_local, "linker", None)
+    if linker is None:
+        linker = _local.linker = Linker(callbacks=[_nofollow], parse_email=False)
+    return linker
 
 
 def clean_html(html: str) -> str:
@@ -48,7 +57,7 @@ def clean_html(html: str) -> str:
         strip=True,
         strip_comments=True,
     )
-    return _linker.linkify(cleaned)
+    return _linker().linkify(cleaned)
 
 
 def render_markdown(source: str | None) -> str:

@@ -21,43 +21,17 @@ def main() -> int:
 
     from marketplace.cli import demo_cli
 
-    from sqlalchemy import select
-
-    from marketplace.extensions import db
-    from marketplace.models import User
-
     with app.app_context():
         upgrade()  # == flask db upgrade
-        first_start = db.session.execute(select(User.id).limit(1)).first() is None
-    # == flask demo load --if-empty: loads (and lists the accounts) on an empty database only.
+    # == flask demo load --if-empty: loads on an empty database only, and either way lists
+    # each demo account with what it is (marketplace.demo.describe_accounts).
     demo_cli.main(["load", "--if-empty"], prog_name="flask demo",
                   obj=ScriptInfo(create_app=lambda: app), standalone_mode=False)
-    if not first_start:
-        _print_accounts(app)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     print(f"\nServing on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     app.run(host=host, port=port, debug=app.debug, use_reloader=False)
     return 0
-
-
-def _print_accounts(app) -> None:
-    """A returning user still needs to know how to sign in: repeat the demo accounts."""
-    from sqlalchemy import select
-
-    from marketplace.demo import DEMO_PASSWORD, USERS
-    from marketplace.extensions import db
-    from marketplace.models import User
-
-    emails = [e for e, _n, _r in USERS]
-    with app.app_context():
-        present = set(db.session.execute(select(User.email).where(User.email.in_(emails))).scalars())
-    shown = [(e, r) for e, _n, r in USERS if e in present]
-    if not shown:
-        return
-    print(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
-    for email, role in shown:  # the same lines `flask demo load` prints
-        print(f"  {email:32} {role if role != 'user' else 'contributor / org role'}")
 
 
 if __name__ == "__main__":

@@ -139,9 +139,10 @@ class World:
         return self
 
     def add_item(self, kind: str = "challenge", visibility: str = "public", status: str = "open",
-                 hidden: bool = False, title: str | None = None, org=None):
+                 hidden: bool = False, title: str | None = None, org=None, tags: tuple = ()):
         f, u = self.f, self.users
-        item = f.make_item(org or self.org, kind=kind, visibility=visibility, status=status, title=title)
+        item = f.make_item(org or self.org, kind=kind, visibility=visibility, status=status, title=title,
+                           tags=tags)
         if hidden:
             item.hidden_at = self.past
             item.hidden_reason = "Reported and hidden"

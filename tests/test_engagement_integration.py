@@ -8,7 +8,13 @@ from sqlalchemy import select
 from marketplace import policy
 from marketplace.extensions import db
 from marketplace.models import utcnow
-from marketplace.models.engagement import REPORTABLE, AssetRequest, Comment, EngagementRules, Question
+from marketplace.models.engagement import (
+    REPORTABLE,
+    AssetRequest,
+    Comment,
+    EngagementRules,
+    Question,
+)
 from marketplace.services import engagement as svc
 
 from .factories_engagement import EngagementWorld
@@ -133,7 +139,7 @@ def test_rules_changes_are_audited(w):
 
 def test_demo_load_adds_engagement_data_once(app, runner):
     assert runner.invoke(args=["demo", "load"]).exit_code == 0
-    counts = lambda: [db.session.query(m).count() for m in (Question, Comment, AssetRequest)]  # noqa: E731
+    counts = lambda: [db.session.query(m).count() for m in (Question, Comment, AssetRequest)]
     with app.app_context():
         first = counts()
         assert all(n > 0 for n in first)

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from marketplace import policy
 from marketplace.extensions import db
-from marketplace.models import Item, User
 from marketplace.models.engagement import Answer, AssetRequest, Comment, Question
 from marketplace.services import engagement as svc
 from marketplace.services.common import ServiceError
@@ -22,7 +21,6 @@ from .factories_engagement import (
     PARTICIPATION,
     ROW_MODEL,
     RULE_FIELD,
-    VIEWERS,
     VISIBILITIES,
     EngagementWorld,
     count,
@@ -176,7 +174,7 @@ MODELS = (Question, Answer, Comment, AssetRequest)
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_can_and_visible_agree(states, model):
-    w, viewers = states
+    _w, viewers = states
     rows = db.session.execute(select(model)).scalars().all()
     assert rows, "the fixture made rows of every model"
     for name, user in viewers.items():
@@ -187,7 +185,7 @@ def test_can_and_visible_agree(states, model):
 
 @pytest.mark.parametrize("model", (Question, Comment), ids=lambda m: m.__name__)
 def test_search_principals_agree_with_can(states, model):
-    w, viewers = states
+    _w, viewers = states
     twin = policy.question_doc_principals if model is Question else policy.comment_doc_principals
     for name, user in viewers.items():
         mine = set(policy.principals(user))
@@ -197,7 +195,7 @@ def test_search_principals_agree_with_can(states, model):
 
 
 def test_unanswered_questions_reach_only_asker_and_org(states):
-    w, viewers = states
+    _w, viewers = states
     unanswered = db.session.execute(
         select(Question).where(~Question.id.in_(select(Answer.question_id)), Question.deleted_at.is_(None))
     ).scalars().all()

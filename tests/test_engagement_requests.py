@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from marketplace import audit, policy
 from marketplace.extensions import db
-from marketplace.models import Notification, User, utcnow
+from marketplace.models import Notification, User
 from marketplace.models.engagement import AssetRequest, AssetTerms, RequestEvent
 from marketplace.services import engagement as svc
 from marketplace.services.common import ServiceError
@@ -390,3 +390,16 @@ def test_request_pages_and_lists_for_the_parties(w, asset, client, auth):
     assert b"Incoming requests" in client.get("/").data
     page = client.get(f"/engage/requests/{r.id}").data
     assert b"Decide" in page and r.terms_digest.encode() in page
+
+
+def test_sending_a_request_leaves_no_trace_on_the_public_asset(w, asset):
+    from marketplace.models import AuditEvent, Item
+
+    before = db.session.get(Item, asset.id).updated_at
+    r = _send(w.outsider, asset)
+    svc.decide_request(w.admin, r, "decline", "No.")
+    db.session.expire_all()
+    assert db.session.get(Item, asset.id).updated_at == before  # feeds show updated_at
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.subject_type == "asset_request")).scalars().all()
+    assert events and all(e.item_id is None for e in events)  # kept out of per-item decision logs
+    assert all("No." not in e.data and "We would like" not in e.data for e in events)

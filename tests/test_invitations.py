@@ -156,6 +156,24 @@ def test_person_without_account_registers_lands_back_and_accepts(w, client):
     assert client.get(f"/challenges/{w.item.id}").status_code == 200
 
 
+def test_person_with_account_signs_in_and_lands_back(w, client):
+    _, token = make_invitation(w.item, w.guest.email, invited_by=w.owner)
+    r = client.post(f"/auth/login?next=/invitations/t/{token}", data={"email": w.guest.email, "password": PASSWORD})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/invitations/t/{token}")
+    assert "Accept invitation" in client.get(f"/invitations/t/{token}").data.decode()
+
+
+def test_deleting_a_draft_takes_its_invitations_with_it(w, f, ctx):
+    from marketplace.services import items as item_svc
+    draft = f.make_item(w.acme, visibility="invited", status="draft")
+    inv, token = svc.create_invitation(w.owner, draft, w.guest.email)
+    svc.accept(w.guest, token)
+    item_svc.delete_item(w.owner, draft)
+    db.session.expire_all()
+    assert db.session.execute(select(func.count(Invitation.id))).scalar_one() == 0
+    assert svc.find_by_token(token) is None
+
+
 def test_accept_creates_grant_notifies_inviter_and_is_single_use(w, client, auth):
     inv, token = make_invitation(w.item, w.guest.email, invited_by=w.owner)
     assert _sees(w.guest, w.item) == (False, False)

@@ -555,3 +555,37 @@ def test_daily_digest_mails_what_waits(w, runner):
     assert w.scoped_b.email not in mails and w.a_admin.email not in mails
     body = mails[w.scoped_a.email].body
     assert "1 open report(s), 1 past the 24 h response target" in body and "OVERDUE" in body
+
+
+def test_hidden_comment_leaves_a_tombstone_where_it_was(w, client, auth):
+    c = eng_svc.add_comment(w.outsider, w.fail_a, "Our competitor's secret price list is 42 EUR.")
+    eng_svc.add_comment(w.reporter, w.fail_a, "Some other fine comment.")
+    report(w.reporter, "comment", c.id, "confidential-information")
+    act(w.site_mod, "comment", c.id, "hide", "Confidential pricing.")
+    page = client.get(f"/failures/{w.fail_a.id}").data.decode()
+    assert "secret price list" not in page
+    assert "Some other fine comment." in page
+    assert "hidden by moderators" in page.lower()
+    assert not policy.can(w.reporter, "view", reload(c))
+    assert policy.can(w.outsider, "view", reload(c))  # its author still sees it
+
+
+def test_hidden_idea_disappears_for_all_but_authors_and_moderators(f, w):
+    from .factories_ideas import IdeaFactories
+    from marketplace.models import Idea
+
+    ideas = IdeaFactories(f)
+    s = ideas.challenge(confidentiality="open")
+    author = f.make_user(email="ann@ideas.test")
+    idea = ideas.submit(author, s.challenge, title="An open idea", body="Readable by everyone who sees the challenge.")
+    visible_ids = lambda u: set(db.session.execute(  # noqa: E731
+        policy.visible(u, Idea).with_only_columns(Idea.id)).scalars())
+    assert policy.can(w.outsider, "view", idea) and idea.id in visible_ids(w.outsider)
+    svc.file_report(w.reporter, "idea", idea.id, "spam", "Advert.")
+    act(w.site_mod, "idea", idea.id, "hide", "Advertising.")
+    idea = reload(idea)
+    assert not policy.can(w.outsider, "view", idea) and idea.id not in visible_ids(w.outsider)
+    assert not policy.can(w.reporter, "view", idea)
+    assert policy.can(author, "view", idea) and idea.id in visible_ids(author)
+    assert policy.can(w.site_mod2, "view", idea)
+    assert any("Advertising." in m for m in notes(author))

@@ -34,8 +34,10 @@ ITEMS = {
     "hidden": ("failure", "public", "open", True),
     "archived": ("asset", "public", "archived", False),
 }
-# Items used for the write routes (each test gets a fresh one).
+# Items used for the write routes (each test gets a fresh one), and the viewers who try them:
+# one of each outcome (sign in first, 404, 403, allowed); the policy matrix covers the rest.
 WRITE_ITEMS = ["pub_open", "inv_open", "org_open", "draft", "hidden", "archived"]
+WRITE_VIEWERS = ["anonymous", "outsider", "granted", "member", "admin", "owner", "other_admin", "moderator"]
 
 
 class Site:
@@ -72,7 +74,7 @@ def site(tmp_path_factory):
         items = {}
         for key, (kind, vis, status, hidden) in ITEMS.items():
             it = world.add_item(kind=kind, visibility=vis, status=status, hidden=hidden,
-                                title=f"Route item {key} secret-title")
+                                title=f"Route item {key} secret-title", tags=("route-base",))
             items[key] = (it.id, kind, it.title)
     yield Site(app, world, items)
     dispose(app)
@@ -166,6 +168,66 @@ def test_wrong_kind_or_non_integer_ids_are_404(site, viewer):
         assert c.get(url).status_code == 404
 
 
+# --------------------------------------------------------------------------- JSON API and feeds
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_api_lists_and_loads_exactly_what_the_viewer_may_see(site, viewer):
+    c = site.client(viewer)
+    want = {key for key in ITEMS if _allowed(viewer, key, "view")}
+    listed = c.get("/api/v1/items?tag=route-base&per_page=100").get_json()
+    ids = {i["id"] for i in listed["items"]}
+    assert ids == {site.items[k][0] for k in want}
+    assert listed["total"] == len(want)
+    for kind in PLURAL.values():
+        of_kind = {i["id"] for i in c.get(f"/api/v1/{kind}?tag=route-base&per_page=100").get_json()["items"]}
+        assert of_kind == {site.items[k][0] for k in want if PLURAL[ITEMS[k][0]] == kind}
+    for key in ITEMS:
+        iid, _kind, title = site.items[key]
+        r = c.get(f"/api/v1/items/{iid}")
+        assert r.status_code == (200 if key in want else 404)
+        assert (title in r.text) is (key in want)
+    with site.app.app_context():
+        slug = site.world.rebind().org.slug
+    org_ids = {i["id"] for i in c.get(f"/api/v1/orgs/{slug}").get_json()["items"]}
+    assert org_ids & {v[0] for v in site.items.values()} == {site.items[k][0] for k in want}
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_feeds_carry_exactly_what_the_viewer_may_see(site, viewer):
+    c = site.client(viewer)
+    r = c.get("/feeds/items.atom?tag=route-base")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/atom+xml")
+    for key in ITEMS:
+        assert (site.items[key][2] in r.text) is _allowed(viewer, key, "view"), key
+    assert r.headers["Cache-Control"] == ("private, no-store" if _signed_in(viewer) else "public, max-age=300")
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_api_me_and_orgs(site, viewer):
+    c = site.client(viewer)
+    me = c.get("/api/v1/me").get_json()
+    assert me["authenticated"] is _signed_in(viewer)
+    if _signed_in(viewer):
+        with site.app.app_context():
+            world = site.world.rebind()
+            assert me["id"] == world.users[viewer].id
+            assert {o["id"] for o in me["organisations"]} == {m.org_id for m in world.users[viewer].memberships}
+    assert c.get("/api/v1/orgs").status_code == 200
+    r = c.get("/api/v1/orgs/no-such-organisation")
+    assert r.status_code == 404 and r.get_json()["status"] == 404
+
+
+@pytest.mark.parametrize("url", ["/api/v1/items?status=pending", "/api/v1/items?sort=sideways",
+                                 "/api/v1/items?page=zero", "/api/v1/items?kind=idea",
+                                 "/feeds/items.atom?status=pending", "/feeds/challenges.atom?page=-1"])
+def test_api_and_feed_bad_arguments_are_400(site, url):
+    r = site.client("anonymous").get(url)
+    assert r.status_code == 400
+    if url.startswith("/api/"):
+        assert r.get_json()["status"] == 400 and r.get_json()["error"]
+
+
 # --------------------------------------------------------------------------- item writes (POST)
 
 
@@ -176,7 +238,7 @@ def _item_row(site, iid):
 
 
 @pytest.mark.parametrize("key", WRITE_ITEMS)
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("viewer", WRITE_VIEWERS)
 def test_change_visibility_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     before = _item_row(site, iid)
@@ -192,7 +254,7 @@ NEXT_STATUS = {"draft": "open", "open": "closed", "closed": "open", "archived": 
 
 
 @pytest.mark.parametrize("key", WRITE_ITEMS)
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("viewer", WRITE_VIEWERS)
 def test_change_status_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     before = _item_row(site, iid)
@@ -208,7 +270,7 @@ def test_change_status_route(site, viewer, key):
 
 
 @pytest.mark.parametrize("key", WRITE_ITEMS)
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("viewer", WRITE_VIEWERS)
 def test_delete_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     r = site.client(viewer).post(f"/{PLURAL[kind]}/{iid}/delete")
@@ -222,7 +284,7 @@ def test_delete_route(site, viewer, key):
 
 
 @pytest.mark.parametrize("key", WRITE_ITEMS)
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("viewer", WRITE_VIEWERS)
 def test_grant_access_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     with site.app.app_context():
@@ -238,7 +300,7 @@ def test_grant_access_route(site, viewer, key):
 
 
 @pytest.mark.parametrize("key", WRITE_ITEMS)
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("viewer", WRITE_VIEWERS)
 def test_revoke_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     with site.app.app_context():
@@ -406,7 +468,8 @@ def test_every_foundation_route_is_covered(site):
         "items.delete", "items.access", "items.revoke",
         "notifications.index", "notifications.mark_read", "notifications.mail_log",
     }
-    foundation = {"main", "auth", "orgs", "items", "notifications"}
+    covered |= {"api.items", "api.items_of_kind", "api.item", "api.orgs", "api.org", "api.me", "feeds.feed"}
+    foundation = {"main", "auth", "orgs", "items", "notifications", "api", "feeds"}
     endpoints = {r.endpoint for r in site.app.url_map.iter_rules()
                  if r.endpoint.split(".")[0] in foundation}
     assert endpoints - covered == set()

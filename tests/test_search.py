@@ -104,6 +104,31 @@ def test_the_json_api_agrees_with_the_page(matrix, profile):
     assert sum(v["count"] for v in data["facets"].get("kind", [])) == len(want)
 
 
+def test_bulk_principals_match_the_one_item_rule(matrix):
+    app, cells, user_ids = matrix
+    with app.app_context():
+        items = [db.session.get(Item, i) for i in cells]
+        now = utcnow()
+        many = policy.item_doc_principals_many(items, now)
+        for item in items:
+            assert many[item.id] == (policy.item_doc_principals(item, now),
+                                     policy.item_principals_valid_until(item, now)), item.title
+
+
+def test_bulk_principals_know_when_grants_expire(app, f):
+    owner, a, b = f.make_user(), f.make_user(), f.make_user()
+    org = f.make_org(owner=owner)
+    item = f.make_item(org, visibility="invited")
+    soon, later = utcnow() + timedelta(hours=1), utcnow() + timedelta(days=2)
+    f.grant(item, user=a, expires_at=later)
+    f.grant(item, user=b, expires_at=soon)
+    f.grant(item, org=f.make_org(), expires_at=utcnow() - timedelta(days=1))
+    now = utcnow()
+    got = policy.item_doc_principals_many([item], now)[item.id]
+    assert got == (policy.item_doc_principals(item, now), policy.item_principals_valid_until(item, now))
+    assert abs((got[1] - soon).total_seconds()) < 1
+
+
 # --------------------------------------------------------------------------- narrowing and lapses
 
 

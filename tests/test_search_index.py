@@ -120,6 +120,31 @@ def test_a_writer_killed_mid_batch_loses_nothing(app, f, tmp_path, stage):
     assert found(None, "flotation") == {i.id for i in items}
 
 
+def test_the_thread_writer_makes_a_commit_searchable_promptly(tmp_path):
+    from .factories import Factories
+    from .factories_foundation import dispose, make_app
+
+    app = make_app(tmp_path, SEARCH_WORKER="thread")
+    runtime = get_runtime(app)
+    try:
+        app.test_client().get("/")  # the first request starts the writer thread
+        with app.app_context():
+            f = Factories()
+            org = f.make_org(owner=f.make_user())
+            started = time.monotonic()
+            item = f.make_item(org, title="Peristaltic dosing pump")
+            while found(None, "peristaltic") != {item.id}:
+                assert time.monotonic() - started < 2.0, "not searchable within 2 seconds"
+                time.sleep(0.05)
+                db.session.rollback()
+            assert outbox_count() == 0
+    finally:
+        if runtime._thread is not None:
+            runtime._thread.stop()
+            runtime._thread.join(timeout=5)
+        dispose(app)
+
+
 # --------------------------------------------------------------------------- rebuild
 
 
@@ -266,7 +291,7 @@ def _postings(reader):
         m = reader.postings(fieldname, tbytes)
         rows = []
         while m.is_active():
-            rows.append((m.id(), round(m.weight(), 4), m.value()))
+            rows.append((m.id(), round(m.weight(), 4), m.value() or None))  # no value: None or ""
             m.next()
         out[(fieldname, tbytes)] = rows
     return out

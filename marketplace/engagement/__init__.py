@@ -8,7 +8,7 @@ from ..templating import NAV_LINKS
 
 bp = Blueprint("engagement", __name__)
 
-from . import demo, views  # noqa: E402,F401
+from . import demo, views  # noqa: F401
 
 ITEM_PANELS.extend([
     ("engagement/_qa_panel.html", lambda item: item.kind == "challenge"),

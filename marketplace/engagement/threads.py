@@ -24,8 +24,8 @@ class Post:
     obj: Any
     visible: bool                  # content may be shown
     tombstone: str | None = None   # shown instead of the content
-    replies: list["Post"] = field(default_factory=list)
-    answer: "Post | None" = None
+    replies: list[Post] = field(default_factory=list)
+    answer: Post | None = None
 
 
 def _tomb_for(obj) -> str:

@@ -11,8 +11,17 @@ maps the report ``target_type`` strings to the models.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -76,7 +85,7 @@ class EngagementRules(db.Model):
 
     __tablename__ = "engagement_rules"
 
-    DEFAULTS = {
+    DEFAULTS: ClassVar[dict] = {
         "comment_rule": Participation.REGISTERED.value,
         "ask_rule": Participation.REGISTERED.value,
         "request_rule": Participation.REGISTERED.value,

@@ -99,7 +99,12 @@ def _index_terms(text: str) -> list[str]:
     raw = WORD_RE.findall(text or "")
     got = list(map(_memo.get, raw))
     if None in got:
-        got = [normalize(r) or "" for r in raw]
+        # New words (every text has a few): normalize just those, then map again.
+        for r in set(raw).difference(_memo):
+            normalize(r)
+        got = list(map(_memo.get, raw))
+        if None in got:  # the memo was cleared meanwhile
+            got = [normalize(r) or "" for r in raw]
     return list(filter(None, got))
 
 

@@ -132,6 +132,9 @@ class DocType:
     # Row -> SearchDoc, or None when the row is not indexed at all.
     document: Callable[[Any], SearchDoc | None]
     present: Callable[[Any], Presented]
+    # Optional: many rows -> SearchDocs at once (e.g. with the principals of all read in
+    # a few queries); used by load_docs when given.
+    document_many: Callable[[Sequence[Any]], list[SearchDoc | None]] | None = None
     # Loader options (e.g. selectinload) for loading many rows to index, and to present.
     load_options: Sequence[Any] = ()
     present_options: Sequence[Any] = ()
@@ -184,9 +187,10 @@ def load_docs(doc_type: str, ids: Sequence[int], session=None) -> dict[int, Sear
     pk = dt.model.__mapper__.primary_key[0]
     for start in range(0, len(ids), 500):
         chunk = list(ids[start:start + 500])
-        rows = session.execute(select(dt.model).where(pk.in_(chunk)).options(*dt.load_options)).scalars()
-        for row in rows:
-            out[row.id] = dt.document(row)
+        rows = list(session.execute(select(dt.model).where(pk.in_(chunk)).options(*dt.load_options)).scalars())
+        docs = dt.document_many(rows) if dt.document_many else [dt.document(row) for row in rows]
+        for row, doc in zip(rows, docs):
+            out[row.id] = doc
     return out
 
 

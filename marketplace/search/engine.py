@@ -23,8 +23,10 @@ import math
 import pickle
 import threading
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from heapq import nlargest
+from operator import itemgetter
 
 import numpy as np
 from whoosh.reading import TermNotFound
@@ -34,6 +36,7 @@ from .schema import FACET_FIELDS, TIME_COLUMNS
 
 K1, B = 1.2, 0.75
 TEXT = "text"
+POSITIONS_CACHE_MIN_DF = 256  # below this, a phrase reads only the blocks it needs
 _EMPTY_IDS = np.zeros(0, dtype=np.int32)
 _EMPTY_W = np.zeros(0, dtype=np.float32)
 _BYTE_TO_LENGTH = None
@@ -182,6 +185,13 @@ class SegmentData:
         self.columns = {name: _read_column(segreader, name) for name in TIME_COLUMNS}
         self.facets: dict[str, tuple] = {}
         self.principal_masks: OrderedDict = OrderedDict()
+        self.keys: dict[int, str] = {}
+
+    def key(self, segreader, docnum: int) -> str:
+        k = self.keys.get(docnum)
+        if k is None:
+            k = self.keys[docnum] = segreader.stored_fields(docnum)["key"]
+        return k
 
     def facet(self, segreader, fieldname: str, read):
         """(values, codes) for single-valued fields, (values, docs, codes) for tags."""
@@ -196,14 +206,14 @@ class SegmentData:
                 ids = read(fieldname, v)[0]
                 docs.append(ids)
                 codes.append(np.full(len(ids), j, dtype=np.int32))
-            got = (values,
+            got = (np.array(values, dtype=object),
                    np.concatenate(docs) if docs else _EMPTY_IDS,
                    np.concatenate(codes) if codes else _EMPTY_IDS)
         else:
             codes = np.full(self.n, -1, dtype=np.int32)
             for j, v in enumerate(values):
                 codes[read(fieldname, v)[0]] = j
-            got = (values, codes)
+            got = (np.array(values, dtype=object), codes)
         self.facets[fieldname] = got
         return got
 
@@ -306,8 +316,31 @@ class Engine:
             cache.move_to_end(principals)
         return m
 
+    def _positions(self, leaf: Leaf, term: str, cand: np.ndarray):
+        """(ids, offsets, positions) of a term: positions[offsets[i]:offsets[i+1]] belong to
+        ids[i]. Cached like posting lists when the term is common enough to be worth it;
+        otherwise only the blocks holding candidates are read."""
+        key = (leaf.seg_id, "@pos", term)
+        got = self.lru.get(key)
+        if got is not None:
+            return got
+        ids, _w = self._postings(leaf, TEXT, term)
+        cache = len(ids) >= POSITIONS_CACHE_MIN_DF
+        ids, _w, vals = read_postings(leaf.reader, TEXT, term, want_values=True,
+                                      restrict=None if cache else cand)
+        lens = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals)) >> 2
+        offsets = np.zeros(len(vals) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        positions = np.frombuffer(b"".join(vals), dtype="<u4")
+        got = (ids, offsets, positions)
+        if cache:
+            self.lru.put(key, got, len(ids) + len(positions))
+        return got
+
     def _phrase(self, leaf: Leaf, terms: tuple[str, ...], cand: np.ndarray) -> np.ndarray:
-        """Documents among `cand` where `terms` occur at consecutive positions."""
+        """Documents among `cand` where `terms` occur at consecutive positions: each term's
+        positions in the candidates become (doc << 24 | position) codes, and a start
+        survives term k if start + k is among term k's codes -- all in numpy."""
         out = cand.copy()
         for t in terms:
             out &= self._mask(leaf, TEXT, t)
@@ -315,20 +348,18 @@ class Engine:
             return out
         starts = None
         for k, t in enumerate(terms):
-            ids, _w, vals = read_postings(leaf.reader, TEXT, t, want_values=True, restrict=out)
+            ids, offsets, positions = self._positions(leaf, t, out)
             sel = np.flatnonzero(out[ids])
             if not len(sel):
-                out[:] = False
-                return out
-            chunk = [vals[i] for i in sel]
-            counts = np.fromiter((len(v) >> 2 for v in chunk), dtype=np.int64, count=len(chunk))
-            pos = np.frombuffer(b"".join(chunk), dtype="<u4").astype(np.int64)
-            docs = np.repeat(ids[sel].astype(np.int64), counts)
-            code = (docs << 24) | pos
-            if starts is None:
-                starts = code
-            else:
-                starts = starts[np.isin(starts + k, code)]
+                starts = None
+                break
+            lo, hi = offsets[sel], offsets[sel + 1]
+            lens = hi - lo
+            # Gather the variable-length position runs of the selected documents.
+            run_start = np.repeat(lo - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
+            flat = positions[run_start + np.arange(int(lens.sum()))].astype(np.int64)
+            code = (np.repeat(ids[sel].astype(np.int64), lens) << 24) | flat
+            starts = code if starts is None else starts[np.isin(starts + k, code)]
             if not len(starts):
                 break
         result = np.zeros(leaf.data.n, dtype=bool)
@@ -402,7 +433,7 @@ class Engine:
                     idf[t] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             total = 0
             candidates: list[tuple] = []  # (sortkey..., leafno, local docnum)
-            facet_counts: dict[str, dict[str, int]] = {f: {} for f in FACET_FIELDS} if facets else {}
+            facet_counts: dict[str, Counter] = {f: Counter() for f in FACET_FIELDS} if facets else {}
             for leafno, leaf in enumerate(view.leaves):
                 mask = self.matches(view, leaf, q, filters, not_filters, principals, exclude_keys)
                 idx = np.flatnonzero(mask)
@@ -426,10 +457,10 @@ class Engine:
             hits = []
             for key, leafno, local in page:
                 leaf = view.leaves[leafno]
-                stored = leaf.reader.stored_fields(local)
-                hits.append((stored["key"], -key if scored else 0.0))
+                hits.append((leaf.data.key(leaf.reader, local), -key if scored else 0.0))
             out_facets = {
-                f: sorted(((v, c) for v, c in counts.items() if c), key=lambda vc: (-vc[1], vc[0]))[:facet_limit]
+                f: sorted(nlargest(facet_limit, counts.items(), key=itemgetter(1)),
+                          key=lambda vc: (-vc[1], vc[0]))
                 for f, counts in facet_counts.items()
             }
             return EngineResult(total, hits, out_facets)
@@ -462,7 +493,6 @@ class Engine:
         read = lambda f, t: self._postings(leaf, f, t)  # noqa: E731
         for fname in FACET_FIELDS:
             got = leaf.data.facet(leaf.reader, fname, read)
-            counts = out[fname]
             if fname == "tags":
                 values, docs, codes = got
                 if not len(docs):
@@ -471,11 +501,9 @@ class Engine:
             else:
                 values, codes = got
                 c = codes[idx]
-                c = c[c >= 0]
-                binc = np.bincount(c, minlength=len(values))
-            for j in np.flatnonzero(binc):
-                v = values[j]
-                counts[v] = counts.get(v, 0) + int(binc[j])
+                binc = np.bincount(c[c >= 0], minlength=len(values))
+            nz = np.flatnonzero(binc)
+            out[fname].update(dict(zip(values[nz].tolist(), binc[nz].tolist())))
 
     # ---------------------------------------------------------------- suggestions
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from collections import Counter
 from operator import sub
 from pickle import dumps
 
 import numpy as np
+from whoosh import fields
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec
+from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
@@ -29,6 +32,7 @@ from .analysis import FastText, _as_parts, analyze
 
 BLOCK_LIMIT = 512  # postings per block; larger than Whoosh's 128: fewer, bigger reads
 COMPRESSION = 1    # zlib level of posting blocks (Whoosh uses 3; 1 is much cheaper)
+INLINE_LIMIT = 8   # posting lists shorter than this live in the term index itself
 
 
 class SegmentBuilder:
@@ -54,13 +58,10 @@ class SegmentBuilder:
         ids = self.term_ids.setdefault(fieldname, {})
         out = list(map(ids.get, terms))
         if None in out:
-            for i, t in enumerate(terms):
-                if out[i] is None:
-                    tid = ids.get(t)
-                    if tid is None:
-                        tid = ids[t] = self.n_terms
-                        self.n_terms += 1
-                    out[i] = tid
+            for t in set(terms).difference(ids):
+                ids[t] = self.n_terms
+                self.n_terms += 1
+            out = list(map(ids.__getitem__, terms))
         return out
 
     def add(self, doc: dict) -> None:
@@ -80,6 +81,8 @@ class SegmentBuilder:
                     fb = field.format.field_boost
                     if fb != 1.0:
                         weights = [w * fb for w in weights]
+                elif type(field) in _SIMPLE and isinstance(value, str):
+                    terms, weights, values = _simple_postings(field, value)
                 else:
                     items = list(field.index(value))
                     terms = [t for t, _f, _w, _v in items]
@@ -127,9 +130,12 @@ class SegmentBuilder:
             for term, tid in sorted(self.term_ids[fieldname].items()):
                 a, b = starts[tid], starts[tid + 1]
                 fw.start_term(term.encode("utf-8") if isinstance(term, str) else term)
-                _write_term(fw._postwriter, docs[a:b], weights[a:b], values[a:b], doc_len, fixed,
-                            self.compression)
-                fw.finish_term()
+                if b - a < INLINE_LIMIT:
+                    _inline_term(fw, docs[a:b], weights[a:b], values[a:b], doc_len)
+                else:
+                    _write_term(fw._postwriter, docs[a:b], weights[a:b], values[a:b], doc_len, fixed,
+                                self.compression)
+                    fw.finish_term()
             fw.finish_field()
         fw.close()
         w.pool.cleanup()
@@ -147,13 +153,65 @@ class SegmentBuilder:
         self.writer.is_closed = True
 
 
+_SIMPLE = (fields.ID, fields.KEYWORD)
+
+
+def _simple_postings(field, value: str):
+    """ID and KEYWORD postings without Whoosh's analyzer chain (what IDAnalyzer and
+    KeywordAnalyzer, unconfigured, produce: Existence / Frequency values)."""
+    fb = field.format.field_boost
+    if isinstance(field, fields.ID):
+        if field.analyzer != _PLAIN_ID:
+            return _generic(field, value)
+        return [value.encode("utf-8")], [fb], [b""]
+    if field.analyzer == _COMMA_KEYWORD:
+        toks = [t.strip() for t in value.split(",")]
+    elif field.analyzer == _SPACE_KEYWORD:
+        toks = value.split()
+    else:
+        return _generic(field, value)
+    counts = Counter(t for t in toks if t)
+    uniq = list(counts)
+    return ([t.encode("utf-8") for t in uniq], [counts[t] * fb for t in uniq],
+            [pack_uint(counts[t]) for t in uniq])
+
+
+def _generic(field, value):
+    items = list(field.index(value))
+    return [t for t, _f, _w, _v in items], [w for _t, _f, w, _v in items], [v for _t, _f, _w, v in items]
+
+
+_PLAIN_ID = fields.ID().analyzer
+_COMMA_KEYWORD = fields.KEYWORD(commas=True).analyzer
+_SPACE_KEYWORD = fields.KEYWORD().analyzer
+
+
+def _inline_term(fw, ids: list[int], weights: list[float], values: list[bytes], doc_len) -> None:
+    """Store a short posting list inside its term-index entry (no block, no compression,
+    no seek when read). Whoosh reads inlined postings, but its writer's own inlining is
+    unreachable (W3PostingsWriter calls a misspelt ``set_inline``), so this is done here.
+    Replaces fw.finish_term() for the term."""
+    pw = fw._postwriter
+    ti = pw._terminfo
+    if doc_len is not None:
+        bl = [x for x in map(doc_len.__getitem__, ids) if x]
+        ti._minlength, ti._maxlength = (min(bl), max(bl)) if bl else (None, 0)
+    ti._weight = sum(weights)
+    ti._df = len(ids)
+    ti._maxweight = max(weights)
+    ti._minid, ti._maxid = ids[0], ids[-1]
+    ti.set_inlined(ids, weights, [v for v in values if v])
+    pw._terminfo = None
+    fw._tindex.add(pack_ushort(fw._fieldid) + fw._btext, ti.to_bytes())
+
+
 def _write_term(pw, ids: list[int], weights: list[float], values: list[bytes], doc_len: list[int] | None,
                 fixed, compression: int) -> None:
     """Write one posting list as W3 blocks (mirrors W3PostingsWriter._write_block, with
     the per-posting work done by C-level map/zip instead of Python loops)."""
+    n = len(ids)
     postfile = pw._postfile
     ti = pw._terminfo
-    n = len(ids)
     limit = pw._blocklimit
     for start in range(0, n, limit):
         end = min(n, start + limit)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.routing import BuildError
 
+from .. import policy
 from ..extensions import db
 from ..models import (
     AccessGrant,
@@ -60,8 +61,8 @@ def _plain(md: str | None) -> str:
 ITEM_NARROWING = ("visibility", "status", "hidden_at", "org_id", "published_at")
 
 
-def item_document(item: Item) -> SearchDoc:
-    principals, valid_until = principals_for(item)
+def item_document(item: Item, principals=None) -> SearchDoc:
+    principals, valid_until = principals or principals_for(item)
     parts = [(item.title, TITLE_BOOST), (item.summary or "", SUMMARY_BOOST)]
     parts += [(getattr(item, name) or "", 1.0) for name in item.MARKDOWN_FIELDS]
     if item.incentive_summary:
@@ -71,6 +72,11 @@ def item_document(item: Item) -> SearchDoc:
         parts=tuple(parts), principals=principals, tags=tuple(item.tags),
         created=item.published_at or item.created_at, deadline=item.deadline, stale_at=valid_until,
     )
+
+
+def item_documents(items) -> list[SearchDoc]:
+    many = policy.item_doc_principals_many(items)
+    return [item_document(item, many[item.id]) for item in items]
 
 
 def present_item(item: Item) -> Presented:
@@ -125,7 +131,7 @@ def _org_source(org: Organisation, change) -> list:
 
 
 def register_builtin() -> None:
-    register_doc_type(DocType("item", Item, item_document, present_item,
+    register_doc_type(DocType("item", Item, item_document, present_item, document_many=item_documents,
                               load_options=(selectinload(Item.tag_rows),),
                               present_options=(selectinload(Item.organisation),)))
     register_doc_type(DocType("org", Organisation, org_document, present_org))

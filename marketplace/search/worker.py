@@ -110,23 +110,28 @@ class OutboxThread(threading.Thread):
     """Background writer for SEARCH_WORKER = "thread": wakes on every commit that wrote
     jobs (and every `interval` seconds, for jobs from other processes and for expiries)."""
 
-    def __init__(self, app: Flask, backend, interval: float = 1.0):
+    def __init__(self, app: Flask, backend, interval: float = 1.0, sweep_interval: float = 10.0):
         super().__init__(name="search-outbox", daemon=True)
         self.app = app
         self.backend = backend
         self.interval = interval
+        self.sweep_interval = sweep_interval
         self.wake = threading.Event()
         self.stopping = False
         self.pid = os.getpid()
+        self._last_sweep = 0.0
 
     def run(self) -> None:
         while not self.stopping:
             self.wake.wait(self.interval)
             self.wake.clear()
+            sweep = time.monotonic() - self._last_sweep >= self.sweep_interval
             try:
                 with self.app.app_context():
                     try:
-                        apply_outbox(self.backend, wait=False)
+                        apply_outbox(self.backend, wait=False, sweep=sweep)
+                        if sweep:
+                            self._last_sweep = time.monotonic()
                     finally:
                         db.session.remove()
             except Exception:  # keep the writer alive; the jobs stay in the outbox

@@ -9,15 +9,24 @@ written: functions roll back before raising.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, policy
 from ..extensions import db
-from ..models import Item, ItemKind, Membership, Organisation, OrgRole, Status, User, utcnow
+from ..models import (
+    Item,
+    ItemKind,
+    Membership,
+    Organisation,
+    OrgRole,
+    User,
+    utcnow,
+)
 from ..models.engagement import (
     Answer,
     AssetRequest,
@@ -447,9 +456,11 @@ def send_request(user: User, item: Item, kind: str, message: str, *, terms_versi
     text = _text(message, MAX_MESSAGE, "message", field="message", required=kind != RequestKind.INTEREST.value)
     v = policy.viewer_for(user)
     party = _party(user, on_behalf_of)
-    # Serialise requests on this asset: the limit and duplicate checks below then see every
-    # committed request, so parallel submissions leave exactly one open request.
-    lock_row(Item, item.id)
+    # Serialise requests to this organisation's assets: the limit and duplicate checks below
+    # then see every committed request, so parallel submissions leave exactly one open
+    # request. The organisation row, not the item: locking the item on SQLite bumps its
+    # updated_at, which public feeds show, and requests are private.
+    lock_row(Organisation, item.org_id)
     _refuse_if(policy.asset_request_refusal(v, item, party=party))
     terms = current_terms(item)
     if terms is None:

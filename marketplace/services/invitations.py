@@ -11,7 +11,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, has_request_context, request, url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import select
 
 from .. import audit, policy

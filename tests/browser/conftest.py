@@ -146,7 +146,11 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (pip install -e '.[test]')")
+    from playwright.sync_api import expect
+
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    # Assertions wait as long as actions do: a busy 2-core CI machine is slow, not broken.
+    expect.set_options(timeout=15_000)
     pw = sync_playwright().start()
     try:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -125,10 +125,10 @@ def test_sealed_challenge_from_terms_to_award(page, new_page, live_server, shot,
     page.get_by_role("button", name="Shortlist").click()
     expect(page.locator(".flash-success")).to_contain_text("shortlisted")
     page.get_by_role("button", name="Award").click()
-    expect(page.locator(".flash-success")).to_contain_text("awarded")
+    expect(page.locator(".flashes .flash-success")).to_contain_text("awarded")
     shot(page, "09-awarded")
     ivy.goto(idea_path)
     expect(ivy.locator(".badge.idea-awarded")).to_be_visible()
-    expect(ivy.locator(".flash-success")).to_contain_text("Awarded")
+    expect(ivy.locator(".idea-detail .flash-success")).to_contain_text("Awarded")
     shot(ivy, "10-author-sees-award")
     assert owner
