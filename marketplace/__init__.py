@@ -51,6 +51,15 @@ def create_app(config: type | dict | None = None) -> Flask:
     from . import search
     search.init_app(app)
 
+    @app.before_request
+    def _fresh_request_state():
+        # Per-request caches live on `g`; drop them in case an outer app context
+        # (CLI, tests, background work) is reused across requests.
+        from flask import g
+
+        g.pop("_login_user", None)
+        g.pop("_policy_viewers", None)
+
     from .blueprints import register_blueprints
     register_blueprints(app)
 

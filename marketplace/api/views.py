@@ -40,7 +40,11 @@ def item_json(item: Item, full: bool = False) -> dict:
     if item.kind == "asset":
         out["asset_kind"] = item.asset_kind
     if full:
-        out["html"] = {f: getattr(item, f + "_html") or "" for f in item.MARKDOWN_FIELDS}
+        if policy.can(current_user, "view_brief", item):
+            out["html"] = {f: getattr(item, f + "_html") or "" for f in item.MARKDOWN_FIELDS}
+        else:  # the full brief is under an NDA this viewer has not accepted
+            out["html"] = None
+            out["brief_under_nda"] = True
     return out
 
 

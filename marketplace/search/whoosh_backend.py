@@ -42,6 +42,7 @@ from .segments import SegmentBuilder
 log = logging.getLogger(__name__)
 
 SEGMENT_DOCS = 25_000  # documents per segment a rebuild worker writes
+_RACY_NS = 100_000_000  # 0.1 s: timestamps younger than this are not trusted
 
 
 class IndexBusy(RuntimeError):
@@ -51,6 +52,9 @@ class IndexBusy(RuntimeError):
 class WhooshBackend(SearchBackend):
     def __init__(self, base_dir: str | os.PathLike, *, cache_postings: int = 16_000_000):
         self.base = Path(base_dir)
+        self._base_str = str(self.base)
+        self._current_path = os.path.join(self._base_str, "CURRENT")
+        self._seen = None
         self.engine = Engine(postings_budget=cache_postings)
         self._dirname: str | None = None
         self._ix = None
@@ -131,9 +135,29 @@ class WhooshBackend(SearchBackend):
 
     # ---------------------------------------------------------------- reading
 
+    def _fingerprint(self):
+        """(CURRENT's inode and mtime, the live folder's mtime), or None when it cannot
+        be trusted: like git's racy-index rule, a timestamp younger than the clock's
+        granularity could hide a second change made within the same tick."""
+        try:
+            cur = os.stat(self._current_path)
+            name = self._dirname
+            if name is None:
+                return None
+            folder = os.stat(os.path.join(self._base_str, name))
+        except FileNotFoundError:
+            return None
+        now = time.time_ns()
+        if now - cur.st_mtime_ns < _RACY_NS or now - folder.st_mtime_ns < _RACY_NS:
+            return None
+        return (cur.st_ino, cur.st_mtime_ns, folder.st_mtime_ns)
+
     def view(self) -> View | None:
         """The engine's view of the live generation (refreshed when it changed)."""
         with self.engine.lock:
+            if self._view is not None and self._seen is not None and self._fingerprint() == self._seen:
+                return self._view
+            seen, before = self._fingerprint(), self._dirname
             name = self._current_name()
             if name is None:
                 return None
@@ -147,6 +171,8 @@ class WhooshBackend(SearchBackend):
                         gen = self._ix.latest_generation()
                         if gen != self._gen:
                             self._swap_reader(self._ix, name, gen)
+                    # The fingerprint taken before reading: a change after it shows next time.
+                    self._seen = seen if self._dirname == before else None
                     return self._view
                 except (FileNotFoundError, OSError, whoosh_index.EmptyIndexError):
                     # A merge removed files between listing and opening: read again.
