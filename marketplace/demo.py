@@ -156,7 +156,7 @@ def describe_accounts() -> list[tuple[str, str]]:
     """(e-mail, what this demo account is) for each demo account in the database, read from
     the data itself (site role, memberships, active grants, list places), so what is printed
     is what the account may actually do."""
-    from .models import InvitationList, ListMember, OrgKind  # noqa: F401
+    from .models import ListMember
 
     now = utcnow()
     out: list[tuple[str, str]] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from marketplace import policy
 from marketplace.extensions import db

@@ -4,7 +4,7 @@ from datetime import timezone
 
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional
 
 from ..models import AssetKind, Visibility
 

@@ -140,12 +140,12 @@ def analyze(parts: Iterable[tuple[str, float]]) -> tuple[list[str], list[float],
     ends = list(accumulate(c * 4 for c in cnts))
     values = [raw[e - 4 * c:e] for e, c in zip(ends, cnts)]
     weights = [float(c) for c in cnts]
-    for boost, ctr in boosted:
-        extra = boost - 1.0
-        for i, t in enumerate(uniq):
-            k = ctr.get(t)
-            if k:
-                weights[i] += extra * k
+    if boosted:
+        where = dict(zip(uniq, range(len(uniq))))
+        for boost, ctr in boosted:
+            extra = boost - 1.0
+            for t, k in ctr.items():  # a title's few terms, not the whole vocabulary
+                weights[where[t]] += extra * k
     return uniq, weights, values, len(seq)
 
 

@@ -37,20 +37,20 @@ def epoch(dt: datetime | None) -> int:
 # autolinks, reference definitions, entities. Everything else is markup characters,
 # which the tokenizer skips anyway -- so indexing needs no Markdown rendering (which
 # costs ~2 ms a document and would cap a rebuild at a few hundred documents a second).
-_MD_DROP = [
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r" \1 "),
-    (re.compile(r"\]\([^)\s]*(?:\s+\"[^\"]*\")?\)"), "] "),
-    (re.compile(r"<(?:https?|mailto|ftp):[^>\s]*>"), " "),
-    (re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$", re.M), " "),
-    (re.compile(r"&#?\w+;"), " "),
+_MD_DROP = [  # (trigger substring, pattern, replacement): a pattern only runs if triggered
+    ("![", re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r" \1 "),
+    ("](", re.compile(r"\]\([^)\s]*(?:\s+\"[^\"]*\")?\)"), "] "),
+    ("<", re.compile(r"<(?:https?|mailto|ftp):[^>\s]*>"), " "),
+    ("]:", re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$", re.M), " "),
+    ("&", re.compile(r"&#?\w+;"), " "),
 ]
 
 
 def index_text(markdown: str | None) -> str:
     """The words of a Markdown text as the page shows them, for indexing."""
     text = markdown or ""
-    if "](" in text or "<" in text or "&" in text or "]:" in text:
-        for pattern, repl in _MD_DROP:
+    for trigger, pattern, repl in _MD_DROP:
+        if trigger in text:
             text = pattern.sub(repl, text)
     return text
 
@@ -90,10 +90,13 @@ class SearchDoc:
     def digest(self) -> str:
         """Hash of everything the index holds for this document (`search verify`)."""
         h = hashlib.sha1()
-        for value in (self.key, self.kind, self.status, self.org_id, self.parts, sorted(self.tags),
+        for value in (self.key, self.kind, self.status, self.org_id, sorted(self.tags),
                       sorted(self.principals), epoch(self.created), epoch(self.deadline),
-                      epoch(self.stale_at)):
+                      epoch(self.stale_at), [b for _t, b in self.parts]):
             h.update(repr(value).encode("utf-8"))
+            h.update(b"\x1f")
+        for text, _boost in self.parts:
+            h.update(text.encode("utf-8", "surrogatepass"))
             h.update(b"\x1f")
         return h.hexdigest()
 

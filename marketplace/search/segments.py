@@ -31,7 +31,7 @@ from whoosh.writing import SegmentWriter
 from .analysis import FastText, _as_parts, analyze
 
 BLOCK_LIMIT = 512  # postings per block; larger than Whoosh's 128: fewer, bigger reads
-COMPRESSION = 1    # zlib level of posting blocks (Whoosh uses 3; 1 is much cheaper)
+COMPRESSION = 1    # zlib level of posting blocks (Whoosh uses 3; 1 costs far less)
 INLINE_LIMIT = 8   # posting lists shorter than this live in the term index itself
 
 
