@@ -60,6 +60,16 @@ def create_app(config: type | dict | None = None) -> Flask:
         g.pop("_login_user", None)
         g.pop("_policy_viewers", None)
 
+    @app.before_request
+    def _reject_nul():
+        # NUL never belongs in text; PostgreSQL refuses it, so refuse it clearly up front.
+        from flask import abort, request
+
+        for values in (request.args, request.form):
+            for key, value in values.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    abort(400, "Text may not contain NUL characters.")
+
     from .blueprints import register_blueprints
     register_blueprints(app)
 
