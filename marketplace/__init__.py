@@ -65,7 +65,9 @@ def create_app(config: type | dict | None = None) -> Flask:
         # NUL never belongs in text; PostgreSQL refuses it, so refuse it clearly up front.
         from flask import abort, request
 
-        for values in (request.args, request.form):
+        # Search normalises its own query text (a malformed query still gets a normal page).
+        sources = (request.form,) if (request.endpoint or "").startswith("search.") else (request.args, request.form)
+        for values in sources:
             for key, value in values.items(multi=True):
                 if "\x00" in key or "\x00" in value:
                     abort(400, "Text may not contain NUL characters.")

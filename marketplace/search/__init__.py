@@ -14,8 +14,10 @@ Modules:
   views, cli      the page, the JSON endpoint, `flask search ...`
 
 `init_app` wires the listeners and starts the writer as SEARCH_WORKER says:
-"thread" (a background thread per web process, woken by each commit), "sync" (applied
-right after each commit, for tests), "off" (run `flask search apply --watch` elsewhere).
+"thread" (a background thread per web process, woken by each commit and polling every
+second), "sync" (tests: applied right after each commit once an index exists, and before
+every search), "off" (run `flask search apply --watch` in one process elsewhere).
+Narrowing changes never wait for the writer: search filters them at query time.
 """
 from __future__ import annotations
 

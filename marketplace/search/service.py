@@ -34,6 +34,7 @@ KIND_LABELS = {
     "challenge": "Challenges", "failure": "Failures", "asset": "Assets", "idea": "Ideas",
     "organisation": "Organisations", "question": "Q&A", "comment": "Discussions",
 }
+DOC_KINDS = {"org": "organisation"}  # the `kind` of documents that are not items
 FACET_LABELS = {"kind": "Type", "status": "Status", "org": "Organisation", "tags": "Tag"}
 # Index field -> the query prefix a facet link adds.
 FIELD_PREFIX = {v: k for k, v in FILTER_FIELDS.items()}
@@ -148,12 +149,12 @@ def search(user: Any, q: str | None, *, sort: str | None = None, page: int = 1, 
     sort = sort if sort in SORTS else ("relevance" if parsed.has_text else "newest")
     page = max(1, min(int(page or 1), MAX_PAGE))
     per_page = max(1, min(int(per_page or PER_PAGE), 100))
-    principals = policy.principals(user)
-    filters, not_filters = _resolve_filters(parsed)
-    backend = runtime.backend
     if q and parsed.is_empty():
         # Only punctuation, stop words or operators: nothing to look for (not "everything").
         return SearchPage(q=q, sort=sort, page=page, per_page=per_page, total=0, hits=[], parsed=parsed)
+    principals = policy.principals(user)
+    filters, not_filters = _resolve_filters(parsed)
+    backend = runtime.backend
     result = backend.search(SearchQuery(
         parsed=parsed, principals=principals, filters=filters, not_filters=not_filters,
         exclude_keys=excluded_keys(user, principals, backend), sort=sort, offset=(page - 1) * per_page, limit=per_page,
@@ -192,10 +193,8 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
             continue  # not visible (any more): never shown
         doc_type, doc_id = parsed
         p = DOC_TYPES[doc_type].present(row)
-        kind = getattr(row, "kind", None) or doc_type
-        out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind if doc_type == "item" else
-                       {"org": "organisation"}.get(doc_type, doc_type),
-                       kind_label=p.kind_label, title=p.title,
+        kind = row.kind if doc_type == "item" else DOC_KINDS.get(doc_type, doc_type)
+        out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind, kind_label=p.kind_label, title=p.title,
                        title_html=highlight(p.title, terms, max_chars=300), url=p.url,
                        snippet=highlight(p.text, terms), meta=p.meta, score=score))
     return out

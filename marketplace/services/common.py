@@ -51,4 +51,5 @@ def lock_row(model, obj_id: int) -> None:
     if bind.dialect.name == "postgresql":
         db.session.execute(table.select().where(table.c.id == obj_id).with_for_update())
     else:
-        db.session.execute(update(table).where(table.c.id == obj_id).values(id=table.c.id))
+        # Raw SQL on purpose: an ORM/Core update would fire `onupdate` columns (updated_at).
+        db.session.execute(text(f'UPDATE "{table.name}" SET id = id WHERE id = :id'), {"id": obj_id})
