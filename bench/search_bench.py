@@ -464,7 +464,13 @@ def main() -> int:
             eng, page, ref, page_cpu, ref_cpu = [], [], [], [], []
             for q in queries:
                 parsed = parse(q)
-                # engine alone
+                # the whole search a request runs (first, so it meets the caches as they are)
+                t, c0 = time.perf_counter(), time.process_time()
+                service.search(user, q)
+                page.append(time.perf_counter() - t)
+                page_cpu.append(time.process_time() - c0)
+                db.session.rollback()
+                # the engine alone
                 filters, not_filters = service._resolve_filters(parsed)
                 t = time.perf_counter()
                 hits = backend.search(SearchQuery(parsed=parsed, principals=principals, filters=filters,
@@ -478,12 +484,6 @@ def main() -> int:
                     checked += 1
                     if obj is None or not policy.can(user, "view", obj):
                         violations += 1
-                # the whole search a request runs
-                t, c0 = time.perf_counter(), time.process_time()
-                service.search(user, q)
-                page.append(time.perf_counter() - t)
-                page_cpu.append(time.process_time() - c0)
-                db.session.rollback()
                 if fts_con is not None:
                     org_ids = [org_by_slug[s] for s in parsed.filters.get("org", []) if s in org_by_slug]
                     t, c0 = time.perf_counter(), time.process_time()

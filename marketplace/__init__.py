@@ -65,9 +65,8 @@ def create_app(config: type | dict | None = None) -> Flask:
         # NUL never belongs in text; PostgreSQL refuses it, so refuse it clearly up front.
         from flask import abort, request
 
-        # Search normalises its own query text (a malformed query still gets a normal page).
-        sources = (request.form,) if (request.endpoint or "").startswith("search.") else (request.args, request.form)
-        for values in sources:
+        # Query strings are validated by each view (lists, search) with their own messages.
+        for values in (request.form,):
             for key, value in values.items(multi=True):
                 if "\x00" in key or "\x00" in value:
                     abort(400, "Text may not contain NUL characters.")

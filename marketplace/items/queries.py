@@ -45,6 +45,9 @@ class ListArgs:
             raise BadListArgs("The page number must be a whole number.")
         if page < 1 or page > MAX_PAGE:
             raise BadListArgs("The page number is out of range.")
+        for name in ("tag", "org"):
+            if "\x00" in (args.get(name) or ""):
+                raise BadListArgs("Filters may not contain NUL characters.")
         return cls(kind=kind, tag=(args.get("tag") or "").strip().lower()[:40],
                    org=(args.get("org") or "").strip()[:140], status=status, sort=sort, page=page)
 

@@ -70,6 +70,8 @@ def list_kind(kind: str):
         abort(400, f"Unknown status {status[:40]!r}; use one of {', '.join(Status.values())}.")
     if sort not in SORTS:
         abort(400, f"Unknown ordering; use one of {', '.join(sorted(SORTS))}.")
+    if "\x00" in tag or "\x00" in org_slug:
+        abort(400, "Filters may not contain NUL characters.")
     org = None
     if tag:
         q = q.where(model.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))

@@ -127,6 +127,9 @@ def _write(session: Session) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    # Releasing a savepoint (audit.record uses one) is not the real commit: wait for it.
+    if session.in_nested_transaction():
+        return
     if session.info.pop(_PENDING, False):
         for fn in on_commit:
             fn(session)
