@@ -212,6 +212,24 @@ def has_invited_access(v: Viewer, item_id: int, now: datetime | None = None) -> 
     return via_list is not None
 
 
+def in_audience(v: Viewer, item: Item, audience: str, now: datetime | None = None) -> bool:
+    """Is the viewer in the group a participation rule names for `item`?
+
+    "registered": any signed-in user; "invited": the owning organisation's members and
+    holders of invited access (grant or list); "organisation": its members. Used by every
+    feature's "who may take part" rule; an unknown group raises.
+    """
+    if audience not in ("registered", "invited", "organisation"):
+        raise PolicyError(f"unknown participation rule {audience!r}")
+    if not v.is_authenticated:
+        return False
+    if audience == "registered":
+        return True
+    if v.is_member(item.org_id):
+        return True
+    return audience == "invited" and has_invited_access(v, item.id, now)
+
+
 def item_visibility_clause(v: Viewer, now: datetime | None = None):
     """SQL WHERE clause: the items this viewer may see (twin of can_view_item)."""
     now = now or utcnow()
@@ -288,6 +306,22 @@ def can_edit_org(v: Viewer, org: Organisation) -> bool:
 
 def can_manage_members(v: Viewer, org: Organisation) -> bool:
     return v.is_org_admin(org.id)
+
+
+def may_set_member_role(v: Viewer, org_id: int, current: str | None, new: str | None,
+                        *, self_leave: bool = False) -> bool:
+    """Moving a membership from role `current` to `new` (None: not a member).
+
+    Owners and admins manage members; only owners make, unmake or remove owners; anyone
+    may leave. (Keeping at least one owner is an invariant the service enforces.)
+    """
+    if self_leave and new is None:
+        return True
+    if not v.is_org_admin(org_id):
+        return False
+    if OrgRole.OWNER.value in (current, new):
+        return v.is_org_owner(org_id)
+    return True
 
 
 def can_create_item_in(v: Viewer, org: Organisation) -> bool:
@@ -766,14 +800,10 @@ def participation_refusal(user: Any, challenge: Item, now: datetime | None = Non
     org_name = challenge.organisation.name if challenge.organisation else "the posting organisation"
     member = v.is_member(challenge.org_id)
     who = rules.who_may_submit
-    if who == WhoMaySubmit.ORGANISATION.value:
-        if not member:
+    if not in_audience(v, challenge, who, now):
+        if who == WhoMaySubmit.ORGANISATION.value:
             return f"Only members of {org_name} may take part (rule: who may submit = organisation)."
-    elif who == WhoMaySubmit.INVITED.value:
-        if not member and not has_invited_access(v, challenge.id, now):
-            return "Only people invited to this challenge may take part (rule: who may submit = invited)."
-    elif who != WhoMaySubmit.REGISTERED.value:
-        raise PolicyError(f"unknown participation rule {who!r}")
+        return "Only people invited to this challenge may take part (rule: who may submit = invited)."
     if member and who != WhoMaySubmit.ORGANISATION.value and not rules.org_members_may_participate:
         return f"Members of {org_name} may not take part in its own challenge (participation rules)."
     u = user if isinstance(user, User) else db.session.get(User, v.user_id)
@@ -1169,7 +1199,7 @@ def _curated_list_ids(v: Viewer):
 
 
 @register(ItemList, "view")
-def can_view_attachment(v: Viewer, a: ItemList) -> bool:
+def can_view_list_attachment(v: Viewer, a: ItemList) -> bool:
     """Which lists an item uses: its managers, and the list's curators for items they see."""
     return can_view_item(v, a.item) and (can_manage_item(v, a.item) or can_curate_list(v, a.list))
 
@@ -1181,7 +1211,7 @@ def can_detach_list(v: Viewer, a: ItemList) -> bool:
 
 
 def attachment_visibility_clause(v: Viewer):
-    """SQL twin of can_view_attachment."""
+    """SQL twin of can_view_list_attachment."""
     if not v.is_authenticated:
         return false()
     admins = list(v.admin_org_ids)
@@ -1600,6 +1630,12 @@ VISIBLE[ModerationFlag] = lambda v: moderation_place_clause(v, ModerationFlag)
 # registry (marketplace/moderation/registry.py) through register_moderation_rules.
 for _m in (Item, Organisation, User):
     register_moderation_rules(_m, "")
+@register(Item, "view_reviewer_names")
+def can_view_reviewer_names(v: Viewer, item: Item) -> bool:
+    """Who reviews a challenge is named to its organisation and to moderators only."""
+    return v.is_member(item.org_id) or v.is_moderator
+
+
 # (end of moderation section)
 
 # --- engagement: Q&A, comments, asset requests (issue 6) ----------------------- [engagement]
@@ -1680,17 +1716,11 @@ def engagement_participation_refusal(v: Viewer, item: Item, rule: str, verb: str
         return f"The organisation does not let anyone {verb} here (rule: who may {verb} — nobody)."
     if not v.is_authenticated:
         return f"Sign in to {verb}."
-    if rule == _eng.Participation.REGISTERED.value:
+    if in_audience(v, item, rule):
         return None
-    member = v.is_member(item.org_id)
     if rule == _eng.Participation.ORGANISATION.value:
-        return None if member else (
-            f"Only members of the organisation may {verb} here (rule: who may {verb} — organisation).")
-    if rule == _eng.Participation.INVITED.value:
-        if member or has_invited_access(v, item.id):
-            return None
-        return f"Only invited people and organisations may {verb} here (rule: who may {verb} — invited)."
-    raise PolicyError(f"unknown participation rule {rule!r}")  # pragma: no cover
+        return f"Only members of the organisation may {verb} here (rule: who may {verb} — organisation)."
+    return f"Only invited people and organisations may {verb} here (rule: who may {verb} — invited)."
 
 
 def _eng_until_refusal(rules, now: datetime) -> str | None:

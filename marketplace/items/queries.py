@@ -35,19 +35,19 @@ class ListArgs:
             raise BadListArgs(f"Unknown kind; use one of {', '.join(MODEL_BY_KIND)}.")
         status = (args.get("status") or "").strip()
         if status and status not in Status.values():
-            raise BadListArgs(f"Unknown status; use one of {', '.join(Status.values())}.")
+            raise BadListArgs(f"Unknown status {status[:40]!r}; use one of {', '.join(Status.values())}.")
         sort = (args.get("sort") or "newest").strip() or "newest"
         if sort not in SORTS:
-            raise BadListArgs(f"Unknown ordering; use one of {', '.join(SORTS)}.")
+            raise BadListArgs(f"Unknown ordering; use one of {', '.join(sorted(SORTS))}.")
+        for name in ("tag", "org"):
+            if "\x00" in (args.get(name) or ""):
+                raise BadListArgs("Filters may not contain NUL characters.")
         try:
             page = int(args.get("page", 1))
         except (TypeError, ValueError):
             raise BadListArgs("The page number must be a whole number.")
         if page < 1 or page > MAX_PAGE:
             raise BadListArgs("The page number is out of range.")
-        for name in ("tag", "org"):
-            if "\x00" in (args.get(name) or ""):
-                raise BadListArgs("Filters may not contain NUL characters.")
         return cls(kind=kind, tag=(args.get("tag") or "").strip().lower()[:40],
                    org=(args.get("org") or "").strip()[:140], status=status, sort=sort, page=page)
 

@@ -5,19 +5,16 @@ import math
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from .. import policy
 from ..extensions import db
 from ..models import (
     MODEL_BY_KIND,
     AccessGrant,
-    ItemKind,
-    ItemTag,
     Membership,
     Organisation,
     Status,
-    User,
 )
 from ..policy import get_visible_or_404, require
 from ..services import items as svc
@@ -25,9 +22,9 @@ from ..services.accounts import find_user
 from ..services.common import ServiceError
 from . import bp
 from .forms import FORM_BY_KIND, GrantForm, VisibilityForm
+from .queries import BadListArgs, ListArgs, item_list
 
 PLURAL = {"challenge": "challenges", "failure": "failures", "asset": "assets"}
-SORTS = {"newest", "deadline", "oldest", "title"}
 # Feature panels shown on a detail page: (template, predicate(item) -> bool).
 ITEM_PANELS: list[tuple[str, object]] = []
 
@@ -48,56 +45,20 @@ def _load(kind: str, item_id: int):
     return item
 
 
-def _page_arg() -> int:
-    try:
-        page = int(request.args.get("page", 1))
-    except ValueError:
-        abort(400, "The page number must be a whole number.")
-    if page < 1 or page > 10_000:
-        abort(400, "The page number is out of range.")
-    return page
-
-
 @_route("/", "list_kind")
 def list_kind(kind: str):
-    model = MODEL_BY_KIND[kind]
-    q = policy.visible(current_user, model)
-    tag = request.args.get("tag", "").strip().lower()[:40]
-    org_slug = request.args.get("org", "").strip()[:140]
-    status = request.args.get("status", "").strip()
-    sort = request.args.get("sort", "newest").strip() or "newest"
-    if status and status not in Status.values():
-        abort(400, f"Unknown status {status[:40]!r}; use one of {', '.join(Status.values())}.")
-    if sort not in SORTS:
-        abort(400, f"Unknown ordering; use one of {', '.join(sorted(SORTS))}.")
-    if "\x00" in tag or "\x00" in org_slug:
-        abort(400, "Filters may not contain NUL characters.")
-    org = None
-    if tag:
-        q = q.where(model.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
-    if org_slug:
-        org = db.session.execute(select(Organisation).where(Organisation.slug == org_slug)).scalar()
-        q = q.where(model.org_id == (org.id if org else -1))
-    if status:
-        q = q.where(model.status == status)
-    if sort == "deadline":
-        q = q.order_by(model.deadline.is_(None), model.deadline.asc(), model.id.desc())
-    elif sort == "oldest":
-        q = q.order_by(model.created_at.asc(), model.id.asc())
-    elif sort == "title":
-        q = q.order_by(func.lower(model.title), model.id)
-    else:
-        q = q.order_by(model.created_at.desc(), model.id.desc())
-    page = _page_arg()
+    try:
+        a = ListArgs.from_request(request.args, kind=kind)
+    except BadListArgs as e:
+        abort(400, str(e))
     size = current_app.config["PAGE_SIZE"]
-    total = db.session.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one()
-    rows = db.session.execute(q.limit(size).offset((page - 1) * size)).scalars().all()
+    rows, total, org = item_list(current_user, a, size)
     pages = max(1, math.ceil(total / size))
     my_orgs = []
     if current_user.is_authenticated:
         my_orgs = [o for o in current_user_orgs() if policy.can(current_user, "create_item", o)]
-    args = {k: v for k, v in {"tag": tag, "org": org_slug, "status": status, "sort": sort}.items() if v}
-    return render_template("items/list.html", kind=kind, items=rows, total=total, page=page, pages=pages,
+    args = {k: v for k, v in {"tag": a.tag, "org": a.org, "status": a.status, "sort": a.sort}.items() if v}
+    return render_template("items/list.html", kind=kind, items=rows, total=total, page=a.page, pages=pages,
                            args=args, statuses=Status.values(), my_orgs=my_orgs, org=org)
 
 
@@ -113,7 +74,7 @@ def detail(kind: str, item_id: int):
     item = _load(kind, item_id)
     panels = [tpl for tpl, pred in ITEM_PANELS if pred(item)]
     vis_form = VisibilityForm(visibility=item.visibility) if policy.can(current_user, "change_visibility", item) else None
-    return render_template(f"items/detail.html", item=item, kind=kind, panels=panels, vis_form=vis_form)
+    return render_template("items/detail.html", item=item, kind=kind, panels=panels, vis_form=vis_form)
 
 
 def _form_for(kind: str, obj=None):

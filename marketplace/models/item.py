@@ -60,7 +60,8 @@ class Item(db.Model):
     licensing_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     licensing_note_html: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    organisation = relationship("Organisation")
+    # Every list, card, feed and search result shows the organisation: load it with the row.
+    organisation = relationship("Organisation", lazy="joined", innerjoin=True)
     created_by = relationship("User")
     tag_rows = relationship(
         "ItemTag", cascade="all, delete-orphan", order_by="ItemTag.tag", lazy="selectin"

@@ -209,9 +209,8 @@ def _rules(ev, data, user):
 
 def _reviewer_name(data: dict, user: Any, ev: AuditEvent) -> str:
     """Reviewers are named to the challenge's organisation and moderators only."""
-    v = policy.viewer_for(user)
     item = db.session.get(Item, ev.item_id)
-    if data.get("user_id") and item is not None and (v.is_member(item.org_id) or v.is_moderator):
+    if data.get("user_id") and item is not None and policy.can(user, "view_reviewer_names", item):
         u = db.session.get(User, data["user_id"])
         if u is not None:
             return u.display_name

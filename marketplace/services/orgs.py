@@ -61,7 +61,7 @@ def add_member(actor: User, org: Organisation, user: User, role: str) -> Members
         raise ServiceError(f"Unknown role {role!r}.", field="role")
     if not policy.can(actor, "manage_members", org):
         raise ServiceError("Only the organisation's owners and admins can add members.", 403)
-    if role == OrgRole.OWNER.value and not policy.viewer_for(actor).is_org_owner(org.id):
+    if not policy.may_set_member_role(policy.viewer_for(actor), org.id, None, role):
         raise ServiceError("Only owners can make someone an owner.", 403, field="role")
     existing = db.session.execute(
         select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
@@ -89,7 +89,7 @@ def change_role(actor: User, m: Membership, role: str) -> None:
     v = policy.viewer_for(actor)
     if not policy.can(actor, "manage_members", org):
         raise ServiceError("Only the organisation's owners and admins can change roles.", 403)
-    if (role == OrgRole.OWNER.value or m.role == OrgRole.OWNER.value) and not v.is_org_owner(org.id):
+    if not policy.may_set_member_role(v, org.id, m.role, role):
         raise ServiceError("Only owners can make or unmake owners.", 403)
     if m.role == OrgRole.OWNER.value and role != OrgRole.OWNER.value and _owners(org) <= 1:
         raise ServiceError("An organisation needs at least one owner.", 409)
@@ -107,7 +107,7 @@ def remove_member(actor: User, m: Membership) -> None:
     self_leave = m.user_id == actor.id
     if not self_leave and not policy.can(actor, "manage_members", org):
         raise ServiceError("Only the organisation's owners and admins can remove members.", 403)
-    if m.role == OrgRole.OWNER.value and not self_leave and not v.is_org_owner(org.id):
+    if not policy.may_set_member_role(v, org.id, m.role, None, self_leave=self_leave):
         raise ServiceError("Only owners can remove an owner.", 403)
     if m.role == OrgRole.OWNER.value and _owners(org) <= 1:
         raise ServiceError("An organisation needs at least one owner.", 409)
