@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Flask, request
+from flask import Flask
 from flask_login import current_user
-from markupsafe import Markup
 
 from . import policy
 from .models import ItemKind, Status, Visibility, utcnow

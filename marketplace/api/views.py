@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import math
 
-from flask import abort, current_app, jsonify, request, url_for
+from flask import abort, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import csrf, db
 from ..items.queries import BadListArgs, ListArgs, item_list
-from ..models import MODEL_BY_KIND, Item, Organisation
+from ..models import Item, Organisation
 from . import bp
 
 csrf.exempt(bp)  # read-only: GET only

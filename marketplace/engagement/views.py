@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
+from ..formtools import attach_service_error
 from ..extensions import db, limiter
 from ..models import Item, Organisation
 from ..models.engagement import (
@@ -55,15 +56,6 @@ def _back(item: Item, anchor: str = ""):
     return redirect(svc.item_url(item, anchor))
 
 
-def _attach(form, e: ServiceError) -> None:
-    target = getattr(form, e.field, None) if e.field else None
-    if target is not None and hasattr(target, "errors") and not isinstance(target.errors, dict):
-        if isinstance(target.errors, tuple):
-            target.errors = list(target.errors)
-        target.errors.append(e.message)
-    else:
-        form.form_errors.append(e.message)
-
 
 def _refused(e: ServiceError):
     """Refusals that are not about a form field: 404 stays 404, the rest show their message."""
@@ -90,7 +82,7 @@ def rules(item_id: int):
         except ServiceError as e:
             if e.status == 404:
                 abort(404)
-            _attach(form, e)
+            attach_service_error(form, e)
         else:
             flash("Participation rules saved.", "success")
             return _back(item, "engagement")
@@ -116,7 +108,7 @@ def ask(item_id: int):
         except ServiceError as e:
             if e.field is None:
                 _refused(e)
-            _attach(form, e)
+            attach_service_error(form, e)
         else:
             flash("Question sent. Only you and the organisation see it until it is answered; the answer is "
                   "then published to everyone who can see the challenge.", "success")
@@ -139,7 +131,7 @@ def answer(question_id: int):
         except ServiceError as e:
             if e.field is None:
                 _refused(e)
-            _attach(form, e)
+            attach_service_error(form, e)
         else:
             flash("Answered: the question and its answer are now published.", "success")
             return _back(q.item, f"question-{q.id}")
@@ -172,7 +164,7 @@ def edit(what: str, obj_id: int):
         except ServiceError as e:
             if e.field is None:
                 _refused(e)
-            _attach(form, e)
+            attach_service_error(form, e)
         else:
             flash("Saved; it is marked as edited.", "success")
             return _back(obj.item, _anchor(obj))
@@ -219,7 +211,7 @@ def comment(item_id: int):
         except ServiceError as e:
             if e.field is None:
                 _refused(e)
-            _attach(form, e)
+            attach_service_error(form, e)
         else:
             flash("Posted.", "success")
             return _back(item, f"comment-{c.id}")
@@ -273,7 +265,7 @@ def terms(item_id: int):
             except ServiceError as e:
                 if e.status == 404:
                     abort(404)
-                _attach(form, e)
+                attach_service_error(form, e)
                 status = e.status
             else:
                 flash(f"Terms version {t.version} published (digest {t.digest[:12]}…).", "success")
@@ -324,7 +316,7 @@ def send_request(item_id: int):
         except ServiceError as e:
             if e.status == 404:
                 abort(404)
-            _attach(form, e)
+            attach_service_error(form, e)
             status = e.status
             if current is not None:  # show the current terms, ready to send against them
                 form.terms_version.data, form.terms_digest.data = str(current.version), current.digest

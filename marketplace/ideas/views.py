@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import policy
+from ..formtools import attach_service_error
 from ..extensions import db
 from ..models import (
     Challenge,
@@ -73,13 +74,7 @@ def _idea(idea_id: int) -> Idea:
 
 def _attach_error(form, e: ServiceError) -> None:
     db.session.rollback()
-    target = getattr(form, e.field, None) if e.field else None
-    if target is not None and hasattr(target, "errors"):
-        if isinstance(target.errors, tuple):
-            target.errors = list(target.errors)
-        target.errors.append(e.message)
-    else:
-        form.form_errors.append(e.message)
+    attach_service_error(form, e)
 
 
 def _fail(e: ServiceError):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from .. import policy
 from ..extensions import db, limiter
-from ..items.views import _attach_error
+from ..formtools import attach_service_error
 from ..models import (
     AccessGrant,
     Invitation,
@@ -95,7 +95,7 @@ def for_item(item_id: int):
             created, token = svc.create_invitation(current_user, item, form.email.data, days=form.days.data,
                                                    access_until=form.access_until.data)
         except ServiceError as e:
-            _attach_error(form, e)
+            attach_service_error(form, e)
         else:
             link = svc.accept_url(token)
             form = InviteForm(formdata=None)

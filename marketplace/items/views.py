@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
+from ..formtools import attach_service_error
 from ..extensions import db
 from ..models import (
     MODEL_BY_KIND,
@@ -96,22 +97,13 @@ def new(kind: str):
         try:
             item = svc.create_item(current_user, org, kind, form.data_for_service(), publish=bool(form.publish.data))
         except ServiceError as e:
-            _attach_error(form, e)
+            attach_service_error(form, e)
         else:
             flash(f"{item.kind_label} {'published' if item.status == 'open' else 'saved as a draft'}.", "success")
             return redirect(url_for("items.detail", kind=kind, item_id=item.id))
     return render_template("items/form.html", form=form, kind=kind, org=org, orgs=orgs, item=None), \
         (400 if form.errors else 200)
 
-
-def _attach_error(form, e: ServiceError) -> None:
-    target = getattr(form, e.field, None) if e.field else None
-    if target is not None and hasattr(target, "errors"):
-        if isinstance(target.errors, tuple):
-            target.errors = list(target.errors)
-        target.errors.append(e.message)
-    else:
-        form.form_errors.append(e.message)
 
 
 @_route("/<int:item_id>/edit", "edit", methods=["GET", "POST"])
@@ -131,7 +123,7 @@ def edit(kind: str, item_id: int):
                             publish=bool(form.publish.data) and item.status == Status.DRAFT.value)
         except ServiceError as e:
             db.session.rollback()
-            _attach_error(form, e)
+            attach_service_error(form, e)
         else:
             flash("Saved.", "success")
             return redirect(url_for("items.detail", kind=kind, item_id=item.id))
@@ -206,7 +198,7 @@ def access(kind: str, item_id: int):
             try:
                 svc.grant_access(current_user, item, user=user, org=org, expires_at=form.expires_at.data)
             except ServiceError as e:
-                _attach_error(form, e)
+                attach_service_error(form, e)
             else:
                 flash("Access granted.", "success")
                 return redirect(url_for("items.access", kind=kind, item_id=item.id))

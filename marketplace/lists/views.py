@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import db
-from ..items.views import _attach_error
+from ..formtools import attach_service_error
 from ..models import (
     InvitationList,
     Item,
@@ -75,7 +75,7 @@ def new():
         try:
             lst = svc.create_list(current_user, org, form.name.data, form.description.data or "")
         except ServiceError as e:
-            _attach_error(form, e)
+            attach_service_error(form, e)
         else:
             flash(f"List “{lst.name}” created. Add people and organisations to it.", "success")
             return redirect(url_for("lists.detail", list_id=lst.id))
@@ -124,7 +124,7 @@ def edit(list_id: int):
             svc.update_list(current_user, lst, form.name.data, form.description.data or "")
         except ServiceError as e:
             db.session.rollback()
-            _attach_error(form, e)
+            attach_service_error(form, e)
         else:
             flash("Saved.", "success")
             return redirect(url_for("lists.detail", list_id=lst.id))
@@ -154,7 +154,7 @@ def add_member(list_id: int):
                 m = svc.add_member(current_user, lst, user=user, org=org, expires_at=form.expires_at.data)
             except ServiceError as e:
                 db.session.rollback()
-                _attach_error(form, e)
+                attach_service_error(form, e)
             else:
                 who = m.user.display_name if m.user else m.member_org.name
                 flash(f"{who} is on the list{' until ' + m.expires_at.strftime('%Y-%m-%d %H:%M UTC') if m.expires_at else ''}.",
@@ -201,7 +201,7 @@ def share(list_id: int):
                 svc.share(current_user, lst, org)
             except ServiceError as e:
                 db.session.rollback()
-                _attach_error(form, e)
+                attach_service_error(form, e)
             else:
                 flash(f"Shared with {org.name}: its owners and admins can attach the list to their items.",
                       "success")

@@ -20,7 +20,7 @@ import logging
 import re
 from typing import Any, Iterable
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 

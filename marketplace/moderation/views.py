@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import and_, func, or_, select
 
 from .. import audit, policy
+from ..formtools import attach_service_error
 from ..extensions import db, limiter
 from ..models import AuditEvent, Challenge, Item, Organisation, User, utcnow
 from ..models.moderation import (
@@ -58,15 +59,6 @@ def _may(action: str, obj=None) -> bool:
     except policy.PolicyError:
         return False
 
-
-def _fail(form, e: ServiceError) -> None:
-    target = getattr(form, e.field, None) if e.field else None
-    if target is not None and hasattr(target, "errors"):
-        if isinstance(target.errors, tuple):
-            target.errors = list(target.errors)
-        target.errors.append(e.message)
-    else:
-        form.form_errors.append(e.message)
 
 
 def discussion_lock(item: Item) -> ItemModeration | None:
@@ -175,7 +167,7 @@ def report(target_type: str, target_id: int):
             db.session.rollback()
             if e.status in (404, 429, 409, 403):
                 abort(e.status, e.message)
-            _fail(form, e)
+            attach_service_error(form, e)
         else:
             flash("Thank you. Moderators will look at your report.", "success")
             return redirect(desc["url"] or url_for("main.index"))
@@ -325,7 +317,7 @@ def act(target_type: str, target_id: int):
             db.session.rollback()
             if e.status in (403, 404):
                 abort(e.status, e.message)
-            _fail(form, e)
+            attach_service_error(form, e)
             target = entry.load(target.id)
         else:
             flash(f"Decision recorded: {ActionKind(action.action).past}.", "success")
@@ -372,7 +364,7 @@ def appeal(action_id: int):
             db.session.rollback()
             if e.status in (403, 409):
                 abort(e.status, e.message)
-            _fail(form, e)
+            attach_service_error(form, e)
         else:
             flash("Your appeal was sent. A different moderator will decide it.", "success")
             return redirect(url_for("moderation.action_detail", action_id=action.id))
@@ -399,7 +391,7 @@ def appeal_by_token(token: str):
                 db.session.rollback()
                 if e.status in (403, 409):
                     abort(e.status, e.message)
-                _fail(form, e)
+                attach_service_error(form, e)
             else:
                 return render_template("moderation/appeal_sent.html", action=action)
         return _render_action(action, form, 400, token=token)
@@ -492,7 +484,7 @@ def scopes():
             try:
                 svc.grant_scope(current_user, user, org)
             except ServiceError as e:
-                _fail(form, e)
+                attach_service_error(form, e)
             else:
                 flash(f"{user.display_name} now moderates {org.name}'s challenges.", "success")
                 return redirect(url_for("moderation.scopes"))
@@ -524,7 +516,7 @@ def blocked_domains():
         try:
             row = svc.block_domain(current_user, form.domain.data, form.reason.data)
         except ServiceError as e:
-            _fail(form, e)
+            attach_service_error(form, e)
         else:
             flash(f"{row.domain} is blocked; new submissions from it are flagged.", "success")
             return redirect(url_for("moderation.blocked_domains"))

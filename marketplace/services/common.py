@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from ..extensions import db
 

@@ -16,7 +16,6 @@ from ..models import (
     Item,
     ItemKind,
     ItemTag,
-    Membership,
     Organisation,
     Status,
     User,

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, policy
@@ -545,7 +545,6 @@ def _reverse(mod: User, action: ModerationAction, reason: str, appeal: Appeal) -
     entry, obj = registry.load(action.target_type, action.target_id)
     if obj is None:
         return None
-    now = utcnow()
     data: dict = {}
     if kind == ActionKind.RESTORE.value:
         if not entry.is_hidden(obj):
