@@ -94,13 +94,7 @@ EXTRA_COMMANDS: list = []
 
 
 def init_app(app: Flask) -> None:
-    for group in (users_cli, orgs_cli, demo_cli, *EXTRA_COMMANDS):
+    from .search.cli import search_cli
+
+    for group in (users_cli, orgs_cli, demo_cli, search_cli, *EXTRA_COMMANDS):
         app.cli.add_command(group)
-    for modname, attr in (("marketplace.search.cli", "search_cli"),):
-        try:
-            mod = __import__(modname, fromlist=[attr])
-        except ModuleNotFoundError as e:  # the feature is not installed in this build
-            if e.name != modname:
-                raise
-            continue
-        app.cli.add_command(getattr(mod, attr))

@@ -136,8 +136,11 @@ def test_org_closes_and_reopens_the_discussion(w, failure, client, auth):
     assert client.post(f"/engage/failures/{failure.id}/comment", data={"body": "Reopened"}).status_code == 302
 
 
-def test_moderation_lock_stops_new_comments(w, failure, monkeypatch):
-    monkeypatch.setattr(policy, "is_discussion_locked", lambda item: item.id == failure.id, raising=False)
+def test_moderation_lock_stops_new_comments(w, failure):
+    from marketplace.services.moderation import take_action
+
+    take_action(w.admin, "failure", failure.id, "lock", "Cooling off for a week.")
+    assert policy.is_discussion_locked(failure)
     with pytest.raises(ServiceError) as e:
         svc.add_comment(w.outsider, failure, "Locked?")
     assert e.value.status == 403 and "locked" in e.value.message

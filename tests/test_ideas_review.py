@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from marketplace import policy
 from marketplace.extensions import db
-from marketplace.models import AccessGrant, AuditEvent, IdeaAward, ReviewerAppointment, SealedViewLog
+from marketplace.models import AccessGrant, AuditEvent, IdeaAward, ModerationAction, ReviewerAppointment, SealedViewLog
 from marketplace.services import ideas as svc
 from marketplace.services.common import ServiceError
 
@@ -194,12 +194,20 @@ def test_moderators_disqualify_with_a_reason(f, world, client, auth):
     s, author, reviewer, idea, _ = world
     mod = f.make_user(site_role="moderator")
     auth.login(reviewer.email)
-    assert client.post(f"/ideas/{idea.id}/disqualify", data={"reason": "x"}).status_code == 403
+    assert client.post(f"/ideas/{idea.id}/disqualify", data={"reason": "x", "rule": "Rule 1"}).status_code == 403
     auth.logout()
     auth.login(mod.email)
-    assert client.post(f"/ideas/{idea.id}/disqualify", data={"reason": "Plagiarised."}).status_code == 302
+    # One way to disqualify: a moderation decision, which names the rule broken.
+    r = client.post(f"/ideas/{idea.id}/disqualify", data={"reason": "Plagiarised."})
+    assert r.status_code == 400 and b"Name the participation rule" in r.data
+    assert reload(idea).status != "disqualified"
+    r = client.post(f"/ideas/{idea.id}/disqualify", data={"reason": "Plagiarised.", "rule": "Rule 4: original work"})
+    assert r.status_code == 302
     assert reload(idea).status == "disqualified"
-    assert json.loads(events("idea.disqualified")[0].data)["reason"] == "Plagiarised."
+    data = json.loads(events("moderation.disqualify")[0].data)
+    assert data["reason"] == "Plagiarised." and data["rule"] == "Rule 4: original work"
+    action = db.session.execute(select(ModerationAction)).scalar_one()
+    assert policy.can(author, "appeal", action)
 
 
 def test_review_dashboard_and_reviewer_list(f, world, client, auth):

@@ -14,16 +14,11 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.notify", "bp", "/notifications"),
     ("marketplace.api", "bp", "/api"),
     ("marketplace.feeds", "bp", "/feeds"),
-    # [ideas blueprints]
     ("marketplace.ideas", "bp", None),
-    # [invitations blueprints]
     ("marketplace.invitations", "bp", "/invitations"),
     ("marketplace.lists", "bp", "/lists"),
-    # [moderation blueprints]
     ("marketplace.moderation", "bp", None),  # /moderation/..., /challenges/<id>/decisions, /audit
-    # [engagement blueprints]
     ("marketplace.engagement", "bp", "/engage"),
-    # [search blueprints]
     ("marketplace.search.views", "bp", None),
 ]
 

@@ -200,6 +200,17 @@ class ReasonForm(FlaskForm):
     submit = SubmitField("Confirm")
 
 
+class DisqualifyForm(FlaskForm):
+    """A moderation decision on an idea: it names the participation rule broken, the authors
+    are told both and may appeal (marketplace/services/moderation.py)."""
+
+    reason = TextAreaField("Reason (shown to the authors)", validators=[
+        DataRequired("Give the reason for disqualifying the idea."), Length(max=2000)])
+    rule = StringField("Participation rule broken", validators=[
+        DataRequired("Name the participation rule the idea broke."), Length(max=300)])
+    submit = SubmitField("Disqualify")
+
+
 class AwardForm(FlaskForm):
     incentive = SelectField("Incentive granted", coerce=int, validate_choice=True, choices=[])
     note = TextAreaField("Note (optional)", validators=[Optional(), Length(max=2000)])

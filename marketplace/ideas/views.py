@@ -37,7 +37,9 @@ from ..models import (
 )
 from ..policy import get_visible_or_404, require
 from ..services import attachments as files_svc
+from ..models.moderation import ActionKind
 from ..services import ideas as svc
+from ..services import moderation as moderation_svc
 from ..services import terms as terms_svc
 from ..services.common import ServiceError
 from . import bp
@@ -50,6 +52,7 @@ from .forms import (
     NDAForm,
     NoteForm,
     ReasonForm,
+    DisqualifyForm,
     ReviewerForm,
     ReviewerNDAForm,
     ReviseForm,
@@ -323,6 +326,7 @@ def detail(idea_id: int):
         form.incentive.choices = [(i, terms_svc.describe_incentive(inc)) for i, inc in enumerate(idea.terms.incentives)]
         ctx["award_form"] = form
     ctx["reason_form"] = ReasonForm()
+    ctx["disqualify_form"] = DisqualifyForm()
     ctx["action_form"] = ActionForm()
     return render_template("ideas/detail.html", **ctx)
 
@@ -548,15 +552,17 @@ def paid(idea_id: int):
 @bp.route("/ideas/<int:idea_id>/disqualify", methods=["POST"])
 @login_required
 def disqualify(idea_id: int):
+    """A moderation decision like any other: it names the rule broken and can be appealed."""
     idea = _post_action(idea_id, "disqualify")
-    form = ReasonForm()
+    form = DisqualifyForm()
     if not form.validate_on_submit():
-        abort(400, "Give the reason for disqualifying the idea.")
+        abort(400, "; ".join(e for errs in form.errors.values() for e in errs))
     try:
-        svc.disqualify_idea(current_user, idea, form.reason.data)
+        moderation_svc.take_action(current_user, "idea", idea.id, ActionKind.DISQUALIFY.value,
+                                   form.reason.data, rule=form.rule.data)
     except ServiceError as e:
         _fail(e)
-    flash("Idea disqualified.", "success")
+    flash("Idea disqualified; the authors were told the reason and the rule, and may appeal.", "success")
     return redirect(url_for("ideas.detail", idea_id=idea.id))
 
 

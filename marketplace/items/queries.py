@@ -51,10 +51,6 @@ class ListArgs:
         return cls(kind=kind, tag=(args.get("tag") or "").strip().lower()[:40],
                    org=(args.get("org") or "").strip()[:140], status=status, sort=sort, page=page)
 
-    def as_query_args(self) -> dict:
-        return {k: v for k, v in {"tag": self.tag, "org": self.org, "status": self.status,
-                                  "sort": self.sort if self.sort != "newest" else ""}.items() if v}
-
 
 def item_list(user, a: ListArgs, page_size: int):
     """(rows, total, org) for one page of the items `user` may see, filtered and ordered."""

@@ -15,29 +15,30 @@ from .lists import InvitationList, ItemList, ListMember, ListShare
 from .notify import Notification, OutgoingMail
 from .org import Membership, Organisation
 from .user import User
-
-# Feature models (each section is edited only by its feature):
-# [ideas models]
-from .ideas import (  # noqa: E402,F401
+from .ideas import (
     AcceptancePurpose, AuthorStatus, ChallengeRules, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
     IdeaAuthor, IdeaAward, IdeaRevision, IdeaScore, IdeaStatus, IncentiveKind, IPModel, ReviewCriterion,
     ReviewerAppointment, ReviewerKind, ReviewNote, SealedViewLog, TermsAcceptance, WhoMaySubmit,
 )
-# [invitations models]
-from .invitations import Invitation, InvitationState  # noqa: E402,F401
-# [moderation models]
-from .moderation import (  # noqa: E402,F401
+from .invitations import Invitation, InvitationState
+from .moderation import (
     Appeal, BlockedDomain, ItemModeration, ModerationAction, ModerationActionUser, ModerationFlag,
     ModeratorScope, Report, ReportAuthor,
 )
-# [engagement models]
-from .engagement import (  # noqa: E402,F401
+from .engagement import (
     Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Question, RequestEvent,
 )
 
 __all__ = [
-    "AccessGrant", "Asset", "AssetKind", "AuditEvent", "Challenge", "Failure",
-    "InvitationList", "Item", "ItemKind", "ItemList", "ItemTag", "ListMember", "ListShare",
-    "MODEL_BY_KIND", "Membership", "Notification", "OutgoingMail", "OrgKind", "OrgRole", "Organisation", "SearchOutbox",
-    "SiteRole", "Status", "User", "Visibility", "utcnow",
+    "AcceptancePurpose", "AccessGrant", "Answer", "Appeal", "Asset", "AssetKind", "AssetRequest",
+    "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
+    "ChallengeTerms", "Comment", "Confidentiality", "EngagementRules", "Failure", "Idea",
+    "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
+    "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
+    "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "Membership",
+    "MODEL_BY_KIND", "ModerationAction", "ModerationActionUser", "ModerationFlag",
+    "ModeratorScope", "Notification", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
+    "Question", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
+    "ReviewerKind", "ReviewNote", "SealedViewLog", "SearchOutbox", "SiteRole", "Status",
+    "TermsAcceptance", "User", "utcnow", "Visibility", "WhoMaySubmit",
 ]

@@ -1,12 +1,12 @@
 """Engagement on items: participation rules, challenge Q&A, failure discussions, asset
 licence terms and the private requests sent against them.
 
-Who may see or do what with these rows is decided in marketplace/policy.py ([engagement]);
+Who may see or do what with these rows is decided in marketplace/policy/engagement.py;
 writes go through marketplace/services/engagement.py.
 
 Every piece of user content here (Question, Answer, Comment, AssetRequest) carries
-``author_id``, ``hidden_at`` and ``hidden_reason`` so moderation can hide it; ``REPORTABLE``
-maps the report ``target_type`` strings to the models.
+``author_id``, ``hidden_at`` and ``hidden_reason`` so moderation can hide it (see
+marketplace/moderation/registry.py).
 """
 from __future__ import annotations
 
@@ -294,11 +294,3 @@ class RequestEvent(db.Model):
     request = relationship("AssetRequest", back_populates="events")
     actor = relationship("User")
 
-
-# Report target_type -> model, for moderation.
-REPORTABLE: dict[str, type] = {
-    "question": Question,
-    "answer": Answer,
-    "comment": Comment,
-    "asset_request": AssetRequest,
-}

@@ -5,7 +5,7 @@ Reports and actions carry a *snapshot* of where their target lives (owning organ
 context item and whether it is discussion content) taken when they are written. Content
 never moves between organisations or challenges, and the snapshot lets the policy filter
 the moderator queue in SQL with exactly the rule it applies to one row
-(see the ``[moderation]`` section of marketplace/policy.py).
+(marketplace/policy/places.py).
 """
 from __future__ import annotations
 

@@ -25,7 +25,6 @@ def _setup(state) -> None:
         if raw is not None and not isinstance(default, str):
             raw = type(default)(raw)
         app.config.setdefault(name, raw if raw is not None else default)
-    registry.ensure_registered()
     flags.init_app(app)
     app.jinja_env.globals.update(discussion_lock=views.discussion_lock, reportable_type=registry.type_of)
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from .. import policy
 from ..extensions import db
-from ..models import AuditEvent, Item, User
+from ..models import AuditEvent, ChallengeTerms, Item, User
 from ..models.moderation import ActionKind
 from . import registry
 
@@ -178,20 +178,15 @@ def _terms(ev, data, user):
            f"confidentiality: {data.get('confidentiality')})"
     detail = None
     if data.get("supersedes"):
-        try:
-            from ..models.ideas import ChallengeTerms
-        except ImportError:  # pragma: no cover - ideas feature absent
-            ChallengeTerms = None
-        if ChallengeTerms is not None:
-            rows = {t.version: t for t in db.session.execute(
-                select(ChallengeTerms).where(ChallengeTerms.challenge_id == ev.item_id,
-                                             ChallengeTerms.version.in_([data["version"], data["supersedes"]]))
-            ).scalars()}
-            new, old = rows.get(data["version"]), rows.get(data["supersedes"])
-            if new is not None and old is not None:
-                changed = _changed_keys(json.loads(old.canonical), json.loads(new.canonical),
-                                        skip=("version", "challenge_id"))
-                detail = f"Replaces version {data['supersedes']}; changed: {', '.join(changed) or 'nothing'}"
+        rows = {t.version: t for t in db.session.execute(
+            select(ChallengeTerms).where(ChallengeTerms.challenge_id == ev.item_id,
+                                         ChallengeTerms.version.in_([data["version"], data["supersedes"]]))
+        ).scalars()}
+        new, old = rows.get(data["version"]), rows.get(data["supersedes"])
+        if new is not None and old is not None:
+            changed = _changed_keys(json.loads(old.canonical), json.loads(new.canonical),
+                                    skip=("version", "challenge_id"))
+            detail = f"Replaces version {data['supersedes']}; changed: {', '.join(changed) or 'nothing'}"
         detail = detail or f"Replaces version {data['supersedes']}"
     return _d(ev, "terms", what, None, detail)
 

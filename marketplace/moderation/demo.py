@@ -22,7 +22,6 @@ REPORTS = [
 
 
 def load_demo(users: dict, orgs: dict) -> None:
-    registry.ensure_registered()
     now = utcnow()
     for email, title, category, note, hours in REPORTS:
         reporter = users.get(email)

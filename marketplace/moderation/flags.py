@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from .. import policy
 from ..extensions import db
 from ..models import Membership, User, utcnow
+from ..models import ideas as ideas_models
 from ..models.moderation import BlockedDomain, FlagKind, FlagStatus, ModerationFlag
 from . import registry
 
@@ -34,12 +35,6 @@ log = logging.getLogger(__name__)
 
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 SHINGLE = 3
-
-
-def _ideas_models():
-    from ..models import ideas as m  # the ideas feature (issue 3)
-
-    return m
 
 
 # --------------------------------------------------------------------------- near-duplicates
@@ -85,10 +80,10 @@ def _domain_matches(domain: str, patterns: Iterable[str]) -> str | None:
     return None
 
 
-def _counted_statuses(m) -> list[str]:
+def _counted_statuses() -> list[str]:
     """Ideas that count: submitted in the broad sense (not awaiting co-authors, not withdrawn)."""
-    return [s for s in m.IdeaStatus.values()
-            if s not in (m.IdeaStatus.AWAITING_COAUTHORS.value, m.IdeaStatus.WITHDRAWN.value)]
+    return [s for s in ideas_models.IdeaStatus.values()
+            if s not in (ideas_models.IdeaStatus.AWAITING_COAUTHORS.value, ideas_models.IdeaStatus.WITHDRAWN.value)]
 
 
 def _authors(idea: Any) -> list[int]:
@@ -109,13 +104,12 @@ def _users(ids: Iterable[int]) -> dict[int, User]:
 def check_over_limit(idea: Any, rules: Any) -> tuple[str, dict] | None:
     if rules is None or not rules.max_ideas_per_contributor:
         return None
-    m = _ideas_models()
     limit = int(rules.max_ideas_per_contributor)
-    counting_authors = (m.AuthorStatus.LEAD.value, m.AuthorStatus.ACCEPTED.value)
+    counting_authors = (ideas_models.AuthorStatus.LEAD.value, ideas_models.AuthorStatus.ACCEPTED.value)
     rows = db.session.execute(
-        select(m.IdeaAuthor.idea_id, m.IdeaAuthor.user_id).join(m.Idea, m.Idea.id == m.IdeaAuthor.idea_id).where(
-            m.Idea.challenge_id == idea.challenge_id, m.Idea.status.in_(_counted_statuses(m)),
-            m.IdeaAuthor.status.in_(counting_authors))
+        select(ideas_models.IdeaAuthor.idea_id, ideas_models.IdeaAuthor.user_id).join(ideas_models.Idea, ideas_models.Idea.id == ideas_models.IdeaAuthor.idea_id).where(
+            ideas_models.Idea.challenge_id == idea.challenge_id, ideas_models.Idea.status.in_(_counted_statuses()),
+            ideas_models.IdeaAuthor.status.in_(counting_authors))
     ).all()
     ideas_by_user: dict[int, set[int]] = {}
     users_by_idea: dict[int, set[int]] = {}
@@ -177,11 +171,10 @@ def check_blocked_domain(idea: Any, rules: Any) -> tuple[str, dict] | None:
 
 
 def check_conflict_of_interest(idea: Any, rules: Any) -> tuple[str, dict] | None:
-    m = _ideas_models()
     challenge = idea.challenge
     if challenge is None:
         return None
-    if rules is not None and rules.who_may_submit == m.WhoMaySubmit.ORGANISATION.value:
+    if rules is not None and rules.who_may_submit == ideas_models.WhoMaySubmit.ORGANISATION.value:
         return None  # an internal challenge: members are who it is for
     authors = _authors(idea)
     members = set(db.session.execute(
@@ -193,9 +186,9 @@ def check_conflict_of_interest(idea: Any, rules: Any) -> tuple[str, dict] | None
     declared = set()
     if allowed:
         declared = set(db.session.execute(
-            select(m.TermsAcceptance.user_id).where(
-                m.TermsAcceptance.idea_id == idea.id, m.TermsAcceptance.user_id.in_(members),
-                m.TermsAcceptance.coi_note != "")
+            select(ideas_models.TermsAcceptance.user_id).where(
+                ideas_models.TermsAcceptance.idea_id == idea.id, ideas_models.TermsAcceptance.user_id.in_(members),
+                ideas_models.TermsAcceptance.coi_note != "")
         ).scalars())
     undeclared = sorted(members - declared)
     if not undeclared:
@@ -211,14 +204,13 @@ def check_conflict_of_interest(idea: Any, rules: Any) -> tuple[str, dict] | None
 
 
 def check_near_duplicate(idea: Any, rules: Any = None) -> tuple[str, dict] | None:
-    m = _ideas_models()
     threshold = float(_setting("MODERATION_DUPLICATE_THRESHOLD"))
     mine = shingles(idea_text(idea))
     if not mine:
         return None
     others = db.session.execute(
-        select(m.Idea).where(m.Idea.challenge_id == idea.challenge_id, m.Idea.id != idea.id,
-                             m.Idea.status.in_(_counted_statuses(m)))
+        select(ideas_models.Idea).where(ideas_models.Idea.challenge_id == idea.challenge_id, ideas_models.Idea.id != idea.id,
+                             ideas_models.Idea.status.in_(_counted_statuses()))
     ).scalars()
     matches = []
     for other in others:
@@ -284,22 +276,11 @@ def check_idea(idea: Any) -> list[ModerationFlag]:
 _PENDING = "moderation_submitted_ideas"
 
 
-def _submitted_value() -> str | None:
-    try:
-        return _ideas_models().IdeaStatus.SUBMITTED.value
-    except (ImportError, AttributeError):
-        return None
-
-
 def _collect(session: Session, flush_context, instances) -> None:
     """Before each flush: note ideas entering the submitted state."""
-    try:
-        m = _ideas_models()
-    except ImportError:
-        return
-    submitted = m.IdeaStatus.SUBMITTED.value
+    submitted = ideas_models.IdeaStatus.SUBMITTED.value
     for obj in list(session.new) + list(session.dirty):
-        if not isinstance(obj, m.Idea) or obj.status != submitted:
+        if not isinstance(obj, ideas_models.Idea) or obj.status != submitted:
             continue
         if obj in session.new or inspect(obj).attrs.status.history.has_changes():
             session.info.setdefault(_PENDING, []).append(obj)
@@ -335,10 +316,6 @@ _installed = False
 def init_app(app: Flask) -> None:
     global _installed
     if _installed:
-        return
-    try:
-        _ideas_models()
-    except ImportError:
         return
     event.listen(Session, "before_flush", _collect)
     event.listen(Session, "before_commit", _run)

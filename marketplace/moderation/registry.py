@@ -1,18 +1,14 @@
 """The registry of reportable types: what moderation needs to know about each thing that
 can be reported, without knowing the feature that owns it.
 
-Each entry knows how to load a target, where it lives (owning organisation, context item,
-whether it is discussion content), who wrote it, how to hide and restore it, and how to
-describe it to a moderator. Items (challenge/failure/asset), organisations and users are
-registered here; ideas and engagement content (questions, answers, comments, asset
-requests) are registered when their models exist, found by duck typing on ``hidden_at``,
-``hidden_reason`` and an author attribute. Other features may also call
-``register_reportable`` themselves.
+Each entry knows how to load a target, who wrote it, how to hide and restore it, and how to
+describe it to a moderator. Where a target lives (its place: organisation, context item,
+discussion or not) and who may moderate it are rules, so they come from the policy
+(`policy.placement`). Items (challenge/failure/asset), organisations, users, ideas and
+engagement content (questions, answers, comments, asset requests) are registered here.
 """
 from __future__ import annotations
 
-import importlib
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -20,21 +16,26 @@ from flask import current_app, has_request_context, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from .. import policy
 from ..extensions import db
-from ..models import Item, ItemKind, Membership, Organisation, OrgRole, Status, User, utcnow
+from ..models import (
+    Answer,
+    AssetRequest,
+    AuthorStatus,
+    Comment,
+    Idea,
+    IdeaStatus,
+    Item,
+    ItemKind,
+    Membership,
+    Organisation,
+    OrgRole,
+    Question,
+    User,
+    utcnow,
+)
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a target lives; snapshotted onto reports, actions and flags."""
-
-    target_type: str
-    org_id: int | None
-    context_item_id: int | None
-    context_kind: str | None
-    is_discussion: bool
+Placement = policy.Placement
 
 
 @dataclass
@@ -43,21 +44,17 @@ class Reportable:
     model: type
     label: str
     load: Callable[[int], Any | None]
-    org_id: Callable[[Any], int | None]
     context_item: Callable[[Any], Item | None]
     author_ids: Callable[[Any], list[int]]
     describe: Callable[[Any], dict]
     can_hide: bool = False
-    is_discussion: bool = False
     matches: Callable[[Any], bool] | None = None
     # Ideas: the status a disqualification sets, and its previous status for undoing it.
     disqualify_status: str | None = None
     extra: dict = field(default_factory=dict)
 
     def placement(self, obj: Any) -> Placement:
-        item = self.context_item(obj)
-        return Placement(self.type, self.org_id(obj), item.id if item is not None else None,
-                         item.kind if item is not None else None, self.is_discussion)
+        return policy.placement(obj)
 
     def hide(self, obj: Any, reason: str) -> None:
         obj.hidden_at = utcnow()
@@ -75,21 +72,16 @@ REGISTRY: dict[str, Reportable] = {}
 
 
 def register_reportable(entry: Reportable) -> Reportable:
-    """Add (or replace) a reportable type and give it the moderation view/act rules."""
-    from .. import policy
-
+    """Add (or replace) a reportable type (its moderation rules are the policy's)."""
     REGISTRY[entry.type] = entry
-    policy.register_moderation_rules(entry.model, entry.type)
     return entry
 
 
 def get(type_name: str) -> Reportable | None:
-    ensure_registered()
     return REGISTRY.get(type_name)
 
 
 def entry_for(obj: Any) -> Reportable | None:
-    ensure_registered()
     for entry in REGISTRY.values():
         if isinstance(obj, entry.model) and (entry.matches is None or entry.matches(obj)):
             return entry
@@ -108,6 +100,8 @@ def load(type_name: str, obj_id: Any) -> tuple[Reportable | None, Any | None]:
     try:
         obj_id = int(obj_id)
     except (TypeError, ValueError):
+        return entry, None
+    if not -2**63 <= obj_id < 2**63:
         return entry, None
     return entry, entry.load(obj_id)
 
@@ -176,176 +170,64 @@ def _describe_user(user: User) -> dict:
             "blocked": user.is_blocked}
 
 
-def _register_builtins() -> None:
+def _item_of(obj: Any) -> Item | None:
+    """The item a piece of content lives under (ideas: their challenge)."""
+    return db.session.get(Item, obj.challenge_id if isinstance(obj, Idea) else obj.item_id)
+
+
+def _content_describer(type_name: str, label: str) -> Callable[[Any], dict]:
+    """Describe ideas and engagement content: their sanitised HTML, in their item's context."""
+    def describe(obj: Any) -> dict:
+        item = _item_of(obj)
+        html = getattr(obj, "body_html", None) or getattr(obj, "message_html", None) or ""
+        anchor = f"{type_name.replace('_', '-')}-{obj.id}"
+        return {"title": getattr(obj, "title", None) or f"{label} #{obj.id}", "kind_label": label,
+                "html": Markup(html),  # *_html fields are written by marketplace.sanitize
+                "url": _item_url(item, anchor) if item is not None else None,
+                "org_name": item.organisation.name if item is not None and item.organisation else "",
+                "context_title": item.title if item is not None else None,
+                "context_item": item, "hidden": obj.hidden_at is not None,
+                "created_at": obj.created_at}
+    return describe
+
+
+def _idea_authors(idea: Idea) -> list[int]:
+    """The lead and the co-authors who accepted; pending or declined invitees are not authors."""
+    counting = {AuthorStatus.LEAD.value, AuthorStatus.ACCEPTED.value}
+    ids = {a.user_id for a in idea.authors if a.status in counting}
+    ids.add(idea.author_id)
+    return sorted(ids)
+
+
+def _content(type_name: str, model: type, label: str, **kw: Any) -> Reportable:
+    return Reportable(
+        type=type_name, model=model, label=label, load=lambda i: db.session.get(model, i),
+        context_item=_item_of, describe=_content_describer(type_name, label), can_hide=True,
+        author_ids=kw.pop("author_ids", lambda o: [o.author_id] if o.author_id is not None else []), **kw)
+
+
+def _register_all() -> None:
     for kind in ItemKind.values():
         register_reportable(Reportable(
             type=kind, model=Item, label=ItemKind(kind).label, load=_item_loader(kind),
-            org_id=lambda i: i.org_id, context_item=lambda i: i, author_ids=_item_authors,
-            describe=_describe_item, can_hide=True,
+            context_item=lambda i: i, author_ids=_item_authors, describe=_describe_item, can_hide=True,
             matches=(lambda k: (lambda i: i.kind == k))(kind),
         ))
     register_reportable(Reportable(
         type="organisation", model=Organisation, label="Organisation profile",
-        load=lambda i: db.session.get(Organisation, i), org_id=lambda o: o.id, context_item=lambda o: None,
+        load=lambda i: db.session.get(Organisation, i), context_item=lambda o: None,
         author_ids=lambda o: _org_managers(o.id), describe=_describe_org,
     ))
     register_reportable(Reportable(
         type="user", model=User, label="User profile", load=lambda i: db.session.get(User, i),
-        org_id=lambda u: None, context_item=lambda u: None, author_ids=lambda u: [u.id],
-        describe=_describe_user,
+        context_item=lambda u: None, author_ids=lambda u: [u.id], describe=_describe_user,
     ))
+    register_reportable(_content("idea", Idea, "Idea", author_ids=_idea_authors,
+                                 disqualify_status=IdeaStatus.DISQUALIFIED.value))
+    register_reportable(_content("question", Question, "Question"))
+    register_reportable(_content("answer", Answer, "Answer"))
+    register_reportable(_content("comment", Comment, "Comment"))
+    register_reportable(_content("asset_request", AssetRequest, "Asset request"))
 
 
-# --------------------------------------------------------------------------- duck-typed features
-
-AUTHOR_ATTRS = ("author_ids", "author_id", "submitted_by_id", "created_by_id", "user_id")
-ITEM_ATTRS = ("item_id", "challenge_id")
-TEXT_HTML_ATTRS = ("body_html", "message_html", "summary_html", "description_html")
-TITLE_ATTRS = ("title", "name")
-
-
-def _is_hideable(model: type) -> bool:
-    return hasattr(model, "hidden_at") and hasattr(model, "hidden_reason")
-
-
-def _author_ids_of(obj: Any) -> list[int]:
-    """Authors by duck typing: an ``author_ids`` property, an ``authors``/``coauthors``
-    relationship (users or rows with user_id), or a single author column."""
-    ids: set[int] = set()
-    val = getattr(obj, "author_ids", None)
-    if isinstance(val, (list, tuple, set, frozenset)):
-        ids.update(int(x) for x in val if x is not None)
-    for rel in ("authors", "coauthors", "co_authors"):
-        for row in getattr(obj, rel, None) or []:
-            uid = getattr(row, "user_id", None)
-            if uid is None and isinstance(row, User):
-                uid = row.id
-            if uid is not None:
-                ids.add(int(uid))
-    for attr in AUTHOR_ATTRS[1:]:
-        uid = getattr(obj, attr, None)
-        if isinstance(uid, int):
-            ids.add(uid)
-    return sorted(ids)
-
-
-def _context_item_of(obj: Any) -> Item | None:
-    for attr in ITEM_ATTRS:
-        iid = getattr(obj, attr, None)
-        if isinstance(iid, int):
-            return db.session.get(Item, iid)
-    return None
-
-
-def _duck_describe(type_name: str, label: str) -> Callable[[Any], dict]:
-    def describe(obj: Any) -> dict:
-        item = _context_item_of(obj)
-        html = Markup("")
-        for attr in TEXT_HTML_ATTRS:
-            val = getattr(obj, attr, None)
-            if val:
-                html = Markup(val)  # these *_html fields are written by marketplace.sanitize
-                break
-        title = next((getattr(obj, a) for a in TITLE_ATTRS if getattr(obj, a, None)), None)
-        anchor = f"{type_name.replace('_', '-')}-{obj.id}"
-        return {"title": title or f"{label} #{obj.id}", "kind_label": label, "html": html,
-                "url": _item_url(item, anchor) if item is not None else None,
-                "org_name": item.organisation.name if item is not None and item.organisation else "",
-                "context_title": item.title if item is not None else None,
-                "context_item": item, "hidden": getattr(obj, "hidden_at", None) is not None,
-                "created_at": getattr(obj, "created_at", None)}
-    return describe
-
-
-def duck_reportable(type_name: str, model: type, label: str | None = None, *, is_discussion: bool = False,
-                    disqualify_status: str | None = None) -> Reportable:
-    """A registry entry for a model with hidden_at/hidden_reason, an author attribute and an
-    item_id/challenge_id column."""
-    label = label or type_name.replace("_", " ").capitalize()
-
-    def org_of(obj):
-        item = _context_item_of(obj)
-        return item.org_id if item is not None else None
-
-    return Reportable(
-        type=type_name, model=model, label=label, load=lambda i: db.session.get(model, i),
-        org_id=org_of, context_item=_context_item_of, author_ids=_author_ids_of,
-        describe=_duck_describe(type_name, label), can_hide=_is_hideable(model),
-        is_discussion=is_discussion, disqualify_status=disqualify_status,
-    )
-
-
-# Engagement content that is public discussion (org admins moderate it on their own items).
-DISCUSSION_TYPES = frozenset({"question", "answer", "comment"})
-_builtins_done = False
-_optional_done: set[str] = set()
-
-
-def _try_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:
-            raise
-        return None
-
-
-def _register_engagement() -> bool:
-    mod = _try_module("marketplace.models.engagement")
-    if mod is None:
-        return False
-    mapping = getattr(mod, "REPORTABLE", None) or {
-        m.__tablename__.rstrip("s"): m for m in vars(mod).values()
-        if isinstance(m, type) and hasattr(m, "__tablename__") and _is_hideable(m)
-    }
-    for type_name, model in mapping.items():
-        if type_name in REGISTRY or not _is_hideable(model):
-            continue
-        register_reportable(duck_reportable(type_name, model, is_discussion=type_name in DISCUSSION_TYPES))
-    return True
-
-
-def _register_ideas() -> bool:
-    mod = _try_module("marketplace.models.ideas")
-    if mod is None:
-        return False
-    model = getattr(mod, "Idea", None)
-    if model is None or not _is_hideable(model) or "idea" in REGISTRY:
-        return model is not None
-    status_enum = getattr(mod, "IdeaStatus", None)
-    values = status_enum.values() if status_enum is not None else []
-    entry = duck_reportable("idea", model, "Idea",
-                            disqualify_status="disqualified" if "disqualified" in values else None)
-    author_status = getattr(mod, "AuthorStatus", None)
-    if author_status is not None:
-        # Authors are the lead and co-authors who accepted; pending or declined invitees are not.
-        counting = {author_status.LEAD.value, author_status.ACCEPTED.value}
-
-        def idea_authors(idea: Any) -> list[int]:
-            ids = {a.user_id for a in getattr(idea, "authors", []) if a.status in counting}
-            if getattr(idea, "author_id", None):
-                ids.add(idea.author_id)
-            return sorted(ids)
-        entry.author_ids = idea_authors
-    register_reportable(entry)
-    return True
-
-
-def ensure_registered() -> None:
-    """Register the built-in types, and the optional feature types whose models exist.
-
-    Called when the moderation blueprint registers (every model is imported by then), so
-    each optional module is looked for once per process, not on every request.
-    """
-    global _builtins_done
-    if not _builtins_done:
-        _builtins_done = True
-        _register_builtins()
-    for name, fn in (("engagement", _register_engagement), ("ideas", _register_ideas)):
-        if name not in _optional_done:
-            _optional_done.add(name)
-            fn()
-
-
-def is_published_item(item: Item | None) -> bool:
-    return item is not None and item.status in (Status.OPEN.value, Status.CLOSED.value, Status.ARCHIVED.value)
+_register_all()

@@ -846,29 +846,6 @@ def confirm_payment(user: User, idea: Idea) -> IdeaAward:
     return award
 
 
-def disqualify_idea(user: User, idea: Idea, reason: str) -> None:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError("Give the reason for disqualifying the idea.", field="reason")
-    if len(reason) > 2000:
-        raise ServiceError("At most 2,000 characters.", field="reason")
-    if not policy.can(user, "view", idea):
-        raise ServiceError("There is no such idea, or you may not see it.", 404)
-    lock_row(Idea, idea.id)
-    db.session.refresh(idea)
-    if not policy.can(user, "disqualify", idea):
-        raise ServiceError("Only moderators disqualify, and not an idea that is "
-                           f"{idea.status_label.lower()}.", 403)
-    old = idea.status
-    idea.status = IdeaStatus.DISQUALIFIED.value
-    idea.decided_at = utcnow()
-    idea.decision_reason = reason
-    audit.record("idea.disqualified", "idea", idea.id, actor_id=user.id, item_id=idea.challenge_id,
-                 data={"from": old, "reason": reason})
-    _notify_authors(idea, "idea.disqualified", f"Your idea “{idea.title}” was disqualified: {reason}")
-    db.session.commit()
-
-
 # --------------------------------------------------------------------------- queries and search
 
 

@@ -308,10 +308,8 @@ def _prepare(mod: User, kind: str, entry: registry.Reportable, target: Any, reas
                 raise ServiceError("This idea is not disqualified.", 409)
             data = {"previous_status": target.status}
             target.status = _previous_idea_status(entry, target)
-        if hasattr(target, "decided_at"):
-            target.decided_at = now
-        if hasattr(target, "decision_reason"):
-            target.decision_reason = reason if kind == ActionKind.DISQUALIFY.value else None
+        target.decided_at = now
+        target.decision_reason = reason if kind == ActionKind.DISQUALIFY.value else None
         return _Act(kind, entry, target, entry.author_ids(target), data=data, rule=rule)
     if kind in (ActionKind.SUSPEND.value, ActionKind.BAN.value, ActionKind.REINSTATE.value):
         subject = _subject_user(entry, target, user_id)
@@ -560,8 +558,7 @@ def _reverse(mod: User, action: ModerationAction, reason: str, appeal: Appeal) -
             return None
         data = {"previous_status": obj.status}
         obj.status = action.payload.get("previous_status") or "submitted"
-        if hasattr(obj, "decision_reason"):
-            obj.decision_reason = None
+        obj.decision_reason = None
     elif kind == ActionKind.REINSTATE.value:
         if not obj.is_blocked:
             return None

@@ -1,0 +1,150 @@
+"""The rule book: the one place that decides who may see and do what.
+
+One module per feature, one rule object per model (see core.py for the shape):
+
+    items.py        challenges, failures, assets; invited access
+    orgs.py         organisations, user profiles, site roles
+    invitations.py  invitations, invitation lists, members, shares, list attachments
+    ideas.py        ideas, terms, acceptances, attachments, review notes, reviewers
+    engagement.py   questions, answers, comments, asset terms and requests
+    moderation.py   reporting, moderating, reports, actions, appeals, flags
+    places.py       who moderates which place, and the exceptions that follow from it
+    search.py       the viewer's search terms (the twin of every rule's doc_principals)
+
+The faces every surface uses:
+
+* ``can(user, action, obj)``: one object (a site-wide action when obj is None);
+* ``visible(user, Model)`` / ``visible_clause(user, Model)``: the same rule as SQL;
+* ``principals(user)`` and ``doc_principals(obj)``: the same rule as search terms;
+* ``get_visible_or_404(Model, id)`` and ``require(action, obj)`` for views.
+
+Rules fail closed: an unknown model, action, visibility level, status or mode raises
+``PolicyError``. Importing this package declares every rule, so ``can`` answers the same
+whether or not an app was created.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..models import Item, utcnow
+from . import engagement, ideas, invitations, items, moderation, orgs, places  # noqa: F401  (declare the rules)
+from .core import (
+    ANONYMOUS,
+    RULE_BOOK,
+    RULES,
+    PolicyError,
+    Viewer,
+    can,
+    doc_principals,
+    doc_principals_valid_until,
+    forget_viewer,
+    get_visible_or_404,
+    require,
+    viewer_email,
+    viewer_for,
+    visible,
+    visible_clause,
+)
+from .engagement import (
+    ask_refusal,
+    asset_request_refusal,
+    can_view_answer,
+    can_view_comment,
+    can_view_question,
+    discussion_refusal,
+    discussion_reply_refusal,
+    engagement_edit_window,
+    engagement_has_open_report,
+    engagement_rules,
+    is_request_owner_side,
+    is_request_sender_side,
+    post_delete_refusal,
+    post_edit_refusal,
+    question_answer_refusal,
+    question_cutoff,
+)
+from .ideas import (
+    IDEA_COUNTING_AUTHOR_STATES,
+    IDEA_REVIEWABLE_STATES,
+    IDEA_SHOWN_STATES,
+    IDEA_VISIBLE_AUTHOR_STATES,
+    challenge_rules,
+    counted_ideas,
+    current_terms,
+    has_accepted_nda,
+    idea_author_status,
+    idea_is_sealed,
+    is_active_reviewer,
+    is_idea_author,
+    participation_refusal,
+    reviewer_appointment,
+)
+from .invitations import (
+    ListUse,
+    active_grants_for_viewer,
+    active_list_memberships,
+    can_decline_with_token,
+    invitation_state,
+    is_invitee,
+    items_via_grants_clause,
+    items_via_lists_clause,
+    usable_lists_clause,
+)
+from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
+from .moderation import Placement, appeal_refusal, placement
+from .orgs import may_set_member_role
+from .places import (
+    MODERATION_SITE_ONLY_TYPES,
+    forget_moderator_scopes,
+    is_discussion_locked,
+    moderator_scope_org_ids,
+)
+from .search import principals
+
+
+def item_doc_principals(item: Item, now: datetime | None = None) -> list[str]:
+    """Who may find this item in search, as terms; the twin of can(_, "view", item)."""
+    return ITEMS.doc_principals(item, now or utcnow())
+
+
+def item_principals_valid_until(item: Item, now: datetime | None = None) -> datetime | None:
+    return ITEMS.valid_until(item, now or utcnow())
+
+
+def item_doc_principals_many(items_, now: datetime | None = None):
+    """item_doc_principals and item_principals_valid_until for many items at once."""
+    return ITEMS.principals_many(items_, now)
+
+
+def idea_doc_principals(idea, now: datetime | None = None) -> list[str]:
+    return doc_principals(idea, now)
+
+
+def question_doc_principals(q) -> list[str]:
+    return doc_principals(q)
+
+
+def comment_doc_principals(c) -> list[str]:
+    return doc_principals(c)
+
+
+__all__ = [
+    "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
+    "ask_refusal", "asset_request_refusal", "can", "can_decline_with_token", "can_view_answer",
+    "can_view_comment", "can_view_question", "challenge_rules", "comment_doc_principals",
+    "counted_ideas", "current_terms", "discussion_refusal", "discussion_reply_refusal",
+    "doc_principals", "doc_principals_valid_until", "engagement_edit_window",
+    "engagement_has_open_report", "engagement_rules", "forget_moderator_scopes", "forget_viewer",
+    "get_visible_or_404", "has_accepted_nda", "has_invited_access", "idea_author_status",
+    "IDEA_COUNTING_AUTHOR_STATES", "idea_doc_principals", "idea_is_sealed",
+    "IDEA_REVIEWABLE_STATES", "IDEA_SHOWN_STATES", "IDEA_VISIBLE_AUTHOR_STATES", "in_audience",
+    "invitation_state", "is_active_reviewer", "is_discussion_locked", "is_idea_author",
+    "is_invitee", "is_request_owner_side", "is_request_sender_side", "item_doc_principals",
+    "item_doc_principals_many", "item_principals_valid_until", "ITEMS", "items_via_grants_clause",
+    "items_via_lists_clause", "lapsed_access_item_ids", "ListUse", "may_set_member_role",
+    "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "participation_refusal", "placement",
+    "Placement", "PolicyError", "post_delete_refusal", "post_edit_refusal", "principals",
+    "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
+    "reviewer_appointment", "RULE_BOOK", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
+    "viewer_for", "visible", "visible_clause",
+]

@@ -1,0 +1,383 @@
+"""The machinery of the rule book: the viewer, rule objects, and the two faces of `can`.
+
+A *rule object* (a subclass of `Rule`) holds everything the site knows about one model:
+
+* ``check(v, obj)``      may this viewer see this row? (per object)
+* ``clause(v)``          the same rule as a SQL WHERE clause over the model (lists, feeds,
+                         exports and the starting point of search)
+* ``doc_principals(obj, now)``  the same rule once more as search terms (searchable models),
+                         with ``valid_until(obj, now)`` naming when that answer expires by
+                         the clock alone
+* ``actions``            every other action (edit, decide, ...), name -> check
+
+Declared, not patched:
+
+* ``parent``             the model whose visibility this one inherits (a question is seen only
+                         by those who see its challenge); the rule calls ``parent_ok`` /
+                         ``parent_clause`` where its prose says so
+* ``exceptions``         cross-cutting grants (moderators see what they moderate, the review
+                         panel reads sealed ideas): objects with a ``grants(v, obj)`` and a
+                         ``clause(v, model)`` the rule ORs in. They are data on the rule, read
+                         by `Rule.can_view` / `Rule.visible_clause`; nothing is wrapped or
+                         replaced at run time, so `can()` answers the same whether or not an
+                         app was created.
+
+Fail closed: an unknown model, action, visibility, status or mode raises `PolicyError`;
+nothing grants by default. Per request, the viewer (roles), their e-mail and moderator
+scopes are memoised in ``flask.g``; `forget_viewer()` drops them after a change of roles,
+grants or lists in the same request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar, Iterator, Mapping
+
+from flask import g, has_request_context
+from sqlalchemy import or_, select
+
+from ..extensions import db
+from ..models import Membership, OrgRole, SiteRole, User, utcnow
+
+
+class PolicyError(RuntimeError):
+    """An action, model or state the policy does not know: never granted."""
+
+
+# --------------------------------------------------------------------------- the viewer
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What the policy needs to know about the person asking, loaded once per request."""
+
+    user_id: int | None = None
+    site_role: str = SiteRole.USER.value
+    org_roles: dict[int, str] = field(default_factory=dict)
+    blocked: bool = False
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user_id is not None and not self.blocked
+
+    @property
+    def is_site_admin(self) -> bool:
+        return self.is_authenticated and self.site_role == SiteRole.ADMIN.value
+
+    @property
+    def is_moderator(self) -> bool:
+        """Site-wide moderators (site admins moderate too)."""
+        return self.is_authenticated and self.site_role in (
+            SiteRole.MODERATOR.value,
+            SiteRole.ADMIN.value,
+        )
+
+    @property
+    def member_org_ids(self) -> frozenset[int]:
+        return frozenset(self.org_roles) if self.is_authenticated else frozenset()
+
+    @property
+    def admin_org_ids(self) -> frozenset[int]:
+        if not self.is_authenticated:
+            return frozenset()
+        return frozenset(
+            o for o, r in self.org_roles.items() if r in (OrgRole.OWNER.value, OrgRole.ADMIN.value)
+        )
+
+    def is_member(self, org_id: int | None) -> bool:
+        return org_id is not None and org_id in self.member_org_ids
+
+    def is_org_admin(self, org_id: int | None) -> bool:
+        return org_id is not None and org_id in self.admin_org_ids
+
+    def is_org_owner(self, org_id: int | None) -> bool:
+        return self.is_authenticated and self.org_roles.get(org_id) == OrgRole.OWNER.value
+
+    def is_user(self, user_id: int | None) -> bool:
+        """The viewer is this (signed-in, not blocked) account."""
+        return self.is_authenticated and user_id is not None and user_id == self.user_id
+
+
+ANONYMOUS = Viewer()
+
+# Every per-request memo lives under one of these keys of flask.g; forget_viewer() clears them.
+_MEMO_KEYS = ("_policy_viewers", "_policy_mod_scopes", "_policy_emails")
+
+
+def request_memo(key: str) -> dict:
+    """A dict memoised for the current request (a throwaway one outside a request, so CLI
+    commands and tests without a request always read fresh rows)."""
+    if not has_request_context():
+        return {}
+    return g.setdefault(key, {})
+
+
+def viewer_for(user: Any) -> Viewer:
+    """The Viewer for a user (or None / AnonymousUserMixin), memoised per request."""
+    if isinstance(user, Viewer):
+        return user
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ANONYMOUS
+    cache = request_memo("_policy_viewers")
+    uid = user.id
+    if uid not in cache:
+        roles = dict(db.session.execute(
+            select(Membership.org_id, Membership.role).where(Membership.user_id == uid)).all())
+        cache[uid] = Viewer(user_id=uid, site_role=user.site_role or SiteRole.USER.value,
+                            org_roles=roles, blocked=bool(getattr(user, "is_blocked", False)))
+    return cache[uid]
+
+
+def forget_viewer(user_id: int | None = None) -> None:
+    """Drop what was memoised about a viewer (everyone's, with no id) after a change of
+    memberships, roles, grants, lists or moderator scopes inside one request."""
+    if not has_request_context():
+        return
+    for key in _MEMO_KEYS:
+        memo = g.get(key)
+        if memo is None:
+            continue
+        if user_id is None:
+            memo.clear()
+        else:
+            memo.pop(user_id, None)
+
+
+def viewer_email(v: Viewer) -> str | None:
+    """The signed-in viewer's e-mail, lower-case (None when anonymous or blocked)."""
+    if not v.is_authenticated:
+        return None
+    cache = request_memo("_policy_emails")
+    if v.user_id not in cache:
+        user = db.session.get(User, v.user_id)
+        cache[v.user_id] = user.email.strip().lower() if user is not None else None
+    return cache[v.user_id]
+
+
+# --------------------------------------------------------------------------- rule objects
+
+Check = Callable[[Viewer, Any], bool]
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A declared parent: the row's visibility is inherited from ``attr`` (a relationship),
+    whose id is in ``column``, of type ``model``."""
+
+    attr: str
+    column: str
+    model: type
+
+
+class Rule:
+    """One model's rules. Subclasses set ``model`` and define ``check`` and ``clause``
+    (and, when searchable, ``doc_principals``); `can_view` / `visible_clause` add the
+    declared exceptions."""
+
+    model: ClassVar[type]
+    parent: ClassVar[Parent | None] = None
+    exceptions: ClassVar[tuple] = ()
+    has_view: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        # action name -> check(v, obj); "view" is not in here (it is can_view). Feature
+        # modules declare their actions on a model with `action(RULE, name)`.
+        self.actions: dict[str, Check] = {}
+
+    def action(self, name: str) -> Callable[[Check], Check]:
+        """Declare the check of another action on this model (decorator)."""
+        def deco(fn: Check) -> Check:
+            if name == "view" or name in self.actions:
+                raise PolicyError(f"two rules for {name!r} on {self.model.__name__}")
+            self.actions[name] = fn
+            return fn
+        return deco
+
+    # -- the three forms, defined by each rule
+
+    def check(self, v: Viewer, obj: Any) -> bool:
+        raise PolicyError(f"no view rule for {self.model.__name__}")
+
+    def clause(self, v: Viewer):
+        raise PolicyError(f"no visibility rule for {self.model.__name__}")
+
+    def doc_principals(self, obj: Any, now: datetime) -> list[str]:
+        raise PolicyError(f"no search principals rule for {self.model.__name__}")
+
+    def valid_until(self, obj: Any, now: datetime) -> datetime | None:
+        return None
+
+    # -- parents, declared
+
+    def parent_of(self, obj: Any) -> Any:
+        return getattr(obj, self.parent.attr)
+
+    # A row inherits its parent's own rule, not the exceptions granted on the parent: a case
+    # on a challenge lets a scoped moderator see the challenge, not everything under it.
+
+    def parent_ok(self, v: Viewer, obj: Any) -> bool:
+        return RULE_BOOK.rule(self.parent.model).check(v, self.parent_of(obj))
+
+    def parent_clause(self, v: Viewer):
+        """SQL twin of parent_ok: the row's parent is visible to the viewer."""
+        pm = self.parent.model
+        return getattr(self.model, self.parent.column).in_(
+            select(pm.id).where(RULE_BOOK.rule(pm).clause(v)))
+
+    # -- the faces every surface uses
+
+    def can_view(self, v: Viewer, obj: Any) -> bool:
+        if self.check(v, obj):
+            return True
+        return any(exc.grants(v, obj) for exc in self.exceptions)
+
+    def visible_clause(self, v: Viewer):
+        own = self.clause(v)
+        extra = [exc.clause(v, self.model) for exc in self.exceptions]
+        return or_(own, *extra) if extra else own
+
+    def can(self, v: Viewer, action: str, obj: Any) -> bool:
+        if action == "view":
+            if not self.has_view:
+                raise PolicyError(f"no rule for 'view' on {type(obj).__name__}")
+            return self.can_view(v, obj)
+        check = self.actions.get(action)
+        if check is None:
+            raise PolicyError(f"no rule for {action!r} on {type(obj).__name__}")
+        # Viewing comes first: nothing may be done to what one may not see.
+        if self.has_view and not self.can_view(v, obj):
+            return False
+        return bool(check(v, obj))
+
+
+class RuleBook:
+    """Model -> rule object, filled when the policy modules are imported (declarations,
+    not run-time patches) and looked up along the class's MRO."""
+
+    def __init__(self) -> None:
+        self._rules: dict[type, Rule] = {}
+        self.site: dict[str, Callable[[Viewer], bool]] = {}
+
+    def add(self, r: Rule) -> Rule:
+        if r.model in self._rules:
+            raise PolicyError(f"two rules for {r.model.__name__}")
+        self._rules[r.model] = r
+        return r
+
+    def site_action(self, name: str) -> Callable:
+        def deco(fn):
+            self.site[name] = fn
+            return fn
+        return deco
+
+    def rule(self, model: type) -> Rule:
+        for cls in model.__mro__:
+            r = self._rules.get(cls)
+            if r is not None:
+                return r
+        raise PolicyError(f"no rule for {model.__name__}")
+
+    def find(self, model: type) -> Rule | None:
+        try:
+            return self.rule(model)
+        except PolicyError:
+            return None
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules.values())
+
+
+RULE_BOOK = RuleBook()
+rule = RULE_BOOK.add
+site_action = RULE_BOOK.site_action
+
+
+class _RulesView(Mapping):
+    """Read-only (model, action) -> check view of the rule book, for introspection."""
+
+    def _pairs(self):
+        for r in RULE_BOOK:
+            if r.has_view:
+                yield (r.model, "view"), (lambda v, o, _r=r: _r.can_view(v, o))
+            for name, fn in r.actions.items():
+                yield (r.model, name), fn
+
+    def __getitem__(self, key):
+        for k, fn in self._pairs():
+            if k == key:
+                return fn
+        raise KeyError(key)
+
+    def __iter__(self):
+        return (k for k, _ in self._pairs())
+
+    def __len__(self):
+        return sum(1 for _ in self._pairs())
+
+
+RULES = _RulesView()
+
+
+# --------------------------------------------------------------------------- the public faces
+
+
+def can(user: Any, action: str, obj: Any = None) -> bool:
+    """May `user` do `action` to `obj` (a site-wide action when obj is None)?
+    Raises PolicyError for anything unknown."""
+    v = viewer_for(user)
+    if obj is None:
+        fn = RULE_BOOK.site.get(action)
+        if fn is None:
+            raise PolicyError(f"unknown site action {action!r}")
+        return bool(fn(v))
+    return RULE_BOOK.rule(type(obj)).can(v, action, obj)
+
+
+def visible_clause(user: Any, model: type):
+    """The SQL WHERE clause of the rows of `model` the user may see."""
+    r = RULE_BOOK.rule(model)
+    if not r.has_view:
+        raise PolicyError(f"no visibility rule for {model.__name__}")
+    return r.visible_clause(viewer_for(user))
+
+
+def visible(user: Any, model: type):
+    """SELECT of the rows of `model` the user may see; add filters and ordering to it."""
+    return select(model).where(visible_clause(user, model))
+
+
+def doc_principals(obj: Any, now: datetime | None = None) -> list[str]:
+    """Who may find `obj` in search, as principal terms (twin of can(_, "view", obj))."""
+    return list(RULE_BOOK.rule(type(obj)).doc_principals(obj, now or utcnow()))
+
+
+def doc_principals_valid_until(obj: Any, now: datetime | None = None) -> datetime | None:
+    """The next moment doc_principals(obj) changes by the clock alone, if any."""
+    return RULE_BOOK.rule(type(obj)).valid_until(obj, now or utcnow())
+
+
+def get_visible_or_404(model: type, obj_id: Any, user: Any = None):
+    """Load a row and check the viewer may see it; 404 either way, so hidden things
+    are indistinguishable from missing ones."""
+    from flask import abort
+    from flask_login import current_user
+
+    try:
+        obj_id = int(obj_id)
+    except (TypeError, ValueError):
+        abort(404)
+    if not -2**63 <= obj_id < 2**63:  # no database stores such an id (SQLite would raise)
+        abort(404)
+    obj = db.session.get(model, obj_id)
+    if obj is None or not can(current_user if user is None else user, "view", obj):
+        abort(404)
+    return obj
+
+
+def require(action: str, obj: Any = None, user: Any = None) -> None:
+    """Abort 403 unless the action is allowed (for things the viewer may already see)."""
+    from flask import abort
+    from flask_login import current_user
+
+    if not can(current_user if user is None else user, action, obj):
+        abort(403)
