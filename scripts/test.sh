@@ -10,8 +10,8 @@
 #    collection must never look like a green build.
 #
 # Under CI=true nothing may quietly fall away: if PostgreSQL cannot start this script fails,
-# and the browser and postgres fixtures fail (instead of skipping) when their server or
-# Chromium is missing.
+# the browser and postgres fixtures fail (instead of skipping) when their server or Chromium
+# is missing, and a run in which any test was skipped fails (tests/conftest.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VENV:-.venv}/bin"

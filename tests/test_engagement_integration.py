@@ -15,6 +15,7 @@ from marketplace.models.engagement import (
     EngagementRules,
     Question,
 )
+from marketplace.models.moderation import Report
 from marketplace.services import engagement as svc
 
 from .factories_engagement import EngagementWorld
@@ -36,7 +37,6 @@ def test_every_piece_of_content_carries_what_moderation_needs():
 
 
 def test_posts_can_be_reported_to_moderators(w, client, auth):
-    moderation = pytest.importorskip("marketplace.models.moderation")
     fa = w.item("failure", "public")
     c = svc.add_comment(w.outsider, fa, "Spammy link farm")
     auth.login(w.granted.email)
@@ -44,12 +44,11 @@ def test_posts_can_be_reported_to_moderators(w, client, auth):
     assert f"/moderation/report/comment/{c.id}".encode() in page
     r = client.post(f"/moderation/report/comment/{c.id}", data={"category": "spam", "note": ""})
     assert r.status_code == 302
-    report = db.session.execute(select(moderation.Report)).scalar_one()
+    report = db.session.execute(select(Report)).scalar_one()
     assert (report.target_type, report.target_id) == ("comment", c.id)
 
 
 def test_an_unpublished_question_cannot_be_reported_by_someone_who_cannot_see_it(w, client, auth):
-    pytest.importorskip("marketplace.models.moderation")
     ch = w.item("challenge", "public")
     q = svc.ask_question(w.outsider, ch, "Pending question")
     auth.login(w.granted.email)
@@ -57,7 +56,6 @@ def test_an_unpublished_question_cannot_be_reported_by_someone_who_cannot_see_it
 
 
 def test_a_party_can_report_a_request_and_then_moderators_see_it(w, client, auth):
-    pytest.importorskip("marketplace.models.moderation")
     asset = w.item("asset", "public")
     t = svc.current_terms(asset)
     r = svc.send_request(w.outsider, asset, "licence", "Abusive message", terms_version=t.version,

@@ -13,6 +13,7 @@ from marketplace import audit, policy
 from marketplace.extensions import db
 from marketplace.models import Notification, User
 from marketplace.models.engagement import AssetRequest, AssetTerms, RequestEvent
+from marketplace.models.moderation import Report
 from marketplace.services import engagement as svc
 from marketplace.services.common import ServiceError
 from marketplace.services.guards import AppendOnlyViolation
@@ -363,10 +364,9 @@ def test_request_on_behalf_of_an_org_is_shared_with_its_admins_only(w, asset, f)
 
 
 def test_moderators_see_a_request_only_while_it_has_an_open_report(w, asset):
-    moderation = pytest.importorskip("marketplace.models.moderation")
     r = _send(w.outsider, asset)
     assert not policy.can(w.moderator, "view", r)
-    report = moderation.Report(target_type="asset_request", target_id=r.id, reporter_id=w.admin.id,
+    report = Report(target_type="asset_request", target_id=r.id, reporter_id=w.admin.id,
                                category="other", note="Abusive request", status="open", org_id=asset.org_id)
     db.session.add(report)
     db.session.commit()

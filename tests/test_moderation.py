@@ -16,6 +16,7 @@ from marketplace.models.moderation import (
     Report,
     ReportStatus,
 )
+from marketplace.search import get_runtime, service
 from marketplace.services import engagement as eng_svc
 from marketplace.services import moderation as svc
 from marketplace.services.common import ServiceError
@@ -278,11 +279,6 @@ def test_site_moderator_hides_and_restores_an_item_everywhere(w, client, auth):
 
 
 def test_hidden_item_leaves_search_at_once(w, app):
-    search = pytest.importorskip("marketplace.search")
-    if not hasattr(search, "get_runtime"):
-        pytest.skip("the search feature (issue 5) is not wired in this build")
-    from marketplace.search import get_runtime, service
-
     def found(user):
         return {h.id for h in service.search(user, "challenge", per_page=100).hits}
 
@@ -627,11 +623,6 @@ def test_flask_limiter_throttles_report_posts_per_user(tmp_path):
 
 
 def test_hidden_idea_and_comment_leave_search(f, w, app):
-    search = pytest.importorskip("marketplace.search")
-    if not hasattr(search, "get_runtime"):
-        pytest.skip("the search feature (issue 5) is not wired in this build")
-    from marketplace.search import get_runtime, service
-
     from .factories_ideas import IdeaFactories
 
     def found(user, q):

@@ -2,16 +2,16 @@
 
 Needs ``TEST_DATABASE_URL`` (``postgresql+psycopg://...``), which ``make test`` sets after
 starting a throwaway server with ``scripts/pg.sh``. Without it these tests skip with a reason,
-except under ``CI=true``, where a missing server is a failure, never a silent skip.
+except under ``CI=true``, where a missing server is a failure, never a silent skip
+(``unavailable`` in tests/conftest.py).
 
 Each run of this module creates its own database on that server (so parallel runs and xdist
 workers never share rows) and drops it afterwards.
 
-Migrations: ``flask db upgrade`` runs for real, as a subprocess reading ``DATABASE_URL``. The
-flows then need the models' full schema; while features are being added, models can be ahead of
-migrations/ (the lead regenerates them), so tables or columns the migrations do not create yet
-are filled in from the models with a warning naming them. Whether migrations match the models
-exactly is checked by the schema test on SQLite, not here.
+The schema comes from the migrations only: ``flask db upgrade`` runs for real, as a subprocess
+reading ``DATABASE_URL``, and nothing is added from the models afterwards. The migrated schema
+is compared with the models by Alembic's autogenerate comparison, so a migration that lags the
+models fails here on PostgreSQL as tests/test_migrations.py fails it on SQLite.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,17 +32,13 @@ from marketplace.config import TestingConfig
 from marketplace.extensions import db
 from marketplace.models import AccessGrant, Item, Organisation, User, utcnow
 
+from .schema_compare import assert_schema_matches_models
+
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pg-password-123"
 PLURAL = {"challenge": "challenges", "failure": "failures", "asset": "assets"}
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail(f"{reason} (CI=true: the postgres tests may not be skipped; run them via `make test`)")
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- database + app
@@ -63,15 +58,15 @@ def cheap_password_hashing():
 
 
 @pytest.fixture(scope="module")
-def pg_url(tmp_path_factory):
+def pg_url(unavailable):
     """A fresh, empty database on the TEST_DATABASE_URL server; dropped afterwards."""
     raw = os.environ.get("TEST_DATABASE_URL")
     if not raw:
-        _unavailable("TEST_DATABASE_URL is not set: start a server with `scripts/pg.sh start` "
-                     "and export its URL, or run `make test`")
+        unavailable("TEST_DATABASE_URL is not set: start a server with `scripts/pg.sh start` "
+                    "and export its URL, or run `make test`")
     base = make_url(raw)
     if not base.drivername.startswith("postgresql"):
-        _unavailable(f"TEST_DATABASE_URL is not a PostgreSQL URL ({base.drivername})")
+        unavailable(f"TEST_DATABASE_URL is not a PostgreSQL URL ({base.drivername})")
     if base.drivername == "postgresql":
         base = base.set(drivername="postgresql+psycopg")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -82,7 +77,7 @@ def pg_url(tmp_path_factory):
             c.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as e:  # noqa: BLE001 - any connection problem means "no server"
         admin.dispose()
-        _unavailable(f"cannot create a database on TEST_DATABASE_URL: {e}")
+        unavailable(f"cannot create a database on TEST_DATABASE_URL: {e}")
     yield base.set(database=name)
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -116,35 +111,10 @@ def pg_app(pg_url, migrated, tmp_path_factory):
 
     app = create_app(PgConfig)
     app.instance_path = str(tmp)
-    with app.app_context():
-        _fill_schema_gaps()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-
-
-def _fill_schema_gaps() -> None:
-    """Create what the models have and the migrations do not (yet), and say so."""
-    insp = inspect(db.engine)
-    present = set(insp.get_table_names())
-    missing_tables = [t for name, t in db.metadata.tables.items() if name not in present]
-    missing_cols = sorted(
-        f"{name}.{col.name}"
-        for name, t in db.metadata.tables.items() if name in present
-        for col in t.columns if col.name not in {c["name"] for c in insp.get_columns(name)}
-    )
-    if missing_cols:
-        # Columns cannot be bolted on safely: rebuild the whole schema from the models.
-        warnings.warn("migrations/ lag the models (columns " + ", ".join(missing_cols) +
-                      "); the PostgreSQL flow tests use a schema built from the models")
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        db.create_all()
-    elif missing_tables:
-        warnings.warn("migrations/ lag the models (tables " + ", ".join(sorted(t.name for t in missing_tables)) +
-                      "); created from the models for the PostgreSQL flow tests")
-        db.metadata.create_all(db.engine, tables=missing_tables)
 
 
 def test_flask_db_upgrade_reaches_head(pg_url, migrated):
@@ -162,6 +132,12 @@ def test_flask_db_upgrade_reaches_head(pg_url, migrated):
     assert current == heads
     # The foundation's tables at least; later migrations add more.
     assert {"users", "organisations", "memberships", "items", "access_grants", "audit_events"} <= tables
+
+
+def test_migrated_schema_is_exactly_the_models(pg_app):
+    """Built by the migrations alone: a model ahead of its migration fails here."""
+    with pg_app.app_context(), db.engine.connect() as conn:
+        assert_schema_matches_models(conn)
 
 
 def _alembic_cfg(cls):
@@ -201,9 +177,10 @@ def _post_item(p: Person, kind: str, title: str, visibility: str, publish: bool 
     elif kind == "asset":
         data["asset_kind"] = "technology"
     r = p.client.post(f"/{PLURAL[kind]}/new", data={**data, ("publish" if publish else "save"): "1"})
-    if publish and r.status_code == 400 and "terms sheet" in r.get_data(as_text=True):
-        # A challenge opens only with a terms sheet (issue 3): draft, terms, publish,
-        # the way the form tells a person to.
+    if publish and kind == "challenge":
+        # A challenge opens only with a terms sheet (issue 3): the form says so; then draft,
+        # terms, publish, the way it tells a person to.
+        assert r.status_code == 400 and "terms sheet" in r.get_data(as_text=True), r.status_code
         item_id = _post_item(p, kind, title, visibility, publish=False, org_id=org_id)
         _set_terms(p, item_id)
         r = p.client.post(f"/{PLURAL[kind]}/{item_id}/status", data={"status": "open"})

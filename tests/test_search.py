@@ -9,7 +9,6 @@ The index is real (Whoosh in a temporary folder) and so is the outbox: SEARCH_WO
 from __future__ import annotations
 
 import itertools
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -20,6 +19,8 @@ from marketplace import policy
 from marketplace.extensions import db
 from marketplace.models import Item, SearchOutbox, User, utcnow
 from marketplace.search import get_backend, get_runtime, service
+from marketplace.search.documents import epoch, principals_for
+from marketplace.search.sources import item_document
 
 from .factories_foundation import KINDS, PROFILES, STATUSES, VISIBILITIES, World, dispose, expected, make_app
 
@@ -177,20 +178,35 @@ def test_revoking_a_grant_takes_effect_at_once(app, f):
         assert service.search(guest, "turbine").total == 0
 
 
+def index_as_of(app, item, moment) -> None:
+    """Write the item's document as the writer computed it at `moment`: the clock injected
+    through the policy's `now` (principals_for), so the index is as it was then and nothing
+    has been written since. Call it with the writer stopped, or the next sweep replaces it."""
+    get_backend(app).apply([item_document(item, principals_for(item, now=moment))], [])
+
+
 def test_an_expiring_grant_takes_effect_without_any_write(app, f):
     owner, guest = f.make_user(), f.make_user()
     org = f.make_org(owner=owner)
     item = f.make_item(org, title="Membrane fouling in desalination", visibility="invited")
-    f.grant(item, user=guest, expires_at=utcnow() + timedelta(seconds=1.5))
-    assert found(guest, "desalination") == {item.id}
-    time.sleep(1.8)
+    expiry = utcnow() - timedelta(minutes=1)
+    f.grant(item, user=guest, expires_at=expiry)
+    earlier = expiry - timedelta(hours=1)  # when the grant was active, and the index last written
+    assert principals_for(item, now=earlier) == (tuple(sorted(("staff", f"org:{org.id}", f"user:{guest.id}"))),
+                                                 expiry)
+    key, backend = f"item:{item.id}", get_backend(app)
     with writer_stopped(app):
+        index_as_of(app, item, earlier)
+        # The index still names the guest, and knows the moment that stops being true.
+        assert backend.shown_keys([key], policy.principals(guest)) == [key]
+        assert key not in backend.stale_keys(epoch(expiry) - 1) and key in backend.stale_keys(epoch(expiry))
+        assert db.session.execute(select(func.count(SearchOutbox.id))).scalar() == 0
         # Nothing was written: the query-time re-check of lapsed grants hides it.
         assert found(guest, "desalination") == set()
+        assert service.search(guest, "desalination").total == 0
     # The writer's sweep reindexes documents whose principals lapsed by the clock.
     get_runtime(app).apply_now(wait=True)
-    backend = get_backend(app)
-    assert backend.shown_keys([f"item:{item.id}"], policy.principals(guest)) == []
+    assert backend.shown_keys([key], policy.principals(guest)) == []
     assert found(owner, "desalination") == {item.id}
 
 
@@ -200,18 +216,22 @@ def test_an_expiring_org_grant_and_list_place_take_effect(app, f):
     partner = f.make_org(members=(member,))
     cluster = f.make_org(kind="cluster")
     item = f.make_item(org, title="Gearbox vibration signatures", visibility="invited")
-    f.grant(item, org=partner, expires_at=utcnow() + timedelta(seconds=1.5))
+    expiry = utcnow() - timedelta(minutes=1)
+    f.grant(item, org=partner, expires_at=expiry)
     lst = f.make_list(cluster)
     place = f.add_to_list(lst, user=listed)
     f.attach_list(item, lst)
-    assert found(member, "gearbox") == {item.id}
     assert found(listed, "gearbox") == {item.id}
-    time.sleep(1.8)
+    key, backend = f"item:{item.id}", get_backend(app)
     with writer_stopped(app):
-        assert found(member, "gearbox") == set()
+        index_as_of(app, item, expiry - timedelta(hours=1))  # while the partner's grant was active
+        assert backend.shown_keys([key], policy.principals(member)) == [key]
+        assert found(member, "gearbox") == set() and service.search(member, "gearbox").total == 0
         place.removed_at = utcnow()  # removal from the list: the viewer's principals change
         db.session.commit()
         assert found(listed, "gearbox") == set()
+    get_runtime(app).apply_now(wait=True)
+    assert backend.shown_keys([key], policy.principals(member)) == []
 
 
 def test_detaching_a_list_takes_effect_at_once(app, f):

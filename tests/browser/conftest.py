@@ -17,7 +17,8 @@ Reusable by every feature's browser tests (tests/browser/test_*.py):
 
 The browser is Debian's ``/usr/bin/chromium`` (``make test`` installs it as root); Playwright's
 own browser downloads are never used. Without Chromium the tests skip with the reason, except
-under ``CI=true``, where they fail. Any unhandled server error during a test fails that test.
+under ``CI=true``, where they fail (``unavailable`` in tests/conftest.py). Any unhandled server
+error during a test fails that test.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from marketplace import create_app
@@ -52,12 +54,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if Path(str(item.fspath)).resolve().parent == here:
             item.add_marker(pytest.mark.browser)
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail(f"{reason} (CI=true: browser tests may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- live server
@@ -138,16 +134,10 @@ def _no_server_errors(request):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(unavailable):
     if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"Debian's Chromium is not installed at {CHROMIUM} "
-                     "(`make test` installs it with apt-get when run as root)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[test]')")
-    from playwright.sync_api import expect
-
+        unavailable(f"Debian's Chromium is not installed at {CHROMIUM} "
+                    "(`make test` installs it with apt-get when run as root)")
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     # Assertions wait as long as actions do: a busy 2-core CI machine is slow, not broken.
     expect.set_options(timeout=15_000)
@@ -156,7 +146,7 @@ def browser():
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     except Exception as e:  # noqa: BLE001 - report any launch failure as the reason
         pw.stop()
-        _unavailable(f"Chromium at {CHROMIUM} did not start under Playwright: {e}")
+        unavailable(f"Chromium at {CHROMIUM} did not start under Playwright: {e}")
     yield b
     b.close()
     pw.stop()
