@@ -30,6 +30,7 @@ def _token_page(token: str, inv: Invitation | None, problem: str | None = None, 
     resp = make_response(render_template(
         "invitations/open.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
         invitee=inv is not None and problem is None and policy.is_invitee(v, inv),
+        preview=inv is not None and problem is None and policy.can(v, "preview_item", inv),
         here=url_for("invitations.open_link", token=token)), status)
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Referrer-Policy"] = "no-referrer"
@@ -59,10 +60,11 @@ def accept(token: str):
     except ServiceError as e:
         return _token_page(token, svc.find_by_token(token), e.message, e.status)
     item = inv.item
-    flash(f"Invitation accepted: you can now see “{item.title}”.", "success")
     if policy.can(current_user, "view", item):
+        flash(f"Invitation accepted: you can now see “{item.title}”.", "success")
         return redirect(url_for("items.detail", kind=item.kind, item_id=item.id))
     # A draft, or an item that is no longer `invited`: the grant waits until it applies.
+    flash("Invitation accepted. You will see the item when it opens to you.", "success")
     return redirect(url_for("invitations.mine"))
 
 

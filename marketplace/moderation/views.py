@@ -98,9 +98,10 @@ def _user_key() -> str:
 
 
 def _case_access(type_name: str, target_id: int):
-    """The target of a case, if the viewer moderates it (or its discussion); else 404."""
+    """The target of a case, if the viewer may see it (the policy decides: a moderator sees
+    what is in a case of their place) and moderates it or its discussion; else 404."""
     entry, target = registry.load(type_name, target_id)
-    if entry is None or target is None:
+    if entry is None or target is None or not _may("view", target):
         abort(404)
     item = entry.context_item(target)
     if not (_may("moderate", target) or (item is not None and _may("lock_discussion", item))):

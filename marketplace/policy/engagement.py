@@ -17,7 +17,8 @@ included, and whoever moderates a case on a row sees that row: declared `SeenInC
   nobody else;
 * asset terms: whoever sees the asset;
 * asset requests: only the two parties (the sender, or the admins of the organisation it was
-  sent for, and the asset owner's admins); site moderators while a report on it is open.
+  sent for, and the asset owner's admins); site moderators while a report on it is open
+  (and no case exception: a closed case shows nothing more of a private request).
 """
 from __future__ import annotations
 
@@ -499,8 +500,10 @@ def is_request_owner_side(v: Viewer, r: AssetRequest) -> bool:
 
 
 class AssetRequestRule(Rule):
+    """Private to its two parties; site moderators see it only while a report on it is open
+    (no case exception: a closed case on a private request shows nothing more)."""
+
     model = AssetRequest
-    exceptions = (SeenInCases("asset_request"),)
 
     def check(self, v: Viewer, r: AssetRequest) -> bool:
         _check_request(r)

@@ -7,6 +7,11 @@ row and a list as ItemList/ListMember rows, which the item rule (items.py) reads
   account whose e-mail it is); the invitee accepts or declines a pending one (the service
   also requires the mailed token: addresses are not verified at registration); whoever holds
   the mailed link may decline without an account; managers revoke pending or accepted ones.
+* What an invitation shows of its item before it is accepted (the e-mail, the link's page,
+  "my invitations"): its title and summary only where accepting would let the invitee see
+  the item now (published, not hidden, at a level an access grant opens: public, registered
+  or invited). An invitation to a draft or an organisation-only item names the inviting
+  organisation and the kind of item, and says the details come when the item opens.
 * Invitation lists: seen by the curating organisation's members, site admins and the admins
   of organisations it is shared with; curated (edit, members, share) by the curating
   cluster's owners and admins.
@@ -35,11 +40,13 @@ from ..models import (
     Organisation,
     OrgKind,
     Status,
+    Visibility,
     utcnow,
 )
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_email
 from .items import (
     ITEMS,
+    PUBLISHED,
     active_grant_clause,
     active_list_member_clause,
     can_manage_item,
@@ -94,7 +101,7 @@ class InvitationRule(Rule):
     def __init__(self) -> None:
         super().__init__()
         self.actions.update({"revoke": can_revoke_invitation, "accept": can_answer_invitation,
-                             "decline": can_answer_invitation})
+                             "decline": can_answer_invitation, "preview_item": can_preview_invited_item})
 
 
 def can_revoke_invitation(v: Viewer, inv: Invitation) -> bool:
@@ -106,6 +113,20 @@ def can_revoke_invitation(v: Viewer, inv: Invitation) -> bool:
 def can_answer_invitation(v: Viewer, inv: Invitation) -> bool:
     """Accept or decline: the invitee, while the invitation is pending."""
     return is_invitee(v, inv) and invitation_state(inv) == InvitationState.PENDING.value
+
+
+GRANT_OPENS = frozenset({Visibility.PUBLIC.value, Visibility.REGISTERED.value, Visibility.INVITED.value})
+
+
+def invitation_reveals_item(item: Item) -> bool:
+    """May an invitation show this item's title and summary before it is accepted?"""
+    return (item.status in PUBLISHED and item.hidden_at is None and item.visibility in GRANT_OPENS)
+
+
+def can_preview_invited_item(v: Viewer, inv: Invitation) -> bool:
+    """The item's title and summary on the invitation: those who see the item anyway, and the
+    invitee where the invitation reveals the item."""
+    return can_view_item(v, inv.item) or (is_invitee(v, inv) and invitation_reveals_item(inv.item))
 
 
 def can_decline_with_token(v: Viewer, inv: Invitation) -> bool:

@@ -601,21 +601,24 @@ def search_document(obj: Question | Comment) -> dict[str, Any]:
     """What the index stores for a question (with its answer, unless hidden) or a comment.
 
     Never the author of an anonymous question, never request content (requests are not
-    searchable). Who may find it: policy.question_doc_principals / comment_doc_principals.
+    searchable). Who may find it: the policy's doc_principals for the row. Like hidden items
+    and ideas, a hidden post keeps its text, found only by those who may see it (its author,
+    the organisation's admins, moderators); a post its author deleted is indexed empty. A
+    hidden answer is never indexed with its question, which more people may see.
     """
     item = obj.item
     if isinstance(obj, Question):
         text = plain_text(obj.body)
-        if obj.answer is not None and obj.answer.hidden_at is None and obj.deleted_at is None:
+        if obj.answer is not None and obj.answer.hidden_at is None:
             text += "\n" + plain_text(obj.answer.body)
-        if obj.deleted_at is not None or obj.hidden_at is not None:
+        if obj.deleted_at is not None:
             text = ""
         return {"id": obj.id, "type": "question", "title": f"Q&A: {item.title}", "text": text,
                 "org_id": item.org_id, "tags": list(item.tags),
                 "status": "answered" if obj.is_answered else "unanswered", "created_at": obj.created_at,
                 "item_id": item.id}
     if isinstance(obj, Comment):
-        text = "" if obj.deleted_at is not None or obj.hidden_at is not None else plain_text(obj.body)
+        text = "" if obj.deleted_at is not None else plain_text(obj.body)
         return {"id": obj.id, "type": "comment", "title": f"Discussion: {item.title}", "text": text,
                 "org_id": item.org_id, "tags": list(item.tags),
                 "status": "reply" if obj.parent_id else "comment", "created_at": obj.created_at,

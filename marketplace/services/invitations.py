@@ -124,9 +124,11 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
 
 
 def _mail_body(actor: User, item: Item, inv: Invitation, token: str) -> str:
+    what = (f"the {item.kind_label.lower()} \"{item.title}\"" if policy.invitation_reveals_item(item)
+            else f"a {item.kind_label.lower()} (its details are shown when it opens to you)")
     lines = [
-        f"{actor.display_name} of {item.organisation.name} invites you to the "
-        f"{item.kind_label.lower()} \"{item.title}\" on the Open Innovation Marketplace.",
+        f"{actor.display_name} of {item.organisation.name} invites you to {what} "
+        "on the Open Innovation Marketplace.",
         "",
         "Open this link to accept or decline (sign in or register with this e-mail address):",
         accept_url(token),
