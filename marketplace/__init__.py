@@ -57,8 +57,10 @@ def create_app(config: type | dict | None = None) -> Flask:
         # (CLI, tests, background work) is reused across requests.
         from flask import g
 
+        from .policy.core import reset_request_memos
+
         g.pop("_login_user", None)
-        g.pop("_policy_viewers", None)
+        reset_request_memos()
 
     @app.before_request
     def _reject_nul():
@@ -70,6 +72,9 @@ def create_app(config: type | dict | None = None) -> Flask:
             for key, value in values.items(multi=True):
                 if "\x00" in key or "\x00" in value:
                     abort(400, "Text may not contain NUL characters.")
+
+    from . import converters
+    converters.init_app(app)  # before any route is added
 
     from .blueprints import register_blueprints
     register_blueprints(app)

@@ -128,6 +128,13 @@ def viewer_for(user: Any) -> Viewer:
     return cache[uid]
 
 
+def reset_request_memos() -> None:
+    """Start a request with nothing memoised (an outer app context, as in the CLI or tests,
+    may be reused across requests, and with it flask.g)."""
+    for key in _MEMO_KEYS:
+        g.pop(key, None)
+
+
 def forget_viewer(user_id: int | None = None) -> None:
     """Drop what was memoised about a viewer (everyone's, with no id) after a change of
     memberships, roles, grants, lists or moderator scopes inside one request."""
