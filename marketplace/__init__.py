@@ -101,6 +101,9 @@ def _check_numbers(app: Flask) -> None:
         value = app.config.get(key)
         if value is not None and not isinstance(value, int):
             raise ConfigError(f"{env}={value!r} is not a whole number.")
+    if (app.config.get("TRUSTED_PROXIES") or 0) < 0:
+        raise ConfigError(f"TRUSTED_PROXIES={app.config['TRUSTED_PROXIES']} must be 0 (no proxy) or the number "
+                          "of proxies in front.")
 
 
 def _check_ratelimit_storage(app: Flask) -> None:
@@ -117,8 +120,6 @@ def _trust_proxies(app: Flask) -> None:
     """Behind TRUSTED_PROXIES reverse proxies, take the client address, scheme and host from
     their X-Forwarded-* headers (rate limits and logs then see the visitor, not the proxy)."""
     n = int(app.config.get("TRUSTED_PROXIES") or 0)
-    if n < 0:
-        raise ConfigError(f"TRUSTED_PROXIES={n} must be 0 (no proxy) or the number of proxies in front.")
     if n:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

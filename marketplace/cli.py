@@ -3,10 +3,11 @@ docstrings). Text arguments go through `CleanText` (marketplace/textclean.py).""
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, has_app_context
+from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import select
 
 from . import email_address, receipt_keys
@@ -63,19 +64,24 @@ def users_create(email: str, name: str, password: str, role: str) -> None:
     click.echo(f"Created user {user.id} <{user.email}> with role {user.site_role}.")
 
 
-def _existing_user(ctx, param, value: str) -> User:
-    user = accounts.find_user(value)
-    if user is None:  # said before the password prompt
-        _fail(f"no account with e-mail {value}")
-    return user
+def _existing_account(ctx: click.Context, param, value: str) -> str:
+    # Parameters are parsed before the command's app context exists (FlaskGroup pushes one,
+    # the test runner's AppGroup does not): use the app's own context for the look-up.
+    app_ctx = nullcontext() if has_app_context() else ctx.ensure_object(ScriptInfo).load_app().app_context()
+    with app_ctx:
+        if accounts.find_user(value) is None:  # said before the password prompt
+            _fail(f"no account with e-mail {value}")
+    return value
 
 
 @users_cli.command("set-password")
-@click.argument("email", callback=_existing_user)
+@click.argument("email", callback=_existing_account)
 @_password_option("The new password, at least 10 characters.")
-def users_set_password(email: User, password: str) -> None:
+def users_set_password(email: str, password: str) -> None:
     """Reset an account's password (signs the account out everywhere)."""
-    user = email
+    user = accounts.find_user(email)
+    if user is None:
+        _fail(f"no account with e-mail {email}")
     _check_password(password)
     try:
         accounts.set_password(user, password)

@@ -100,9 +100,10 @@ class Config:
     # or the current private key from RECEIPT_SIGNING_KEY (PEM). See marketplace/receipt_keys.py.
     RECEIPT_KEYS_DIR = os.environ.get("RECEIPT_KEYS_DIR") or None
     RECEIPT_SIGNING_KEY = os.environ.get("RECEIPT_SIGNING_KEY") or None
-    # Receipts issued before Ed25519 signing were HMAC-signed with this key (default: derived
-    # from SECRET_KEY and SECRET_KEY_FALLBACKS); kept only to verify those.
-    TERMS_RECEIPT_KEY = os.environ.get("TERMS_RECEIPT_KEY") or None
+    # Receipts issued before Ed25519 signing carry an HMAC keyed from SECRET_KEY. They verify
+    # against SECRET_KEY, SECRET_KEY_FALLBACKS and these old SECRET_KEY values, which serve
+    # for nothing else (so a SECRET_KEY retired after a leak can stay here, not in fallbacks).
+    LEGACY_RECEIPT_SECRETS = _list("LEGACY_RECEIPT_SECRETS")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     LOG_FILE = os.environ.get("LOG_FILE") or None
     PAGE_SIZE = 20
@@ -124,7 +125,7 @@ class TestingConfig(Config):
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     RECEIPT_SIGNING_KEY = None
     RECEIPT_KEYS_DIR = None
-    TERMS_RECEIPT_KEY = None
+    LEGACY_RECEIPT_SECRETS: list = []
     LOG_FILE = None
     # Tests share one process: leave the logging set-up to pytest unless a test asks for it.
     LOG_CONFIGURE = False

@@ -34,8 +34,8 @@ SERVER_ERROR = "Something went wrong on our side. Nothing was saved; please try 
 
 
 def wants_json() -> bool:
-    if request.blueprint == "api" or request.path.startswith("/api/"):
-        return True
+    if request.blueprint == "api" or request.path.startswith("/api/") or request.is_json:
+        return True  # the API, and callers that sent JSON
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 

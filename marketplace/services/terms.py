@@ -9,8 +9,8 @@ signature (base64url) over the canonical JSON of every other field (sorted keys,
 UTF-8). The public keys are published at /.well-known/receipt-keys.json
 (marketplace/receipt_keys.py), so anyone can check the signature offline (README: "Checking
 a receipt offline"). Receipts issued before that (schema ``oim-terms-acceptance/1``) carry
-an HMAC-SHA256 instead, keyed with ``TERMS_RECEIPT_KEY`` or a key derived from ``SECRET_KEY``
-(or one of ``SECRET_KEY_FALLBACKS``); they still verify here. Verifying:
+an HMAC-SHA256 instead, keyed from ``SECRET_KEY``; they still verify here, also after a
+rotation (``SECRET_KEY_FALLBACKS``, ``LEGACY_RECEIPT_SECRETS``). Verifying:
 
 1. the signature must match, so nobody without the key can mint or alter one;
 2. the acceptance row named in it must exist and agree on every recorded field, so even the
@@ -495,12 +495,10 @@ def accept_nda(user: User, challenge: Item, posted_version: Any, posted_digest: 
 
 
 def _legacy_keys() -> list[bytes]:
-    """The HMAC keys old (schema /1) receipts may carry: TERMS_RECEIPT_KEY, else the key derived
-    from SECRET_KEY and from each of SECRET_KEY_FALLBACKS (so they survive a rotation)."""
-    key = current_app.config.get("TERMS_RECEIPT_KEY")
-    if key:
-        return [key.encode() if isinstance(key, str) else key]
-    secrets = [current_app.config["SECRET_KEY"], *(current_app.config.get("SECRET_KEY_FALLBACKS") or [])]
+    """The HMAC keys old (schema /1) receipts may carry: derived from SECRET_KEY, from each of
+    SECRET_KEY_FALLBACKS and from each of LEGACY_RECEIPT_SECRETS (so they survive rotations)."""
+    cfg = current_app.config
+    secrets = [cfg["SECRET_KEY"], *(cfg.get("SECRET_KEY_FALLBACKS") or []), *(cfg.get("LEGACY_RECEIPT_SECRETS") or [])]
     return [hmac.new(s.encode() if isinstance(s, str) else s, b"oim terms receipt v1", hashlib.sha256).digest()
             for s in secrets if s]
 
