@@ -65,7 +65,12 @@ def logging_config(level: str = "INFO", log_file: str | None = None) -> dict:
         "root": {"level": level, "handlers": list(handlers)},
         "loggers": {
             "marketplace": {"level": level},
-            "alembic": {"level": "INFO"},
+            # Alembic: the migration steps (scripts/run.sh shows "Running upgrade" lines) and
+            # autogenerate's findings; not its plugin set-up chatter on every command.
+            "alembic": {"level": "WARNING"},
+            "alembic.runtime.migration": {"level": "INFO"},
+            "alembic.autogenerate.compare": {"level": "INFO"},
+            "alembic.env": {"level": "INFO"},
             "sqlalchemy.engine": {"level": "WARNING"},
             # Werkzeug's request lines show the full path (tokens included): our access log
             # (route patterns) replaces them. Its start-up banner is a WARNING and stays.
