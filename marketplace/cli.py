@@ -33,7 +33,7 @@ def _valid_email(ctx, param, value: str) -> str:
     try:
         return email_address.check(value)
     except email_address.InvalidEmail as e:
-        _fail(f"{value!r} is not an e-mail address: {str(e).split(': ', 1)[-1]}")
+        _fail(f"{value!r} is not an e-mail address: {e.reason}")
 
 
 def _password_option(help_text: str):

@@ -14,7 +14,11 @@ MESSAGE = "Enter a valid e-mail address."
 
 
 class InvalidEmail(ValueError):
-    """An address that is not one; `str(e)` says why, in words a person can act on."""
+    """An address that is not one: `str(e)` is a sentence for a form, `reason` the bare why."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{MESSAGE[:-1]}: {reason}")
+        self.reason = reason
 
 
 def normalise(address: str | None) -> str:
@@ -25,23 +29,15 @@ def check(address: str | None) -> str:
     """Return the address normalised (trimmed, lower-cased), or raise InvalidEmail."""
     value = normalise(address)
     if not value:
-        raise InvalidEmail("Enter an e-mail address.")
+        raise InvalidEmail("it is empty.")
     if len(value) > MAX_LENGTH:
-        raise InvalidEmail(f"{MESSAGE[:-1]}: it may have at most {MAX_LENGTH} characters.")
+        raise InvalidEmail(f"it may have at most {MAX_LENGTH} characters.")
     try:
         # test_environment=True: accept `.test` (and never query DNS); nothing else differs.
         email_validator.validate_email(value, check_deliverability=False, test_environment=True)
     except email_validator.EmailNotValidError as e:
-        raise InvalidEmail(f"{MESSAGE[:-1]}: {e}") from None
+        raise InvalidEmail(str(e)) from None
     return value
-
-
-def is_valid(address: str | None) -> bool:
-    try:
-        check(address)
-    except InvalidEmail:
-        return False
-    return True
 
 
 class EmailAddress:
