@@ -19,7 +19,10 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Stamps: reinstall only when pyproject.toml changes, so a second `make run` starts at once.
+# The distribution used to be called "marketplace" (the name of an unrelated PyPI project):
+# drop that old editable install from existing .venvs so only one provides the package.
 $(STAMP): pyproject.toml | $(BIN)/python
+	@$(BIN)/pip uninstall -q -y marketplace >/dev/null 2>&1 || true
 	$(BIN)/pip install -q -e .
 	touch $@
 

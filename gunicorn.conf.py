@@ -4,6 +4,10 @@ Environment:
   GUNICORN_BIND     address to listen on (default 127.0.0.1:8000; put a proxy in front)
   WEB_CONCURRENCY   number of worker processes (default 2 x cores + 1)
   GUNICORN_TIMEOUT  seconds before a silent worker is restarted (default 30)
+  GUNICORN_LOGLEVEL gunicorn's own log level (default info)
+  GUNICORN_ACCESSLOG  "-" (stderr) or a file for gunicorn's access log; off by default: the
+                    app logs each request itself (logger marketplace.access) with the route
+                    pattern instead of the path, since invitation and appeal links carry tokens
   DATABASE_URL      SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default SQLite)
 
 The app is not preloaded: each worker imports it after the fork, so no database connection
@@ -37,10 +41,11 @@ keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 2000
 max_requests_jitter = 200
-accesslog = "-"
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-# Trust X-Forwarded-* only from a proxy on this machine.
+# Trust X-Forwarded-* only from a proxy on this machine (the app itself uses them only when
+# TRUSTED_PROXIES > 0: werkzeug's ProxyFix, see marketplace/__init__.py).
 forwarded_allow_ips = "127.0.0.1"
 proc_name = "marketplace"
 # gunicorn >= 24's runtime control socket defaults to one path per user (~/.gunicorn), so two

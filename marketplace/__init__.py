@@ -1,16 +1,18 @@
 """Open-innovation marketplace: the application factory."""
 from __future__ import annotations
 
-import logging
+import importlib.util
 import os
 import warnings
 from pathlib import Path
 
 from flask import Flask
 
-from .config import BASE_DIR, DEFAULT_SECRET, Config
+from .config import BASE_DIR, DEFAULT_SECRET, SECRET_KEY_FILE, Config, ConfigError
 
-warnings.filterwarnings("ignore", category=SyntaxWarning, module=r"whoosh\..*")
+# Whoosh 2.7 has invalid escapes and `is` comparisons with literals; Python warns when it
+# compiles them (the warning's "module" is then the file's path). Only Whoosh's are silenced.
+warnings.filterwarnings("ignore", category=SyntaxWarning, module=r".*[\\/]whoosh[\\/].*")
 
 
 def create_app(config: type | dict | None = None) -> Flask:
@@ -25,8 +27,16 @@ def create_app(config: type | dict | None = None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+    _check_numbers(app)
     _check_secret(app)
+    _check_ratelimit_storage(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from . import logs
+    logs.configure_logging(app)
+    # First of all before_request functions, so every response (even a CSRF refusal) has an id.
+    logs.init_request_ids(app)
+    _trust_proxies(app)
 
     from . import models  # noqa: F401  (register every model)
     from .extensions import csrf, db, limiter, login_manager, migrate
@@ -62,16 +72,8 @@ def create_app(config: type | dict | None = None) -> Flask:
         g.pop("_login_user", None)
         reset_request_memos()
 
-    @app.before_request
-    def _reject_nul():
-        # NUL never belongs in text; PostgreSQL refuses it, so refuse it clearly up front.
-        from flask import abort, request
-
-        # Query strings are validated by each view (lists, search) with their own messages.
-        for values in (request.form,):
-            for key, value in values.items(multi=True):
-                if "\x00" in key or "\x00" in value:
-                    abort(400, "Text may not contain NUL characters.")
+    from . import textclean
+    textclean.init_app(app)  # NUL refused, other characters XML cannot carry stripped / refused
 
     from . import converters
     converters.init_app(app)  # before any route is added
@@ -82,8 +84,6 @@ def create_app(config: type | dict | None = None) -> Flask:
     from . import cli
     cli.init_app(app)
 
-    if not app.debug and not app.testing:
-        logging.basicConfig(level=logging.INFO)
     return app
 
 
@@ -91,8 +91,43 @@ def _check_secret(app: Flask) -> None:
     key = app.config.get("SECRET_KEY")
     if app.debug or app.testing:
         return
-    if not key or key == DEFAULT_SECRET or len(str(key)) < 16:
-        raise RuntimeError(
-            "SECRET_KEY is not set (or is the insecure default). Set SECRET_KEY in the environment "
-            "to a long random value, or run with FLASK_DEBUG=1 for local development."
-        )
+    if not key or key == DEFAULT_SECRET:
+        if SECRET_KEY_FILE.exists() and not os.access(SECRET_KEY_FILE, os.R_OK):
+            raise ConfigError(f"SECRET_KEY is not set and {SECRET_KEY_FILE} cannot be read by this user: "
+                              "run the command as the user that owns it, or set SECRET_KEY in the environment.")
+        raise ConfigError(
+            f"SECRET_KEY is not set and {SECRET_KEY_FILE} does not exist: run scripts/secret_key.sh "
+            "(or `make run` once) to generate it, or set SECRET_KEY in the environment.")
+    if len(str(key)) < 16:
+        raise ConfigError("SECRET_KEY is too short: use at least 16 random characters "
+                          "(scripts/secret_key.sh writes a good one to instance/secret_key).")
+
+
+def _check_numbers(app: Flask) -> None:
+    for key, env in (("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES"), ("TRUSTED_PROXIES", "TRUSTED_PROXIES")):
+        value = app.config.get(key)
+        if value is not None and not isinstance(value, int):
+            raise ConfigError(f"{env}={value!r} is not a whole number.")
+    if (app.config.get("TRUSTED_PROXIES") or 0) < 0:
+        raise ConfigError(f"TRUSTED_PROXIES={app.config['TRUSTED_PROXIES']} must be 0 (no proxy) or the number "
+                          "of proxies in front.")
+
+
+def _check_ratelimit_storage(app: Flask) -> None:
+    uri = str(app.config.get("RATELIMIT_STORAGE_URI") or "")
+    # limits speaks to Redis through redis-py, an optional extra: say so now rather than on
+    # the first rate-limited request.
+    if uri.split(":", 1)[0].startswith(("redis", "rediss")) and importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            "RATELIMIT_STORAGE_URI uses Redis but the Redis client is not installed: "
+            "run .venv/bin/pip install -e '.[redis]'.")
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, take the client address, scheme and host from
+    their X-Forwarded-* headers (rate limits and logs then see the visitor, not the proxy)."""
+    n = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if n:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)

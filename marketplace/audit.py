@@ -5,22 +5,29 @@ hash. ``prev_hash`` is unique, so two concurrent appends on the same head cannot
 commit: the loser retries on the new head. ``verify_chain`` names the first row altered,
 removed or reordered. The application never updates or deletes rows (enforced by a
 flush guard in marketplace/services/guards.py).
+
+Each event is also logged (logger `marketplace.audit`, INFO) once its transaction commits:
+action, subject, actor and row id, never its data (which can quote reasons and names).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .extensions import db
 from .models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
+log = logging.getLogger(__name__)
+_PENDING = "audit_log_pending"
 
 
 def canonical_json(data: Any) -> str:
@@ -86,8 +93,22 @@ def record(action: str, subject_type: str, subject_id: int | None = None, *, act
                 db.session.add(row)
         except IntegrityError:
             continue  # someone appended first: chain onto the new head
+        db.session.info.setdefault(_PENDING, []).append(
+            (action, subject_type, subject_id, actor_id, item_id, row.id))
         return row
     raise RuntimeError("could not append to the audit chain (contention)")
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed_events(session: Session) -> None:
+    for action, subject_type, subject_id, actor_id, item_id, row_id in session.info.pop(_PENDING, ()):
+        log.info("governance %s %s:%s actor=%s item=%s audit_row=%s",
+                 action, subject_type, subject_id, actor_id, item_id, row_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_events(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 @dataclass

@@ -1,21 +1,26 @@
-"""Flask CLI commands: demo data, users, organisations (help text from the docstrings)."""
+"""Flask CLI commands: demo data, users, organisations, receipt keys (help text from the
+docstrings). Text arguments go through `CleanText` (marketplace/textclean.py)."""
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, has_app_context
+from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import select
 
+from . import email_address, receipt_keys
 from .extensions import db
 from .models import OrgKind, SiteRole, User
 from .services import accounts, orgs as org_svc
 from .services.common import ServiceError
+from .textclean import CLEAN_TEXT
 
 users_cli = AppGroup("users", help="Manage accounts.")
 orgs_cli = AppGroup("orgs", help="Manage organisations.")
 demo_cli = AppGroup("demo", help="Demo data.")
+keys_cli = AppGroup("keys", help="The Ed25519 keys that sign terms acceptance receipts.")
 
 
 def _fail(msg: str) -> None:
@@ -23,23 +28,86 @@ def _fail(msg: str) -> None:
     sys.exit(1)
 
 
+def _valid_email(ctx, param, value: str) -> str:
+    # Checked before any password prompt: nobody types a password for an address refused after.
+    try:
+        return email_address.check(value)
+    except email_address.InvalidEmail as e:
+        _fail(f"{value!r} is not an e-mail address: {e.reason}")
+
+
+def _password_option(help_text: str):
+    # Prompted (hidden, typed twice) when not given: a password on the command line ends up
+    # in the shell history and in `ps`.
+    return click.option("--password", prompt="Password", hide_input=True, confirmation_prompt=True,
+                        help=help_text + " Asked for (hidden, twice) when not given.")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < accounts.PASSWORD_MIN:
+        _fail(f"the password needs at least {accounts.PASSWORD_MIN} characters")
+
+
 @users_cli.command("create")
-@click.argument("email")
-@click.option("--name", required=True, help="Display name.")
-@click.option("--password", required=True, help="At least 10 characters.")
+@click.argument("email", callback=_valid_email)
+@click.option("--name", required=True, type=CLEAN_TEXT, help="Display name.")
+@_password_option("At least 10 characters.")
 @click.option("--role", type=click.Choice([r.value for r in SiteRole if r != SiteRole.USER] + ["user"]),
               default="user", show_default=True, help="Site role.")
 def users_create(email: str, name: str, password: str, role: str) -> None:
     """Create an account (optionally a moderator or site admin)."""
-    if len(password) < 10:
-        _fail("the password needs at least 10 characters")
-    if "@" not in email:
-        _fail("that is not an e-mail address")
+    _check_password(password)
     try:
         user = accounts.create_user(email, name, password, role)
     except ServiceError as e:
         _fail(e.message)
     click.echo(f"Created user {user.id} <{user.email}> with role {user.site_role}.")
+
+
+def _existing_account(ctx: click.Context, param, value: str) -> str:
+    # Parameters are parsed before the command's app context exists (FlaskGroup pushes one,
+    # the test runner's AppGroup does not): use the app's own context for the look-up.
+    app_ctx = nullcontext() if has_app_context() else ctx.ensure_object(ScriptInfo).load_app().app_context()
+    with app_ctx:
+        if accounts.find_user(value) is None:  # said before the password prompt
+            _fail(f"no account with e-mail {value}")
+    return value
+
+
+@users_cli.command("set-password")
+@click.argument("email", callback=_existing_account)
+@_password_option("The new password, at least 10 characters.")
+def users_set_password(email: str, password: str) -> None:
+    """Reset an account's password (signs the account out everywhere)."""
+    user = accounts.find_user(email)
+    if user is None:
+        _fail(f"no account with e-mail {email}")
+    _check_password(password)
+    try:
+        accounts.set_password(user, password)
+    except ServiceError as e:
+        _fail(e.message)
+    click.echo(f"Password set for {user.email}; every session of this account was signed out.")
+
+
+@users_cli.command("list")
+@click.option("--role", type=click.Choice(SiteRole.values()), default=None, help="Only accounts with this site role.")
+def users_list(role: str | None) -> None:
+    """List accounts: id, e-mail, site role, state, display name."""
+    users = accounts.list_users(role)
+    if not users:
+        click.echo("No accounts." if role is None else f"No accounts with role {role}.")
+        return
+    width = max(len(u.email) for u in users)
+    for u in users:
+        if u.banned:
+            state = "banned"
+        elif u.is_blocked:
+            state = f"suspended until {u.suspended_until:%Y-%m-%d %H:%M} UTC"
+        else:
+            state = "active"
+        click.echo(f"{u.id:>6}  {u.email:<{width}}  {u.site_role:<9}  {state:<8}  {u.display_name}")
+    click.echo(f"{len(users)} account(s).")
 
 
 @users_cli.command("set-role")
@@ -55,7 +123,7 @@ def users_set_role(email: str, role: str) -> None:
 
 
 @orgs_cli.command("create")
-@click.argument("name")
+@click.argument("name", type=CLEAN_TEXT)
 @click.option("--kind", type=click.Choice(OrgKind.values()), required=True, help="Kind of organisation.")
 @click.option("--owner", "owner_email", required=True, help="E-mail of the owning account.")
 def orgs_create(name: str, kind: str, owner_email: str) -> None:
@@ -89,6 +157,47 @@ def demo_load(if_empty: bool) -> None:
             click.echo(f"  {email:{width}}{what}")
 
 
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List the receipt signing keys: the current one and the retired ones kept for verifying."""
+    try:
+        keys = receipt_keys.public_keys()
+    except receipt_keys.ReceiptKeyError as e:
+        _fail(str(e))
+    if not keys:
+        click.echo(f"No receipt key yet (the first receipt creates one in {receipt_keys.keys_dir()}).")
+        return
+    for k in sorted(keys.values(), key=lambda k: (not k.current, k.kid)):
+        click.echo(f"{k.kid}  {'current' if k.current else 'retired'}")
+    click.echo("Published at /.well-known/receipt-keys.json")
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Sign new receipts with a new key; the old key's public half stays published, so the
+    receipts it signed still verify, and its private half is deleted."""
+    try:
+        old, new = receipt_keys.rotate()
+    except receipt_keys.ReceiptKeyError as e:
+        _fail(str(e))
+    if old is None:
+        click.echo(f"Created receipt signing key {new} in {receipt_keys.keys_dir()}.")
+    else:
+        click.echo(f"Rotated: new receipts are signed with {new}. Receipts signed with {old} still verify "
+                   "(its public key stays at /.well-known/receipt-keys.json); its private key was deleted.")
+
+
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Print a new private key as one line for RECEIPT_SIGNING_KEY (stored nowhere)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    click.echo(receipt_keys.one_line(key))
+    click.echo(f"key id {receipt_keys.kid_for(key.public_key())}: put the line above in RECEIPT_SIGNING_KEY "
+               "and restart; keep it secret.", err=True)
+
+
 # Feature command groups register here: (AppGroup) objects added by their packages.
 EXTRA_COMMANDS: list = []
 
@@ -96,5 +205,5 @@ EXTRA_COMMANDS: list = []
 def init_app(app: Flask) -> None:
     from .search.cli import search_cli
 
-    for group in (users_cli, orgs_cli, demo_cli, search_cli, *EXTRA_COMMANDS):
+    for group in (users_cli, orgs_cli, demo_cli, keys_cli, search_cli, *EXTRA_COMMANDS):
         app.cli.add_command(group)

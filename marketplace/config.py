@@ -1,4 +1,8 @@
-"""Configuration read from the environment; tests subclass it."""
+"""Configuration read from the environment; tests subclass it.
+
+Every variable read here is listed, with its default, in the README ("Running it in
+production") and in `.env.example`.
+"""
 from __future__ import annotations
 
 import os
@@ -7,6 +11,11 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("MARKETPLACE_INSTANCE", BASE_DIR / "instance"))
 DEFAULT_SECRET = "dev-insecure-change-me"
+SECRET_KEY_FILE = INSTANCE_DIR / "secret_key"
+
+
+class ConfigError(RuntimeError):
+    """A configuration the site cannot start with; its message says what to do (one line)."""
 
 
 def _bool(name: str, default: bool = False) -> bool:
@@ -14,6 +23,22 @@ def _bool(name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int | str:
+    """The variable as an int; a value that is not one is kept as text, for create_app to
+    refuse with a message (importing this module never fails)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+def _list(name: str) -> list[str]:
+    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
 
 
 def _database_url() -> str:
@@ -25,16 +50,42 @@ def _database_url() -> str:
     return url
 
 
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else this checkout's instance/secret_key (written by
+    scripts/secret_key.sh, which `make run` and `make serve` call), else the development
+    default that only debug and testing accept (create_app refuses it otherwise)."""
+    key = os.environ.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    try:
+        key = SECRET_KEY_FILE.read_text(encoding="utf-8").strip()
+    except OSError:  # missing or unreadable: create_app says which, in one line
+        key = ""
+    return key or DEFAULT_SECRET
+
+
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET)
+    SECRET_KEY = _secret_key()
+    # Old keys still accepted for signed cookies (and old HMAC receipts) after a rotation.
+    SECRET_KEY_FALLBACKS = _list("SECRET_KEY_FALLBACKS")
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # hide_parameters: database errors are logged with their traceback; their SQL parameters
+    # (idea text, e-mail addresses, token hashes) must not be.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "hide_parameters": True}
     SEARCH_INDEX_DIR = os.environ.get("SEARCH_INDEX_DIR", str(INSTANCE_DIR / "search"))
     # "thread": a background thread in each web process drains the outbox;
     # "sync": applied right after each commit (tests); "off": an external worker does it.
     SEARCH_WORKER = os.environ.get("SEARCH_WORKER", "thread")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
-    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+    MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    # The site's public address, for links built outside a request (mails sent by the CLI
+    # and background work): host[:port], e.g. market.example.org. Unset: make run's address.
+    SERVER_NAME = os.environ.get("SERVER_NAME", "").strip() or None
+    PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "").strip() or "http"
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (0: none, the
+    # headers are ignored). Only count proxies you run: each one trusted lets the next hop
+    # choose the client address that rate limits are keyed on.
+    TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
@@ -45,6 +96,16 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    # Terms acceptance receipts: Ed25519 keys in RECEIPT_KEYS_DIR (default instance/receipt_keys),
+    # or the current private key from RECEIPT_SIGNING_KEY (PEM). See marketplace/receipt_keys.py.
+    RECEIPT_KEYS_DIR = os.environ.get("RECEIPT_KEYS_DIR") or None
+    RECEIPT_SIGNING_KEY = os.environ.get("RECEIPT_SIGNING_KEY") or None
+    # Receipts issued before Ed25519 signing carry an HMAC keyed from SECRET_KEY. They verify
+    # against SECRET_KEY, SECRET_KEY_FALLBACKS and these old SECRET_KEY values, which serve
+    # for nothing else (so a SECRET_KEY retired after a leak can stay here, not in fallbacks).
+    LEGACY_RECEIPT_SECRETS = _list("LEGACY_RECEIPT_SECRETS")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    LOG_FILE = os.environ.get("LOG_FILE") or None
     PAGE_SIZE = 20
     TESTING = False
     DEBUG = _bool("FLASK_DEBUG")
@@ -53,8 +114,19 @@ class Config:
 class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret"
+    SECRET_KEY_FALLBACKS: list = []
+    SERVER_NAME = None
+    PREFERRED_URL_SCHEME = "http"
+    TRUSTED_PROXIES = 0
     WTF_CSRF_ENABLED = False
     SEARCH_WORKER = "sync"
     RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    RECEIPT_SIGNING_KEY = None
+    RECEIPT_KEYS_DIR = None
+    LEGACY_RECEIPT_SECRETS: list = []
+    LOG_FILE = None
+    # Tests share one process: leave the logging set-up to pytest unless a test asks for it.
+    LOG_CONFIGURE = False
     PROPAGATE_UNHANDLED = True

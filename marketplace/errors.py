@@ -1,11 +1,22 @@
-"""Error pages and JSON errors: a clear message, never a traceback or a hidden item's data."""
+"""Error pages and JSON errors: a clear message, never a traceback or a hidden item's data.
+
+Refusals from the write services (`ServiceError`) that a view does not show on its form end
+here too: the transaction is rolled back and the refusal becomes a 4xx with its message.
+Denials (403, 404) are logged at INFO with the route pattern and user id; unexpected errors
+at ERROR with their traceback and the request id, which the 500 page shows.
+"""
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import NoInspectionAvailable
 from werkzeug.exceptions import HTTPException
+
+from .logs import request_id
+from .services.common import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +30,50 @@ MESSAGES = {
     413: "The upload is too large.",
     429: "Too many requests; please slow down and try again shortly.",
 }
+SERVER_ERROR = "Something went wrong on our side. Nothing was saved; please try again."
 
 
 def wants_json() -> bool:
-    if request.blueprint == "api" or request.path.startswith("/api/"):
-        return True
+    if request.blueprint == "api" or request.path.startswith("/api/") or request.is_json:
+        return True  # the API, and callers that sent JSON
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def _render(code: int, message: str):
+def _render(code: int, message: str, reference: str | None = None):
     if wants_json():
-        return make_response(jsonify(error=message, status=code), code)
-    return make_response(render_template("error.html", code=code, message=message), code)
+        body = {"error": message, "status": code}
+        if reference:
+            body["request_id"] = reference
+        return make_response(jsonify(body), code)
+    return make_response(render_template("error.html", code=code, message=message, reference=reference), code)
+
+
+def route() -> str:
+    """The matched route pattern: logged instead of the path, which may carry a token."""
+    return request.url_rule.rule if request.url_rule is not None else "(no route)"
+
+
+def user_id_for_log() -> int | None:
+    """The signed-in user's id if this request has loaded it, without touching the database
+    (this runs while handling errors, possibly with a broken connection)."""
+    user = g.get("_login_user")
+    if user is None:
+        return None
+    try:
+        identity = sa_inspect(user).identity
+    except NoInspectionAvailable:  # the anonymous user
+        return None
+    return identity[0] if identity else None
+
+
+def _rollback() -> None:
+    from .extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be what failed; the response must still go out
+        log.warning("rollback failed while handling an error", exc_info=True)
 
 
 def init_app(app: Flask) -> None:
@@ -47,6 +89,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         code = e.code or 500
+        if code in (403, 404):
+            log.info("denied %s: %s %s user=%s", code, request.method, route(), user_id_for_log())
         desc = e.description if code in (400, 403, 409, 413, 422, 429) and e.description and \
             e.description != type(e).description else MESSAGES.get(code, e.name)
         resp = _render(code, desc)
@@ -54,16 +98,25 @@ def init_app(app: Flask) -> None:
             resp.headers["Allow"] = ", ".join(e.valid_methods)
         return resp
 
+    @app.errorhandler(ServiceError)
+    def service_refused(e: ServiceError):
+        # A refusal no view turned into a form error: nothing of it may be committed later.
+        _rollback()
+        code = e.status if 400 <= (e.status or 0) < 500 else 400
+        # The message is not logged: it can quote what the user wrote.
+        log.info("refused %s: %s %s user=%s", code, request.method, route(), user_id_for_log())
+        # A 404 says no more than any other 404 (it must not confirm that something exists).
+        message = MESSAGES[404] if code == 404 else (e.message or MESSAGES.get(code, MESSAGES[400]))
+        return _render(code, message)
+
     @app.errorhandler(Exception)
     def unhandled(e: Exception):
         if isinstance(e, HTTPException):
             return http_error(e)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        from .extensions import db
-        try:
-            db.session.rollback()
-        except Exception:  # pragma: no cover
-            pass
+        if isinstance(e, ServiceError):
+            return service_refused(e)
+        log.exception("unhandled error: %s %s user=%s", request.method, route(), user_id_for_log())
+        _rollback()
         if app.config.get("PROPAGATE_UNHANDLED"):
             raise e
-        return _render(500, "Something went wrong on our side. Nothing was saved; please try again.")
+        return _render(500, SERVER_ERROR, reference=request_id())

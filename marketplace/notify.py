@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import policy
 from .extensions import db
@@ -32,11 +33,26 @@ def notify(user: User | int, kind: str, message: str, url: str = "", about: Any 
     return n
 
 
-def send_mail(to_email: str, subject: str, body: str) -> OutgoingMail:
-    """Record an e-mail for delivery (logged; delivered by SMTP when configured)."""
-    m = OutgoingMail(to_email=to_email, subject=subject[:200], body=body)
-    db.session.add(m)
-    log.info("mail queued to %s: %s", to_email, subject)
+def send_mail(to_email: str, subject: str, body: str, dedupe_key: str | None = None) -> OutgoingMail | None:
+    """Record an e-mail for delivery (logged; delivered by SMTP when configured).
+
+    With `dedupe_key`, a mail already queued under that key is not queued again (None is
+    returned), even by a concurrent caller: the key is unique in the table.
+    """
+    m = OutgoingMail(to_email=to_email, subject=subject[:200], body=body, dedupe_key=dedupe_key)
+    if dedupe_key is not None:
+        if db.session.execute(select(OutgoingMail.id).where(OutgoingMail.dedupe_key == dedupe_key)).first():
+            return None
+        try:
+            with db.session.begin_nested():
+                db.session.add(m)
+        except IntegrityError:  # queued by someone else between the look-up and the insert
+            return None
+    else:
+        db.session.add(m)
+    # Neither address, subject nor body: subjects name non-public challenges, bodies carry
+    # links with tokens.
+    log.info("mail queued for delivery")
     return m
 
 

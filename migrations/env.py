@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from flask import current_app
 
@@ -9,9 +8,10 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# No fileConfig(config.config_file_name) here: the app configured logging already
+# (marketplace/logs.py, Alembic's loggers included), and fileConfig would disable every logger
+# that exists, including the app's own, when a migration runs in the app's process
+# (`make run` migrates in-process; tests/test_logging.py checks the 500 log afterwards).
 logger = logging.getLogger('alembic.env')
 
 

@@ -5,7 +5,9 @@ imports the app three times (about 2.5 s each here); one process makes a second 
 start in about 3 s. The steps are the same code: Flask-Migrate's `upgrade()` is what
 `flask db upgrade` calls, and the demo command is invoked as the CLI would.
 
-Run it through scripts/run.sh (which provides SECRET_KEY); HOST and PORT pick the address.
+Run it through scripts/run.sh (which generates instance/secret_key on first start; the app
+reads it when SECRET_KEY is unset); HOST and PORT pick the address. Logging is the app's own
+configuration (marketplace/logs.py): the in-process migration cannot switch it off.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@
 #                             it runs beside gunicorn and the web workers use SEARCH_WORKER=off
 #
 # SECRET_KEY: taken from the environment when set, otherwise from instance/secret_key, which
-# is generated (random, mode 600) on first use. The app's insecure default is never used.
+# is generated (random, mode 600) on first use; the app reads that file itself too, so `flask`
+# commands need no SECRET_KEY either. The app's insecure default is never used.
 # DATABASE_URL: SQLite in instance/ unless set, e.g. DATABASE_URL="$(scripts/pg.sh start)".
 set -euo pipefail
 cd "$(dirname "$0")/.."

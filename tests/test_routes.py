@@ -337,7 +337,7 @@ def _signed_in(viewer):
 
 @pytest.mark.parametrize("viewer", VIEWERS)
 @pytest.mark.parametrize("url", ["/", "/about", "/healthz", "/challenges/", "/failures/", "/assets/",
-                                 "/orgs/", "/orgs/?kind=cluster"])
+                                 "/orgs/", "/orgs/?kind=cluster", "/.well-known/receipt-keys.json"])
 def test_public_pages(site, viewer, url):
     assert site.client(viewer).get(url).status_code == 200
 
@@ -460,7 +460,7 @@ def test_notification_pages(site, viewer):
 def test_every_foundation_route_is_covered(site):
     """A new route in a foundation blueprint must be added to this module."""
     covered = {
-        "main.index", "main.about", "main.healthz",
+        "main.index", "main.about", "main.healthz", "main.receipt_keys_jwks",
         "auth.register", "auth.login", "auth.logout", "auth.account",
         "orgs.index", "orgs.new", "orgs.detail", "orgs.edit", "orgs.members", "orgs.member_role",
         "orgs.member_remove",

@@ -1,11 +1,8 @@
-import email_validator
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
-# Accept the reserved `.test` domain used by demo and test accounts (RFC 2606).
-if "test" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
-    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("test")
+from ..email_address import EmailAddress
 
 NAME = [DataRequired("Enter a display name."), Length(min=2, max=80, message="Use 2 to 80 characters.")]
 PASSWORD = [DataRequired("Enter a password."),
@@ -15,7 +12,8 @@ PASSWORD = [DataRequired("Enter a password."),
 class RegisterForm(FlaskForm):
     email = EmailField("E-mail", filters=[lambda s: s.strip() if isinstance(s, str) else s],
                        validators=[DataRequired("Enter your e-mail address."),
-                                   Email("Enter a valid e-mail address."), Length(max=254)])
+                                   Length(max=254, message="Enter a valid e-mail address."),
+                                   EmailAddress("Enter a valid e-mail address.")])
     display_name = StringField("Display name", validators=NAME)
     password = PasswordField("Password", validators=PASSWORD)
     confirm = PasswordField("Repeat password", validators=[EqualTo("password", "The passwords do not match.")])

@@ -1,5 +1,12 @@
+"""Sign-up, sign-in and account pages.
+
+Sign-ins are logged (logger `marketplace.auth`): successes with the user id, failures with
+the user id when the address belongs to an account. The typed address is never logged
+(people paste their password into it), nor, of course, the password.
+"""
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
@@ -10,6 +17,8 @@ from ..services import accounts
 from ..services.common import ServiceError
 from . import bp
 from .forms import LoginForm, PasswordForm, ProfileForm, RegisterForm
+
+log = logging.getLogger("marketplace.auth")
 
 
 def _safe_next(target: str | None) -> str:
@@ -34,6 +43,7 @@ def register():
             getattr(form, e.field or "email", form.email).errors.append(e.message)
         else:
             login_user(user)
+            log.info("account created and signed in: user=%s", user.id)
             flash("Welcome! Your account is ready.", "success")
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/register.html", form=form), (200 if not form.errors else 400)
@@ -48,14 +58,18 @@ def login():
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is None:
+            known = accounts.find_user(form.email.data)
+            log.info("sign-in failed: %s", f"wrong password for user={known.id}" if known else "unknown account")
             form.password.errors.append("Wrong e-mail address or password.")
         elif user.is_blocked:
+            log.info("sign-in refused: user=%s is %s", user.id, "banned" if user.banned else "suspended")
             form.email.errors.append(
                 "This account is banned." if user.banned else
                 f"This account is suspended until {user.suspended_until:%Y-%m-%d %H:%M} UTC."
             )
         else:
             login_user(user)
+            log.info("sign-in ok: user=%s", user.id)
             flash(f"Signed in as {user.display_name}.", "success")
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), (200 if not form.errors else 400)
@@ -63,6 +77,8 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated:
+        log.info("sign-out: user=%s", current_user.id)
     logout_user()
     flash("Signed out.", "info")
     return redirect(url_for("main.index"))
@@ -89,6 +105,7 @@ def account():
             except ServiceError as e:
                 pw.current.errors.append(e.message)
             else:
+                log.info("password changed: user=%s", current_user.id)
                 # Keep this session (the others have ended). Pass the real User, not the
                 # current_user proxy: Flask-Login would store the proxy as the request's user
                 # and resolving it would recurse until the process crashes.

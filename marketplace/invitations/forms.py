@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, SubmitField
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from ..email_address import EmailAddress
 from ..items.forms import UTCDateTimeField, strip
 from ..services.invitations import DEFAULT_DAYS, MAX_DAYS
 
 
 class InviteForm(FlaskForm):
     email = EmailField("E-mail address", filters=[strip], validators=[
-        DataRequired("Enter the e-mail address to invite."), Email("Enter a valid e-mail address."),
-        Length(max=254, message="At most 254 characters.")])
+        DataRequired("Enter the e-mail address to invite."),
+        Length(max=254, message="At most 254 characters."), EmailAddress("Enter a valid e-mail address.")])
     days = IntegerField("Link valid for (days)", default=DEFAULT_DAYS, validators=[
         InputRequired("Say for how many days the link works."),
         NumberRange(min=1, max=MAX_DAYS, message=f"Use 1 to {MAX_DAYS} days.")])

@@ -35,3 +35,6 @@ class OutgoingMail(db.Model):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Mails that must go out at most once (e.g. one moderation digest per moderator and day):
+    # the unique key makes a second, even concurrent, queueing fail instead of sending twice.
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True, nullable=True)

@@ -4,15 +4,23 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit
+from .. import audit, email_address
 from ..extensions import db
 from ..models import SiteRole, User
 from ..security import hash_password, needs_rehash, verify_password
 from .common import ServiceError
 
 
+PASSWORD_MIN, PASSWORD_MAX = 10, 200
+
+
 def normalise_email(email: str) -> str:
-    return (email or "").strip().lower()
+    return email_address.normalise(email)
+
+
+def check_password_rules(password: str | None) -> None:
+    if not PASSWORD_MIN <= len(password or "") <= PASSWORD_MAX:
+        raise ServiceError(f"The password needs {PASSWORD_MIN} to {PASSWORD_MAX} characters.", field="password")
 
 
 def find_user(email: str) -> User | None:
@@ -23,17 +31,17 @@ def find_user(email: str) -> User | None:
 
 def create_user(email: str, display_name: str, password: str, site_role: str = SiteRole.USER.value,
                 actor_id: int | None = None) -> User:
-    email = normalise_email(email)
     display_name = (display_name or "").strip()
     if site_role not in SiteRole.values():
         raise ServiceError(f"Unknown role {site_role!r}.", field="role")
     # The forms check these too; the service checks again for the CLI and other callers.
-    if "@" not in email or len(email) > 254:
-        raise ServiceError("Enter a valid e-mail address (at most 254 characters).", field="email")
+    try:
+        email = email_address.check(email)
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
     if not 2 <= len(display_name) <= 80:
         raise ServiceError("The display name needs 2 to 80 characters.", field="display_name")
-    if not 10 <= len(password or "") <= 200:
-        raise ServiceError("The password needs 10 to 200 characters.", field="password")
+    check_password_rules(password)
     if find_user(email) is not None:
         raise ServiceError("An account with this e-mail address already exists.", 409, field="email")
     user = User(email=email, display_name=display_name, password_hash=hash_password(password),
@@ -66,6 +74,23 @@ def change_password(user: User, current: str, new: str) -> None:
     user.password_hash = hash_password(new)
     user.session_version = (user.session_version or 1) + 1  # end other sessions
     db.session.commit()
+
+
+def set_password(user: User, new: str, actor_id: int | None = None) -> None:
+    """Set a password without knowing the old one (an operator's reset, `flask users
+    set-password`): ends every session of the account and leaves a governance event."""
+    check_password_rules(new)
+    user.password_hash = hash_password(new)
+    user.session_version = (user.session_version or 1) + 1
+    audit.record("password.reset", "user", user.id, actor_id=actor_id)
+    db.session.commit()
+
+
+def list_users(role: str | None = None) -> list[User]:
+    q = select(User).order_by(User.id)
+    if role is not None:
+        q = q.where(User.site_role == role)
+    return list(db.session.execute(q).scalars())
 
 
 def change_display_name(user: User, name: str) -> None:

@@ -7,23 +7,22 @@ locks the invitation row first, so two parallel acceptances of one token give on
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, has_request_context, url_for
+from flask import has_request_context, url_for
 from sqlalchemy import select
 
-from .. import audit, policy
+from .. import audit, email_address, policy
 from ..extensions import db
 from ..models import AccessGrant, Invitation, InvitationState, Item, Organisation, User, utcnow
 from ..notify import notify, send_mail
+from ..urls import external_url
 from .accounts import normalise_email
 from .common import ServiceError, lock_row
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 90
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 REFUSALS = {
     InvitationState.ACCEPTED.value: "This invitation has already been used. Each link works once.",
@@ -43,11 +42,7 @@ def new_token() -> str:
 
 def accept_url(token: str) -> str:
     """Absolute link for the mail: this request's host, or SERVER_NAME (CLI, demo)."""
-    if has_request_context():
-        return url_for("invitations.open_link", token=token, _external=True)
-    base = current_app.config.get("SERVER_NAME") or "127.0.0.1:5000"
-    scheme = current_app.config.get("PREFERRED_URL_SCHEME", "http")
-    return f"{scheme}://{base}/invitations/t/{token}"
+    return external_url("invitations.open_link", token=token)
 
 
 def find_by_token(token: str) -> Invitation | None:
@@ -85,9 +80,10 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
         if policy.can(actor, "manage_invitations", item):
             raise ServiceError("Archived items are frozen; no new invitations can be sent.", 409)
         raise ServiceError("Only the organisation's owners and admins can invite people.", 403)
-    email = normalise_email(email)
-    if len(email) > 254 or not EMAIL_RE.match(email):
-        raise ServiceError("Enter a valid e-mail address.", field="email")
+    try:
+        email = email_address.check(email)
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
     now = utcnow()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit, policy
 from ..extensions import db
-from ..models import Item, Membership, OrgRole, SiteRole, User, utcnow
+from ..models import Item, Membership, OrgRole, OutgoingMail, SiteRole, User, utcnow
 from ..models.moderation import (
     APPEALABLE,
     ActionKind,
@@ -41,6 +41,7 @@ from ..models.moderation import (
 from ..moderation import registry
 from ..moderation.registry import path_for
 from ..notify import notify, send_mail
+from ..urls import external_url
 from .common import ServiceError, lock_row
 
 # Settings (override in the app config or the environment; see moderation/__init__.py).
@@ -723,13 +724,24 @@ def digest_recipients() -> list[User]:
     return [users[k] for k in sorted(users) if not users[k].is_blocked]
 
 
-def send_digest(base_url: str | None = None) -> int:
+def digest_key(user: User, now: datetime) -> str:
+    return f"moderation-digest:{user.id}:{now:%Y-%m-%d}"
+
+
+def send_digest(now: datetime | None = None) -> tuple[int, int]:
     """Mail each moderator a summary of the open reports, flags and appeals they can act
-    on; nobody is mailed about an empty queue. Returns the number of mails queued."""
-    now = utcnow()
+    on; nobody is mailed about an empty queue, and nobody twice on one (UTC) day, however
+    often this runs. Links use the configured public address (marketplace/urls.py).
+    Returns (mails queued now, moderators who already had today's digest)."""
+    now = now or utcnow()
     overdue_before = now - response_window()
-    sent = 0
+    sent = already = 0
+    queue = external_url("moderation.queue")
     for user in digest_recipients():
+        key = digest_key(user, now)
+        if db.session.execute(select(OutgoingMail.id).where(OutgoingMail.dedupe_key == key)).first():
+            already += 1
+            continue
         reports = db.session.execute(
             open_reports_for(user).order_by(Report.created_at.asc(), Report.id.asc())
         ).scalars().all()
@@ -753,9 +765,11 @@ def send_digest(base_url: str | None = None) -> int:
             lines.append(f"  - {mark}#{r.id} {r.category_label} on {r.target_type} {r.target_id} ({age_h} h old)")
         if len(reports) > 25:
             lines.append(f"  ... and {len(reports) - 25} more")
-        queue = (base_url.rstrip("/") + "/moderation/") if base_url else path_for("moderation.queue", _external=True)
         lines += ["", f"Open the queue: {queue}"]
-        send_mail(user.email, f"Moderation digest: {len(reports)} report(s) waiting", "\n".join(lines))
-        sent += 1
+        if send_mail(user.email, f"Moderation digest: {len(reports)} report(s) waiting", "\n".join(lines),
+                     dedupe_key=key) is None:
+            already += 1  # a concurrent run queued it first
+        else:
+            sent += 1
     db.session.commit()
-    return sent
+    return sent, already

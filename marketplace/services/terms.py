@@ -4,10 +4,15 @@ their receipts.
 How a receipt is verifiable
 ---------------------------
 A receipt is the canonical JSON of an acceptance (ids, terms version and digest, content
-hash, UTC time) plus ``signature``: HMAC-SHA256 over the canonical JSON of every other field,
-keyed with ``TERMS_RECEIPT_KEY`` (by default a key derived from ``SECRET_KEY``). Verifying:
+hash, UTC time), the ``key_id`` of the key that signed it, and ``signature``: the Ed25519
+signature (base64url) over the canonical JSON of every other field (sorted keys, no spaces,
+UTF-8). The public keys are published at /.well-known/receipt-keys.json
+(marketplace/receipt_keys.py), so anyone can check the signature offline (README: "Checking
+a receipt offline"). Receipts issued before that (schema ``oim-terms-acceptance/1``) carry
+an HMAC-SHA256 instead, keyed from ``SECRET_KEY``; they still verify here, also after a
+rotation (``SECRET_KEY_FALLBACKS``, ``LEGACY_RECEIPT_SECRETS``). Verifying:
 
-1. the signature must match (constant-time), so nobody without the key can mint or alter one;
+1. the signature must match, so nobody without the key can mint or alter one;
 2. the acceptance row named in it must exist and agree on every recorded field, so even the
    key alone cannot conjure an acceptance that was never made;
 3. the terms version it names must still hash to its digest (the stored canonical JSON is
@@ -31,7 +36,7 @@ from flask import current_app, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, policy
+from .. import audit, policy, receipt_keys
 from ..audit import canonical_json, sha256_hex
 from ..extensions import db
 from ..models import (
@@ -54,7 +59,8 @@ from ..notify import notify
 from .common import ServiceError, lock_row
 
 TERMS_SCHEMA = "oim-terms/1"
-RECEIPT_SCHEMA = "oim-terms-acceptance/1"
+RECEIPT_SCHEMA = "oim-terms-acceptance/2"  # Ed25519, with key_id
+LEGACY_RECEIPT_SCHEMA = "oim-terms-acceptance/1"  # HMAC-SHA256 (verified, no longer issued)
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -488,17 +494,29 @@ def accept_nda(user: User, challenge: Item, posted_version: Any, posted_digest: 
 # --------------------------------------------------------------------------- receipts
 
 
-def _receipt_key() -> bytes:
-    key = current_app.config.get("TERMS_RECEIPT_KEY")
-    if key:
-        return key.encode() if isinstance(key, str) else key
-    secret = current_app.config["SECRET_KEY"]
-    secret = secret.encode() if isinstance(secret, str) else secret
-    return hmac.new(secret, b"oim terms receipt v1", hashlib.sha256).digest()
+def _legacy_keys() -> list[bytes]:
+    """The HMAC keys old (schema /1) receipts may carry: derived from SECRET_KEY, from each of
+    SECRET_KEY_FALLBACKS and from each of LEGACY_RECEIPT_SECRETS (so they survive rotations)."""
+    cfg = current_app.config
+    secrets = [cfg["SECRET_KEY"], *(cfg.get("SECRET_KEY_FALLBACKS") or []), *(cfg.get("LEGACY_RECEIPT_SECRETS") or [])]
+    return [hmac.new(s.encode() if isinstance(s, str) else s, b"oim terms receipt v1", hashlib.sha256).digest()
+            for s in secrets if s]
 
 
-def _sign(body: dict) -> str:
-    return hmac.new(_receipt_key(), canonical_json(body).encode("utf-8"), hashlib.sha256).hexdigest()
+def _legacy_signature_ok(body: dict, sig: object) -> bool:
+    if not isinstance(sig, str):
+        return False
+    message = canonical_json(body).encode("utf-8")
+    return any(hmac.compare_digest(sig.encode(), hmac.new(k, message, hashlib.sha256).hexdigest().encode())
+               for k in _legacy_keys())
+
+
+def _sign(body: dict, key=None) -> str:
+    """The signature of `body` (a receipt without its signature) by `key`, by default the
+    current key; the caller has put that key's id in body["key_id"]."""
+    if key is None:
+        _kid, key = receipt_keys.signing_key()
+    return receipt_keys.b64url(key.sign(canonical_json(body).encode("utf-8")))
 
 
 RECORDED_FIELDS = ("purpose", "user_id", "challenge_id", "terms_version", "terms_digest", "idea_id",
@@ -516,11 +534,13 @@ def _recorded(acc: TermsAcceptance) -> dict:
 
 
 def build_receipt(acc: TermsAcceptance) -> dict:
+    kid, key = receipt_keys.signing_key()
     body = {"receipt": RECEIPT_SCHEMA, "acceptance_id": acc.id, **_recorded(acc),
             # For people reading it; signed, but not compared (titles and names may change).
             "challenge_title": acc.challenge.title if acc.challenge else None,
-            "accepted_by": acc.user.display_name if acc.user else None}
-    return {**body, "signature": _sign(body)}
+            "accepted_by": acc.user.display_name if acc.user else None,
+            "key_id": kid}
+    return {**body, "signature": _sign(body, key)}
 
 
 def receipt_json(acc: TermsAcceptance) -> str:
@@ -544,12 +564,17 @@ def verify_receipt(raw: str | bytes | dict) -> ReceiptCheck:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return ReceiptCheck(False, ["This is not a receipt: it is not valid JSON."])
-    if not isinstance(data, dict) or data.get("receipt") != RECEIPT_SCHEMA:
+    schema = data.get("receipt") if isinstance(data, dict) else None
+    if schema not in (RECEIPT_SCHEMA, LEGACY_RECEIPT_SCHEMA):
         return ReceiptCheck(False, [f"This is not a terms acceptance receipt (expected \"receipt\": "
                                     f"\"{RECEIPT_SCHEMA}\")."])
     sig = data.get("signature")
     body = {k: v for k, v in data.items() if k != "signature"}
-    if not isinstance(sig, str) or not hmac.compare_digest(sig.encode(), _sign(body).encode()):
+    if schema == RECEIPT_SCHEMA:
+        signed = receipt_keys.verify(data.get("key_id"), sig, canonical_json(body).encode("utf-8"))
+    else:
+        signed = _legacy_signature_ok(body, sig)
+    if not signed:
         return ReceiptCheck(False, ["The signature does not match: this receipt was not issued by this site, "
                                     "or something in it was changed."], data)
     acc_id = data.get("acceptance_id")

@@ -93,7 +93,11 @@ def test_sealed_challenge_from_terms_to_award(page, new_page, live_server, shot,
         ivy.get_by_role("link", name="JSON receipt").click()
     receipt_file = tmp_path / "RECEIPT.json"
     dl.value.save_as(receipt_file)
-    assert json.loads(receipt_file.read_text())["receipt"] == "oim-terms-acceptance/1"
+    receipt = json.loads(receipt_file.read_text())
+    # Signed with Ed25519 (schema /2); its key is among the site's published public keys.
+    assert receipt["receipt"] == "oim-terms-acceptance/2"
+    published = ivy.request.get(live_server("/.well-known/receipt-keys.json")).json()
+    assert receipt["key_id"] in [k["kid"] for k in published["keys"]]
     ivy.goto("/terms/verify")
     ivy.locator("input[name=file]").set_input_files(str(receipt_file))
     ivy.get_by_role("button", name="Verify").click()
