@@ -276,6 +276,30 @@ def test_cli_rebuild_verify_stats_apply(app, f, runner):
     assert len(found(None, "aquaponics")) == 5
 
 
+@pytest.mark.parametrize("engine", ["fast", "whoosh"])
+def test_each_engine_rebuilds_and_verifies(tmp_path, engine):
+    # SEARCH_ENGINE=whoosh rebuilds with Whoosh's own writer (no internals at all).
+    from .factories import Factories
+    from .factories_foundation import dispose, make_app
+
+    app = make_app(tmp_path, SEARCH_ENGINE=engine)
+    try:
+        with app.app_context():
+            f = Factories()
+            org = f.make_org(owner=f.make_user())
+            items = [f.make_item(org, title=f"Aquaponics {n}", visibility=("public", "organisation")[n % 2])
+                     for n in range(6)]
+            result = app.test_cli_runner().invoke(args=["search", "rebuild", "--procs", "2"])
+            assert result.exit_code == 0, result.output
+            stats = get_backend(app).stats()
+            assert stats["engine"]["name"] == engine and stats["documents"] == verify_index()["documents"]
+            report = verify_index()
+            assert (report["missing"], report["extra"], report["stale"]) == ([], [], [])
+            assert found(None, "aquaponics") == {i.id for i in items[::2]}
+    finally:
+        dispose(app)
+
+
 # --------------------------------------------------------------------------- verify
 
 

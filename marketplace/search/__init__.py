@@ -9,7 +9,13 @@ Modules:
   sources         built-in document types and the changes that reindex them
   outbox          session listeners writing index jobs in the same transaction
   worker          the single writer that applies the outbox
-  backend         the backend interface; whoosh_backend, engine, segments implement it
+  backend         the backend interface; whoosh_backend implements it
+  whoosh_backend  the index folder, the writer lock, rebuilds; one of two query engines:
+  whoosh_query    what a parsed query means, as Whoosh query objects (both engines run it)
+  engine          SEARCH_ENGINE=fast: numpy over Whoosh's segment files
+  whoosh_engine   SEARCH_ENGINE=whoosh: Whoosh's own Searcher, public API only
+  whoosh_internals  the only module touching Whoosh's internals (checks its version)
+  segments        the fast rebuild's segment writer
   service         what the views call: search for a user, with snippets and facets
   views, cli      the page, the JSON endpoint, `flask search ...`
 
@@ -115,7 +121,8 @@ def init_app(app: Flask) -> None:
     if _on_commit not in outbox.on_commit:
         outbox.on_commit.append(_on_commit)
 
-    backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"],
+    # An unknown SEARCH_ENGINE stops the app here, saying which values exist.
+    backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"], engine=app.config.get("SEARCH_ENGINE", "fast"),
                             cache_postings=int(app.config.get("SEARCH_CACHE_POSTINGS", 16_000_000)))
     runtime = SearchRuntime(app, backend, app.config.get("SEARCH_WORKER", "thread"))
     app.extensions["search"] = runtime

@@ -11,6 +11,14 @@ read and a directory listing) and never take the writer lock, so they are never 
 by writers and keep running during a rebuild, which builds a new folder and then swaps
 CURRENT. The previous folder is kept until the next rebuild so searches that opened it
 finish undisturbed.
+
+Queries are answered by one of two engines, chosen with SEARCH_ENGINE: "fast" (engine.py:
+numpy over Whoosh's segment files, through whoosh_internals) or "whoosh" (whoosh_engine.py:
+Whoosh's own Searcher, public API only). They give the same answers (the differential
+test holds them to it). The fast engine's rebuild writes segments with segments.py; the
+whoosh engine's uses Whoosh's own writer, so that setting SEARCH_ENGINE=whoosh is enough
+to run without any Whoosh internals (e.g. on a Whoosh version the fast path was not
+proven against).
 """
 from __future__ import annotations
 
@@ -23,7 +31,6 @@ import os
 import queue
 import secrets
 import shutil
-import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -31,13 +38,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from whoosh import index as whoosh_index
-from whoosh.index import TOC
 
 from .backend import LoadChunk, SearchBackend, SearchHits, SearchQuery
 from .documents import SearchDoc
-from .engine import Engine, View
 from .schema import SCHEMA_VERSION, build_schema
-from .segments import SegmentBuilder
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +49,40 @@ SEGMENT_DOCS = 25_000  # documents per segment a rebuild worker writes
 _RACY_NS = 100_000_000  # 0.1 s: timestamps younger than this are not trusted
 
 
+ENGINES = ("fast", "whoosh")
+
+
 class IndexBusy(RuntimeError):
     """Another process holds the writer lock."""
 
 
+def make_engine(name: str, cache_postings: int = 16_000_000):
+    """The query engine called `name` (SEARCH_ENGINE). Only "fast" imports the fast engine,
+    and with it whoosh_internals' version check."""
+    if name == "fast":
+        from .engine import Engine
+
+        return Engine(postings_budget=cache_postings)
+    if name == "whoosh":
+        from .whoosh_engine import WhooshEngine
+
+        return WhooshEngine()
+    raise ValueError(f"SEARCH_ENGINE must be one of {', '.join(ENGINES)}, not {name!r}")
+
+
 class WhooshBackend(SearchBackend):
-    def __init__(self, base_dir: str | os.PathLike, *, cache_postings: int = 16_000_000):
+    def __init__(self, base_dir: str | os.PathLike, *, engine: str = "fast", cache_postings: int = 16_000_000):
         self.base = Path(base_dir)
         self._base_str = str(self.base)
         self._current_path = os.path.join(self._base_str, "CURRENT")
         self._seen = None
-        self.engine = Engine(postings_budget=cache_postings)
+        self.engine_name = engine
+        self.engine = make_engine(engine, cache_postings)
         self._dirname: str | None = None
         self._ix = None
         self._reader = None
         self._gen = -1
-        self._view: View | None = None
-        self._local = threading.local()
+        self._view = None
 
     # ---------------------------------------------------------------- locking
 
@@ -152,7 +173,7 @@ class WhooshBackend(SearchBackend):
             return None
         return (cur.st_ino, cur.st_mtime_ns, folder.st_mtime_ns)
 
-    def view(self) -> View | None:
+    def view(self):
         """The engine's view of the live generation (refreshed when it changed)."""
         with self.engine.lock:
             if self._view is not None and self._seen is not None and self._fingerprint() == self._seen:
@@ -194,15 +215,22 @@ class WhooshBackend(SearchBackend):
             except Exception:  # pragma: no cover - closing is best effort
                 pass
 
+    def close(self) -> None:
+        """Close the reader (its files); the next search opens the live generation again."""
+        with self.engine.lock:
+            if self._reader is not None:
+                self._reader.close()
+            self._ix = self._reader = self._view = self._dirname = self._seen = None
+            self._gen = -1
+
     def search(self, q: SearchQuery) -> SearchHits:
         with self.engine.lock:
             view = self.view()
             if view is None:
                 return SearchHits(0, [], {})
-            r = self.engine.search(
+            return self.engine.search(
                 view, q.parsed, principals=q.principals, filters=q.filters, not_filters=q.not_filters,
                 exclude_keys=q.exclude_keys, sort=q.sort, offset=q.offset, limit=q.limit, facets=q.facets)
-            return SearchHits(r.total, r.hits, r.facets)
 
     def visible_count(self, term: str, principals: Sequence[str]) -> int:
         with self.engine.lock:
@@ -216,47 +244,36 @@ class WhooshBackend(SearchBackend):
 
     def similar_terms(self, term: str, maxdist: int) -> list[str]:
         with self.engine.lock:
-            view = self.view()
-            if view is None:
+            if self.view() is None:
                 return []
             prefix = 2 if len(term) >= 6 else 1
             out: set[str] = set()
-            for leaf in view.leaves:
-                for t in leaf.reader.terms_within("text", term, maxdist, prefix=prefix):
+            for segreader, _offset in self._reader.leaf_readers():
+                for t in segreader.terms_within("text", term, maxdist, prefix=prefix):
                     out.add(t.decode("utf-8") if isinstance(t, bytes) else t)
             out.discard(term)
             return sorted(out)
 
+    def stored_documents(self) -> list[dict]:
+        """The stored fields of every live document (what `search verify` compares, and
+        what a test checks holds nothing private)."""
+        with self.engine.lock:
+            if self.view() is None:
+                return []
+            return [stored for _docnum, stored in self._reader.iter_docs()]
+
     def digests(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        with self.engine.lock:
-            view = self.view()
-            if view is None:
-                return out
-            for leaf in view.leaves:
-                for docnum in range(leaf.data.n):
-                    if leaf.live is not None and not leaf.live[docnum]:
-                        continue
-                    stored = leaf.reader.stored_fields(docnum)
-                    if stored.get("key") in out:
-                        out[stored["key"] + "#duplicate"] = stored.get("digest", "")
-                    out[stored.get("key")] = stored.get("digest", "")
+        for stored in self.stored_documents():
+            if stored.get("key") in out:
+                out[stored["key"] + "#duplicate"] = stored.get("digest", "")
+            out[stored.get("key")] = stored.get("digest", "")
         return out
 
     def stale_keys(self, now_epoch: int) -> list[str]:
-        keys: list[str] = []
         with self.engine.lock:
             view = self.view()
-            if view is None:
-                return keys
-            for leaf in view.leaves:
-                col = leaf.data.columns["stale_at"]
-                due = (col > 0) & (col <= now_epoch)
-                if leaf.live is not None:
-                    due &= leaf.live
-                for docnum in due.nonzero()[0]:
-                    keys.append(leaf.reader.stored_fields(int(docnum))["key"])
-        return keys
+            return [] if view is None else self.engine.stale_keys(view, now_epoch)
 
     def stats(self) -> dict:
         with self.engine.lock:
@@ -266,14 +283,16 @@ class WhooshBackend(SearchBackend):
             if name:
                 size = sum(p.stat().st_size for p in (self.base / name).iterdir() if p.is_file())
             if view is None:
-                return {"folder": None, "documents": 0, "segments": [], "size_bytes": 0}
+                return {"folder": None, "documents": 0, "segments": [], "size_bytes": 0,
+                        "engine": self.engine.stats()}
+            reader = self._reader
             return {
                 "folder": name,
                 "generation": view.generation,
                 "schema_version": self.schema_version(),
-                "documents": view.doc_count,
-                "deleted": sum(int((~leaf.live).sum()) for leaf in view.leaves if leaf.live is not None),
-                "segments": [leaf.data.n for leaf in view.leaves],
+                "documents": reader.doc_count(),
+                "deleted": reader.doc_count_all() - reader.doc_count(),
+                "segments": [r.doc_count_all() for r, _offset in reader.leaf_readers() if r.doc_count_all()],
                 "size_bytes": size,
                 "engine": self.engine.stats(),
             }
@@ -312,7 +331,9 @@ class WhooshBackend(SearchBackend):
     def rebuild(self, chunks: Sequence[tuple[str, Sequence[int]]], load: LoadChunk, *, procs: int = 2,
                 progress: Callable[[int], None] | None = None, child_init: Callable[[], None] | None = None,
                 after_build: Callable[[], None] | None = None) -> dict:
-        """Build a new folder from `chunks` with `procs` worker processes, then swap it in.
+        """Build a new folder from `chunks`, then swap it in: with `procs` worker processes
+        writing segments with the fast builder (SEARCH_ENGINE=fast), or with one Whoosh
+        writer in this process (SEARCH_ENGINE=whoosh: public API only, slower).
 
         The writer lock is held throughout, so outbox jobs committed meanwhile wait in the
         outbox and are applied to the new index after the swap (`after_build` runs while
@@ -322,9 +343,13 @@ class WhooshBackend(SearchBackend):
         with self.lock(wait=True, timeout=3600.0):
             folder = self._new_folder()
             try:
-                segments, count = _build_segments(folder, list(chunks), load, procs, progress, child_init)
-                ix = whoosh_index.open_dir(str(folder))
-                TOC(ix.schema, segments, ix.latest_generation() + 1).write(ix.storage, ix.indexname)
+                if self.engine_name == "fast":
+                    from .whoosh_internals import commit_segments
+
+                    segments, count = _build_segments(folder, list(chunks), load, procs, progress, child_init)
+                    commit_segments(whoosh_index.open_dir(str(folder)), segments)
+                else:
+                    count = _build_with_whoosh_writer(folder, chunks, load, progress)
                 for tmp in folder.glob("*.tmp"):
                     shutil.rmtree(tmp, ignore_errors=True)
             except BaseException:
@@ -345,12 +370,32 @@ class WhooshBackend(SearchBackend):
 # --------------------------------------------------------------------------- rebuild workers
 
 
+def _build_with_whoosh_writer(folder: Path, chunks, load: LoadChunk, progress) -> int:
+    """Fill the new folder through Whoosh's own writer (one commit at the end)."""
+    writer = whoosh_index.open_dir(str(folder)).writer()
+    count = 0
+    try:
+        for doc_type, ids in chunks:
+            for doc in load(doc_type, ids):
+                writer.add_document(**doc.fields())
+                count += 1
+            if progress:
+                progress(len(ids))
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit()
+    return count
+
+
 def _build_into(folder: Path, jobs, results, load: LoadChunk) -> None:
     """Worker body: turn (doc_type, ids) jobs into segments of `folder`."""
     # A builder holds millions of small objects; letting the cyclic GC rescan them every
     # few thousand allocations costs more than the indexing. Collect once per chunk instead.
     gc.freeze()
     gc.disable()
+    from .segments import SegmentBuilder
+
     ix = whoosh_index.open_dir(str(folder))
     builder = SegmentBuilder(ix)
     while True:
@@ -382,6 +427,8 @@ def _worker_main(folder, jobs, results, load, child_init) -> None:
 
 
 def _build_segments(folder: Path, chunks, load, procs, progress, child_init):
+    from .segments import SegmentBuilder
+
     segments: list = []
     count = 0
     if procs <= 1 or len(chunks) <= 1:
