@@ -4,6 +4,7 @@ segment builder writes exactly what Whoosh's own writer would.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -238,7 +239,9 @@ def test_cli_rebuild_verify_stats_apply(app, f, runner):
     assert result.exit_code == 0, result.output
     assert "matches" in result.output
     result = runner.invoke(args=["search", "stats"])
-    assert result.exit_code == 0 and '"documents"' in result.output
+    assert result.exit_code == 0 and "documents   6 live" in result.output, result.output
+    result = runner.invoke(args=["search", "stats", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["index"]["documents"] == 6
     result = runner.invoke(args=["search", "apply"])
     assert result.exit_code == 0 and "Applied" in result.output
     assert len(found(None, "aquaponics")) == 5

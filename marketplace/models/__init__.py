@@ -1,5 +1,5 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
-from .audit import AuditEvent, SearchOutbox
+from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
 from .base import (
     AssetKind,
     ItemKind,
@@ -36,7 +36,7 @@ from .engagement import (  # noqa: E402,F401
 )
 
 __all__ = [
-    "AccessGrant", "Asset", "AssetKind", "AuditEvent", "Challenge", "Failure",
+    "AccessGrant", "Asset", "AssetKind", "AuditEvent", "Challenge", "DatabaseIdentity", "Failure",
     "InvitationList", "Item", "ItemKind", "ItemList", "ItemTag", "ListMember", "ListShare",
     "MODEL_BY_KIND", "Membership", "Notification", "OutgoingMail", "OrgKind", "OrgRole", "Organisation", "SearchOutbox",
     "SiteRole", "Status", "User", "Visibility", "utcnow",

@@ -7,11 +7,25 @@ of a rebuild. A rebuild worker has all of its documents at hand, so this builder
 appends postings to flat arrays, groups them by term with one numpy sort, and writes
 each posting list in whole blocks.
 
-The output is an ordinary Whoosh 2.7 segment (same codec, files and block format --
-the block tuple below is exactly what ``W3PostingsWriter._write_block`` pickles);
-only the route to it is shorter. It relies on private attributes of Whoosh's W3
-codec, which is why pyproject pins Whoosh to 2.7.x, and a test compares it with
-Whoosh's own writer.
+The output is an ordinary Whoosh 2.7 segment: the per-document files come from Whoosh's
+own per-document writer, and every posting list is written exactly as
+``W3PostingsWriter`` writes it (same block tuples, same term-info statistics, from the
+same quantised field lengths); only the route to it is shorter. With Whoosh's block
+size and compression level the term index and postings files are byte for byte what
+Whoosh's writer produces (tests/test_search_segments.py checks it); by default blocks
+are larger and compressed faster, which Whoosh reads from each block's header.
+
+Posting lists are never *inlined* into the term index. Whoosh can read inlined postings,
+but its own writer never produces them (``W3PostingsWriter`` calls a misspelt
+``set_inline``, so its inlining is unreachable), and the paths that would meet them are
+not sound: a ``ListMatcher`` over inlined postings of an ID field reports the value
+``''`` (a str), which Whoosh's merge rejects (``AssertionError: vbytes=''``, issue 14),
+and copies of it lose the term statistics that block-quality scoring asks for.
+
+It relies on private attributes of Whoosh's W3 codec, which is why pyproject pins
+Whoosh to 2.7.x. `WhooshSegmentBuilder` is the same interface over Whoosh's own
+writer: the reference the tests compare with, and a rebuild option
+(SEARCH_REBUILD_BUILDER = "whoosh").
 """
 from __future__ import annotations
 
@@ -24,23 +38,22 @@ from pickle import dumps
 import numpy as np
 from whoosh import fields
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec
-from whoosh.system import pack_uint, pack_ushort
-from whoosh.util.numeric import length_to_byte
+from whoosh.system import pack_uint
+from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from .analysis import FastText, _as_parts, analyze
 
 BLOCK_LIMIT = 512  # postings per block; larger than Whoosh's 128: fewer, bigger reads
 COMPRESSION = 1    # zlib level of posting blocks (Whoosh uses 3; 1 costs far less)
-INLINE_LIMIT = 8   # posting lists shorter than this live in the term index itself
 
 
 class SegmentBuilder:
     """Collects documents for one new segment of `ix`. The caller holds the index lock
     and commits the segments that `finish()` returns."""
 
-    def __init__(self, ix, compression: int = COMPRESSION):
-        self.codec = W3Codec(blocklimit=BLOCK_LIMIT, compression=compression)
+    def __init__(self, ix, compression: int = COMPRESSION, blocklimit: int = BLOCK_LIMIT):
+        self.codec = W3Codec(blocklimit=blocklimit, compression=compression)
         self.compression = compression
         self.writer = SegmentWriter(ix, _lk=False, codec=self.codec)
         self.schema = self.writer.schema
@@ -49,7 +62,9 @@ class SegmentBuilder:
         self.n_terms = 0
         self.p_term = array("I")
         self.p_doc = array("I")
-        self.p_weight = array("f")
+        # Doubles, as Whoosh's pool keeps them: a block's maximum weight is stored unrounded,
+        # while the block's weights themselves are stored as float32 (see finish()).
+        self.p_weight = array("d")
         self.p_value: list[bytes] = []
         self.lengths: dict[str, array] = {}
         self.count = 0
@@ -115,27 +130,31 @@ class SegmentBuilder:
         order = np.argsort(p_term, kind="stable")  # stable: documents stay ascending
         starts = np.searchsorted(p_term[order], np.arange(self.n_terms + 1)).tolist()
         docs = np.frombuffer(self.p_doc, dtype=np.uint32)[order].tolist()
-        weights = np.frombuffer(self.p_weight, dtype=np.float32)[order].tolist()
+        raw = np.frombuffer(self.p_weight, dtype=np.float64)[order]
+        weights = raw.astype(np.float32).tolist()  # what a block stores (Whoosh: array("f"))
+        maxweights = raw.tolist()                  # what a block's header stores
+        del raw
         values = list(map(self.p_value.__getitem__, order.tolist()))
         self.p_value = []
         for fieldname in sorted(self.term_ids):
             field = self.schema[fieldname]
             doc_len = None
             if fieldname in self.lengths:
+                # Whoosh's writer reads lengths back from the per-document file, where they
+                # are stored as one byte: use the same quantised values.
                 got = self.lengths[fieldname]
-                doc_len = list(got) + [0] * (self.count - len(got))
+                doc_len = [byte_to_length(length_to_byte(x)) if x else 0 for x in got]
+                doc_len += [0] * (self.count - len(got))
             fixed = field.format.fixed_value_size()
             fw.start_field(fieldname, field)
+            pw = fw._postwriter
             # str and UTF-8 bytes sort alike (code point order), as the term index needs.
             for term, tid in sorted(self.term_ids[fieldname].items()):
                 a, b = starts[tid], starts[tid + 1]
                 fw.start_term(term.encode("utf-8") if isinstance(term, str) else term)
-                if b - a < INLINE_LIMIT:
-                    _inline_term(fw, docs[a:b], weights[a:b], values[a:b], doc_len)
-                else:
-                    _write_term(fw._postwriter, docs[a:b], weights[a:b], values[a:b], doc_len, fixed,
-                                self.compression)
-                    fw.finish_term()
+                _write_term(pw, docs[a:b], weights[a:b], maxweights[a:b], values[a:b], doc_len, fixed,
+                            self.compression)
+                fw.finish_term()  # blocks were written: Whoosh records the extent, never inlines
             fw.finish_field()
         fw.close()
         w.pool.cleanup()
@@ -146,11 +165,35 @@ class SegmentBuilder:
         w.is_closed = True
         return segment
 
-
     def discard(self) -> None:
         """Drop an empty builder (without removing the shared temporary folder)."""
         self.writer._close_segment()
         self.writer.is_closed = True
+
+
+class WhooshSegmentBuilder:
+    """The same interface over Whoosh's own writer (``add_document`` and the segment
+    finishing that Whoosh's multi-process writer uses for ``multisegment=True``)."""
+
+    def __init__(self, ix, **_ignored):
+        self.writer = SegmentWriter(ix, _lk=False)
+        self.count = 0
+
+    def add(self, doc: dict) -> None:
+        self.writer.add_document(**doc)
+        self.count += 1
+
+    def finish(self):
+        segment = self.writer._finalize_segment()
+        self.writer.is_closed = True  # the shared temporary folder stays, as above
+        return segment
+
+    def discard(self) -> None:
+        self.writer._close_segment()
+        self.writer.is_closed = True
+
+
+BUILDERS = {"fast": SegmentBuilder, "whoosh": WhooshSegmentBuilder}
 
 
 _SIMPLE = (fields.ID, fields.KEYWORD)
@@ -186,29 +229,12 @@ _COMMA_KEYWORD = fields.KEYWORD(commas=True).analyzer
 _SPACE_KEYWORD = fields.KEYWORD().analyzer
 
 
-def _inline_term(fw, ids: list[int], weights: list[float], values: list[bytes], doc_len) -> None:
-    """Store a short posting list inside its term-index entry (no block, no compression,
-    no seek when read). Whoosh reads inlined postings, but its writer's own inlining is
-    unreachable (W3PostingsWriter calls a misspelt ``set_inline``), so this is done here.
-    Replaces fw.finish_term() for the term."""
-    pw = fw._postwriter
-    ti = pw._terminfo
-    if doc_len is not None:
-        bl = [x for x in map(doc_len.__getitem__, ids) if x]
-        ti._minlength, ti._maxlength = (min(bl), max(bl)) if bl else (None, 0)
-    ti._weight = sum(weights)
-    ti._df = len(ids)
-    ti._maxweight = max(weights)
-    ti._minid, ti._maxid = ids[0], ids[-1]
-    ti.set_inlined(ids, weights, [v for v in values if v])
-    pw._terminfo = None
-    fw._tindex.add(pack_ushort(fw._fieldid) + fw._btext, ti.to_bytes())
-
-
-def _write_term(pw, ids: list[int], weights: list[float], values: list[bytes], doc_len: list[int] | None,
-                fixed, compression: int) -> None:
-    """Write one posting list as W3 blocks (mirrors W3PostingsWriter._write_block, with
-    the per-posting work done by C-level map/zip instead of Python loops)."""
+def _write_term(pw, ids: list[int], weights: list[float], maxweights: list[float], values: list[bytes],
+                doc_len: list[int] | None, fixed, compression: int) -> None:
+    """Write one posting list as W3 blocks: what W3PostingsWriter.add_posting and
+    _write_block do, a block at a time, with the per-posting work done by C-level
+    map/zip instead of Python loops. `weights` are float32 values (as a block stores
+    them), `maxweights` the same weights unrounded (as a block header stores them)."""
     n = len(ids)
     postfile = pw._postfile
     ti = pw._terminfo
@@ -216,17 +242,18 @@ def _write_term(pw, ids: list[int], weights: list[float], values: list[bytes], d
     for start in range(0, n, limit):
         end = min(n, start + limit)
         if start == 0 and end == n:
-            bids, bw, bv = ids, weights, values
+            bids, bw, bmw, bv = ids, weights, maxweights, values
         else:
-            bids, bw, bv = ids[start:end], weights[start:end], values[start:end]
+            bids, bw = ids[start:end], weights[start:end]
+            bmw, bv = maxweights[start:end], values[start:end]
         if doc_len is not None:
-            bl = [x for x in map(doc_len.__getitem__, bids) if x]
+            bl = [x for x in map(doc_len.__getitem__, bids) if x]  # add_posting: `if length:`
             minlen = min(bl) if bl else None
             maxlen = max(bl) if bl else 0
         else:
             minlen, maxlen = None, 0
-        maxweight = max(bw)
-        # TermInfo.add_block, inlined.
+        maxweight = max(bmw)
+        # W3TermInfo.add_block, inlined.
         ti._weight += sum(bw)
         ti._df += end - start
         if ti._minlength is None:
@@ -247,12 +274,12 @@ def _write_term(pw, ids: list[int], weights: list[float], values: list[bytes], d
             mini_w = bw[0]
         else:
             mini_w = tuple(bw)
-        if fixed is None or fixed < 0:
-            mini_v = tuple(bv)
-        elif fixed == 0:
+        if fixed == 0:
             mini_v = None
         else:
-            mini_v = b"".join(bv)
+            # add_posting keeps only non-empty values (`if vbytes:`).
+            kept = bv if all(bv) else [v for v in bv if v]
+            mini_v = tuple(kept) if fixed is None or fixed < 0 else b"".join(kept)
         data = dumps((deltas, mini_w, mini_v), 2)
         if compression:
             data = zlib.compress(data, compression)
