@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
-from datetime import datetime, timezone
 
 import click
 from flask import current_app
@@ -321,6 +321,11 @@ def apply_cmd(watch: bool, interval: float) -> None:
     loop = WriterLoop(current_app._get_current_object(), backend, mode="watch", interval=interval, wait=True,
                       rebuild_procs=min(2, os.cpu_count() or 1))
     log.info("search index writer started (pid %d)", os.getpid())
+
+    def _terminate(_signum, _frame):
+        raise SystemExit(0)  # a supervisor's TERM: report "stopped" on the way out
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
             n = loop.run_once()

@@ -22,7 +22,7 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import URL, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from ..extensions import db
@@ -37,7 +37,8 @@ def safe_url(engine=None) -> str:
     """The database URL without its password (passwords never reach files or logs)."""
     url = (engine or db.engine).url
     if url.password is not None:
-        url = url.set(password=None)
+        url = URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
+                         database=url.database, query=url.query)
     return url.render_as_string(hide_password=False)
 
 
