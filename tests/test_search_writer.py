@@ -6,7 +6,6 @@ search stats` and /admin/search show the writer's state; the index is tied to it
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess

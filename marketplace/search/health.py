@@ -108,7 +108,7 @@ def writer_state(runtime) -> dict:
     gone = report.get("host") == _HOST and isinstance(report.get("pid"), int) and not _alive(report["pid"])
     if report.get("state") == "stopped" or gone or (age > STALE_AFTER and report.get("state") != "rebuilding"):
         out["state"] = "stopped"
-    elif report.get("state") in ("idle", "writing"):
+    elif report.get("state") in ("started", "idle", "writing"):
         out["state"] = "running"
     return out
 

@@ -83,7 +83,8 @@ def apply_outbox(backend, *, batch: int | None = None, max_batches: int | None =
     try:
         with backend.lock(wait=wait, timeout=120.0):
             reconcile_database(backend, procs=rebuild_procs, status=status)
-            return drain(backend, batch=batch, max_batches=max_batches, sweep=sweep, on_batch=on_batch)
+            return drain(backend, batch=batch, max_batches=max_batches, sweep=sweep, on_batch=on_batch,
+                         status=status)
     except IndexBusy:
         db.session.rollback()
         return 0
@@ -121,8 +122,9 @@ class _Batch:
 
 
 def drain(backend, *, batch: int | None = None, max_batches: int | None = None, sweep: bool = True,
-          on_batch=None) -> int:
-    """The body of apply_outbox, for callers that already hold the writer lock."""
+          on_batch=None, status=None) -> int:
+    """The body of apply_outbox, for callers that already hold the writer lock. `status`
+    (health.WriterStatus) hears of each batch, so a long drain still shows as alive."""
     batch = batch or _setting("SEARCH_BATCH", BATCH)
     applied = 0
     failed_ids: set[int] = set()  # rows that failed in this call are not tried again in it
@@ -166,6 +168,8 @@ def drain(backend, *, batch: int | None = None, max_batches: int | None = None, 
             db.session.commit()
             applied += len(b.jobs) - len(b.failed)
             batches += 1
+            if status is not None:
+                status.report("writing")
             if max_batches is not None and batches >= max_batches:
                 break
     except BaseException:
@@ -346,6 +350,7 @@ class WriterLoop:
         self.status = WriterStatus(backend.base, mode)
         self._last_sweep = 0.0
         self.failures = 0
+        self.status.report("started", force=True)
 
     def run_once(self) -> int:
         """One pass; returns the jobs applied (0 after a failure, which is logged)."""
@@ -353,7 +358,6 @@ class WriterLoop:
         try:
             with self.app.app_context():
                 try:
-                    self.status.report("writing" if self.failures == 0 else "failing")
                     n = apply_outbox(self.backend, wait=self.wait, sweep=sweep, rebuild_procs=self.rebuild_procs,
                                     status=self.status)
                     if sweep:
