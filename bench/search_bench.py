@@ -6,6 +6,10 @@ the reference engine, and a leak check against the policy module. Prints one tab
     python bench/search_bench.py --docs 20000 --engine both --queries 100 --no-fts
                                                  # the fast engine and Whoosh's own Searcher
                                                  # (SEARCH_ENGINE=whoosh) on the same index
+    python bench/search_bench.py --rebuild-only --builder whoosh   # rebuild figure only, with
+                                                 # Whoosh's own writer instead of segments.py
+    python bench/search_bench.py --rebuild-only --dir /tmp/sb       # keeps the corpus: a second
+                                                 # run with the same --dir rebuilds it only
 
 The corpus is generated with a fixed seed: documents of 50-600 words drawn from a Zipf
 distribution over a 30,000-word vocabulary (with real words among the most frequent),
@@ -366,6 +370,11 @@ def main() -> int:
     ap.add_argument("--no-fts", action="store_true", help="skip the FTS5 reference")
     ap.add_argument("--engine", choices=("fast", "whoosh", "both"), default="fast",
                     help="query engine(s) to measure (SEARCH_ENGINE); the rebuild uses the first")
+    ap.add_argument("--builder", choices=("fast", "whoosh"), default="fast",
+                    help="rebuild with the fast segment builder (default) or Whoosh's own writer")
+    ap.add_argument("--rebuild-only", action="store_true",
+                    help="measure the rebuild only (no queries, no FTS5); with --dir, an existing corpus "
+                         "there is reused")
     ap.add_argument("--reuse", action="store_true",
                     help="with --dir: reuse the corpus, index and FTS5 table made by an earlier run "
                          "(rebuild figures are then not measured)")
@@ -390,7 +399,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "bench.db"
     reuse = args.reuse and db_path.exists() and (work / "search" / "CURRENT").exists()
-    if not reuse:
+    reuse_corpus = args.rebuild_only and db_path.exists()
+    if not reuse and not reuse_corpus:
         for p in (db_path, work / "fts.db"):
             if p.exists():
                 p.unlink()
@@ -411,20 +421,42 @@ def main() -> int:
             c = Corpus(args.seed)
             info = {"corpus": c, "tag_pool": _tag_pool(c)}
         else:
-            db.create_all()
-            t = time.perf_counter()
-            info = build_corpus(app, args.docs, args.seed)
-            print(f"corpus: {args.docs} documents generated in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+            if reuse_corpus:
+                print("corpus: reused from " + str(db_path), file=sys.stderr)
+            else:
+                db.create_all()
+                t = time.perf_counter()
+                info = build_corpus(app, args.docs, args.seed)
+                print(f"corpus: {args.docs} documents generated in {time.perf_counter() - t:.0f} s",
+                      file=sys.stderr)
 
             t, cpu = time.perf_counter(), _cpu()
-            res = rebuild_index(procs=args.procs)
+            res = rebuild_index(procs=args.procs, builder=args.builder)
             rb_secs, rb_cpu = time.perf_counter() - t, _cpu() - cpu
             rate = res["documents"] / rb_secs
-            rows.append((f"rebuild ({engines[0]}, {args.procs if engines[0] == 'fast' else 1} procs)",
+            rows.append((f"rebuild ({engines[0]} engine, {args.builder} builder, "
+                         f"{args.procs if engines[0] == 'fast' else 1} procs)",
                          f"{rate:,.0f} docs/s  ({res['documents']:,} docs, {rb_secs:.0f} s wall, "
                          f"{res['documents'] / rb_cpu:,.0f} docs per CPU-second; index "
                          f"{res['size_bytes'] / 1e6:,.0f} MB)"))
             print(f"rebuild: {rate:.0f} docs/s", file=sys.stderr)
+            if args.rebuild_only:
+                from whoosh import index as whoosh_index
+
+                ix = whoosh_index.open_dir(str(work / "search" / res["folder"]))
+                with ix.reader() as r:  # the rebuilt index must also merge as Whoosh merges
+                    n = r.doc_count()
+                t = time.perf_counter()
+                try:
+                    ix.optimize()
+                    merged = f"{time.perf_counter() - t:.1f} s for {n:,} docs"
+                except Exception as e:  # what issue 14's builder did: report it, do not hide it
+                    merged = f"FAILED: {type(e).__name__}: {e}"
+                rows.append(("optimize after rebuild (Whoosh merge)", merged))
+                _print(rows, args)
+                if not args.dir:
+                    shutil.rmtree(work, ignore_errors=True)
+                return 0
 
         queries = make_queries(app, info["corpus"], info["tag_pool"], args.queries, args.seed)
         users = {
@@ -531,15 +563,19 @@ def main() -> int:
             line += f"; cache {stats['engine']['cached_postings']:,} postings"
         rows.append(("index", line))
 
+    _print(rows, args)
+    if not args.dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if violations else 0
+
+
+def _print(rows, args) -> None:
     width = max(len(k) for k, _ in rows)
     print()
     print(f"Search benchmark: {args.docs:,} documents, seed {args.seed}, {os.cpu_count()} cores")
     print("-" * (width + 3 + max(len(v) for _, v in rows)))
     for k, v in rows:
         print(f"{k:<{width}} | {v}")
-    if not args.dir:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if violations else 0
 
 
 if __name__ == "__main__":

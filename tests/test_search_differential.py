@@ -142,9 +142,7 @@ def build(data, base: Path, fast: WhooshBackend) -> dict[str, SearchDoc]:
             keys = data.draw(st.lists(st.sampled_from(sorted(live)), min_size=1, max_size=5, unique=True),
                              label="updated")
             upserts = [make_doc(live[k].doc_id, data.draw(doc_fields, label="new fields")) for k in keys]
-        # TODO(lead): drop the `built_fast` condition once the fix of segments.py's inlined
-        # postings (a merge over builder segments fails with "vbytes=''") is merged.
-        if not built_fast and data.draw(st.booleans(), label="merging commit"):
+        if data.draw(st.booleans(), label="merging commit"):
             with fast.lock():
                 fast.write(upserts, deletes)  # the outbox writer's path: Whoosh may merge segments
         else:

@@ -21,9 +21,10 @@ from marketplace.search.whoosh_backend import WhooshBackend, make_engine
 
 PACKAGE = Path(__file__).resolve().parent.parent / "marketplace"
 ADAPTER = PACKAGE / "search" / "whoosh_internals.py"
-# TODO(lead): segments.py reaches into Whoosh's writer internals; move those uses into
-# whoosh_internals.py and remove this exemption.
-EXEMPT = {ADAPTER, PACKAGE / "search" / "segments.py"}
+EXEMPT = {ADAPTER}
+# Names with a leading underscore that are documented public API (not Whoosh's): Werkzeug's
+# LocalProxy documents _get_current_object() as the way to reach the object behind it.
+DOCUMENTED_UNDERSCORE = {"_get_current_object"}
 # Whoosh modules whose documented classes and functions the package may use.
 PUBLIC_MODULES = {
     "whoosh", "whoosh.analysis", "whoosh.analysis.filters", "whoosh.columns", "whoosh.fields",
@@ -61,7 +62,7 @@ def whoosh_violations(path: Path, root: Path = PACKAGE) -> list[str]:
             name = node.attr
             private = name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
             owner = node.value.id if isinstance(node.value, ast.Name) else None
-            if private and owner not in ("self", "cls"):
+            if private and owner not in ("self", "cls") and name not in DOCUMENTED_UNDERSCORE:
                 out.append(f"{where(node)}: reads {ast.unparse(node)}")
             if name in INTERNAL_NAMES:
                 out.append(f"{where(node)}: uses {ast.unparse(node)}")
@@ -131,8 +132,7 @@ def test_the_whoosh_engine_never_imports_the_internals(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(ast.literal_eval(out.strip().splitlines()[-1]))
     assert "marketplace.search.whoosh_engine" in loaded
-    assert not loaded & {"marketplace.search.whoosh_internals", "marketplace.search.engine",
-                         "marketplace.search.segments"}
+    assert not loaded & {"marketplace.search.whoosh_internals", "marketplace.search.engine"}
 
 
 # --------------------------------------------------------------------------- SEARCH_ENGINE

@@ -1,5 +1,5 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
-from .audit import AuditEvent, SearchOutbox
+from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
 from .base import (
     AssetKind,
     ItemKind,
@@ -32,7 +32,7 @@ from .engagement import (
 __all__ = [
     "AcceptancePurpose", "AccessGrant", "Answer", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
-    "ChallengeTerms", "Comment", "Confidentiality", "EngagementRules", "Failure", "Idea",
+    "ChallengeTerms", "Comment", "Confidentiality", "DatabaseIdentity", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
     "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
     "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "Membership",

@@ -28,6 +28,7 @@ from .documents import DOC_TYPES, dependents_of, split_key
 from .querylang import FILTER_FIELDS, ParsedQuery, parse, replace_word
 
 SORTS = ("relevance", "newest", "deadline")
+INDEX_REBUILDING = "Search is being rebuilt for this site's database; please try again in a few minutes."
 PER_PAGE = 20
 MAX_PAGE = 50
 KIND_LABELS = {
@@ -82,6 +83,7 @@ class SearchPage:
     facets: list[Facet] = field(default_factory=list)
     suggestion: str | None = None
     parsed: ParsedQuery | None = None
+    notice: str | None = None  # why there are no results although there may be matches
 
     @property
     def pages(self) -> int:
@@ -152,6 +154,10 @@ def search(user: Any, q: str | None, *, sort: str | None = None, page: int = 1, 
     if q and parsed.is_empty():
         # Only punctuation, stop words or operators: nothing to look for (not "everything").
         return SearchPage(q=q, sort=sort, page=page, per_page=per_page, total=0, hits=[], parsed=parsed)
+    if runtime.index_state() == "other-database":
+        # Never answer from an index of another database (identity.py); the writer rebuilds it.
+        return SearchPage(q=q, sort=sort, page=page, per_page=per_page, total=0, hits=[], parsed=parsed,
+                          notice=INDEX_REBUILDING)
     principals = policy.principals(user)
     filters, not_filters = _resolve_filters(parsed)
     backend = runtime.backend

@@ -4,7 +4,9 @@ Layout under SEARCH_INDEX_DIR::
 
     CURRENT            name of the live index folder (replaced atomically)
     writer.lock        flock()ed by whoever writes: the outbox writer, a rebuild
-    gen-<time>-<rand>/ a complete Whoosh index
+    writer.json        the writer's last reported state (see health.py)
+    gen-<time>-<rand>/ a complete Whoosh index, with DATABASE (the database it was
+                       built from, see identity.py) and SCHEMA_VERSION beside it
 
 Searches read CURRENT and the folder's latest Whoosh generation on every query (a file
 read and a directory listing) and never take the writer lock, so they are never blocked
@@ -15,8 +17,8 @@ finish undisturbed.
 Queries are answered by one of two engines, chosen with SEARCH_ENGINE: "fast" (engine.py:
 numpy over Whoosh's segment files, through whoosh_internals) or "whoosh" (whoosh_engine.py:
 Whoosh's own Searcher, public API only). They give the same answers (the differential
-test holds them to it). The fast engine's rebuild writes segments with segments.py; the
-whoosh engine's uses Whoosh's own writer, so that setting SEARCH_ENGINE=whoosh is enough
+test holds them to it). The fast engine's rebuild writes segments with
+whoosh_internals.SegmentBuilder; the whoosh engine's uses Whoosh's own writer, so that setting SEARCH_ENGINE=whoosh is enough
 to run without any Whoosh internals (e.g. on a Whoosh version the fast path was not
 proven against).
 """
@@ -33,7 +35,7 @@ import secrets
 import shutil
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -41,6 +43,7 @@ from whoosh import index as whoosh_index
 
 from .backend import LoadChunk, SearchBackend, SearchHits, SearchQuery
 from .documents import SearchDoc
+from .identity import read_stamp, write_stamp
 from .schema import SCHEMA_VERSION, build_schema
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,15 @@ def make_engine(name: str, cache_postings: int = 16_000_000):
 
         return WhooshEngine()
     raise ValueError(f"SEARCH_ENGINE must be one of {', '.join(ENGINES)}, not {name!r}")
+
+
+class DocumentRejected(Exception):
+    """Whoosh refused one document of a batch (the batch's writer was cancelled): the
+    caller can fail that document's job alone and write the others."""
+
+    def __init__(self, key: str):
+        super().__init__(f"the index refused document {key}")
+        self.key = key
 
 
 class WhooshBackend(SearchBackend):
@@ -125,21 +137,32 @@ class WhooshBackend(SearchBackend):
         tmp.write_text(name + "\n")
         os.replace(tmp, self.base / "CURRENT")  # atomic: readers see the old or the new name
 
-    def _new_folder(self) -> Path:
+    def _new_folder(self, stamp: dict | None = None) -> Path:
         name = time.strftime("gen-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         path = self.base / name
         path.mkdir(parents=True)
         whoosh_index.create_in(str(path), build_schema())
         (path / "SCHEMA_VERSION").write_text(str(SCHEMA_VERSION))
+        if stamp is not None:
+            write_stamp(path, stamp)
         return path
 
     def has_index(self) -> bool:
         return self._current_name() is not None
 
-    def ensure_index(self) -> None:
-        """Create an empty live index if there is none (caller holds the lock)."""
+    def ensure_index(self, stamp: dict | None = None) -> None:
+        """Create an empty live index if there is none (caller holds the lock), recording
+        `stamp` (identity.fingerprint()) as the database it belongs to."""
         if self._current_name() is None:
-            self._set_current(self._new_folder().name)
+            self._set_current(self._new_folder(stamp).name)
+
+    def index_stamp(self) -> dict | None:
+        """The database the live index was built from (identity.read_stamp), if recorded."""
+        name = self._current_name()
+        return None if name is None else read_stamp(self.base / name)
+
+    def current_folder(self) -> str | None:
+        return self._current_name()
 
     def _writable_index(self):
         self.ensure_index()
@@ -312,11 +335,16 @@ class WhooshBackend(SearchBackend):
                 for key in sorted(keys):
                     w.delete_by_term("key", key, searcher=s)
             for doc in upserts:
-                w.add_document(**doc.fields())
+                try:
+                    w.add_document(**doc.fields())
+                except Exception as e:
+                    raise DocumentRejected(doc.key) from e
+            w.commit()
         except BaseException:
-            w.cancel()
+            # A failed add *or commit* (e.g. a merge that cannot read a segment) must not
+            # leave Whoosh's own lock held or its temporary files behind: cancel.
+            _cancel(w)
             raise
-        w.commit()
 
     def apply(self, upserts: Iterable[SearchDoc], deletes: Iterable[str], *, wait: bool = True) -> bool:
         try:
@@ -330,23 +358,30 @@ class WhooshBackend(SearchBackend):
 
     def rebuild(self, chunks: Sequence[tuple[str, Sequence[int]]], load: LoadChunk, *, procs: int = 2,
                 progress: Callable[[int], None] | None = None, child_init: Callable[[], None] | None = None,
-                after_build: Callable[[], None] | None = None) -> dict:
-        """Build a new folder from `chunks`, then swap it in: with `procs` worker processes
-        writing segments with the fast builder (SEARCH_ENGINE=fast), or with one Whoosh
-        writer in this process (SEARCH_ENGINE=whoosh: public API only, slower).
+                after_build: Callable[[], None] | None = None, builder: str = "fast",
+                stamp: dict | None = None, locked: bool = False) -> dict:
+        """Build a new folder from `chunks`, then swap it in. With SEARCH_ENGINE=fast, `procs`
+        worker processes write segments with `builder`: "fast" (whoosh_internals.SegmentBuilder) or
+        "whoosh" (Whoosh's own segment writer, one per process as Whoosh's multi-process writer
+        does). With SEARCH_ENGINE=whoosh, one Whoosh writer in this process (public API only).
 
         The writer lock is held throughout, so outbox jobs committed meanwhile wait in the
         outbox and are applied to the new index after the swap (`after_build` runs while
-        the lock is still held, e.g. to apply them before anyone else writes).
+        the lock is still held, e.g. to apply them before anyone else writes). `stamp`
+        records the database the index is built from; `locked` says the caller already
+        holds lock().
         """
         started = time.monotonic()
-        with self.lock(wait=True, timeout=3600.0):
-            folder = self._new_folder()
+        with (nullcontext() if locked else self.lock(wait=True, timeout=3600.0)):
+            folder = self._new_folder(stamp)
             try:
                 if self.engine_name == "fast":
-                    from .whoosh_internals import commit_segments
+                    from .whoosh_internals import BUILDERS, commit_segments
 
-                    segments, count = _build_segments(folder, list(chunks), load, procs, progress, child_init)
+                    if builder not in BUILDERS:
+                        raise ValueError(f"unknown index builder {builder!r} (choose from {', '.join(BUILDERS)})")
+                    segments, count = _build_segments(folder, list(chunks), load, procs, progress, child_init,
+                                                      BUILDERS[builder])
                     commit_segments(whoosh_index.open_dir(str(folder)), segments)
                 else:
                     count = _build_with_whoosh_writer(folder, chunks, load, progress)
@@ -365,6 +400,23 @@ class WhooshBackend(SearchBackend):
         elapsed = time.monotonic() - started
         return {"documents": count, "seconds": elapsed, "folder": folder.name,
                 "size_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file())}
+
+
+def _cancel(w) -> None:
+    """Cancel a Whoosh writer whatever state a failure left it in, releasing its lock."""
+    if w.is_closed:
+        return
+    try:
+        w.cancel()
+    except Exception:
+        log.exception("search index: cancelling a failed writer failed; releasing its lock")
+        lock = getattr(w, "writelock", None)
+        if lock is not None:
+            try:
+                lock.release()
+            except Exception:  # pragma: no cover - nothing more can be done
+                pass
+        w.is_closed = True
 
 
 # --------------------------------------------------------------------------- rebuild workers
@@ -388,16 +440,14 @@ def _build_with_whoosh_writer(folder: Path, chunks, load: LoadChunk, progress) -
     return count
 
 
-def _build_into(folder: Path, jobs, results, load: LoadChunk) -> None:
+def _build_into(folder: Path, jobs, results, load: LoadChunk, Builder) -> None:
     """Worker body: turn (doc_type, ids) jobs into segments of `folder`."""
     # A builder holds millions of small objects; letting the cyclic GC rescan them every
     # few thousand allocations costs more than the indexing. Collect once per chunk instead.
     gc.freeze()
     gc.disable()
-    from .segments import SegmentBuilder
-
     ix = whoosh_index.open_dir(str(folder))
-    builder = SegmentBuilder(ix)
+    builder = Builder(ix)
     while True:
         job = jobs.get()
         if job is None:
@@ -409,31 +459,29 @@ def _build_into(folder: Path, jobs, results, load: LoadChunk) -> None:
         results.put(("progress", len(ids), None))
         if builder.count >= SEGMENT_DOCS:
             results.put(("segment", builder.count, builder.finish()))
-            builder = SegmentBuilder(ix)
+            builder = Builder(ix)
     if builder.count:
         results.put(("segment", builder.count, builder.finish()))
     else:
         builder.discard()
 
 
-def _worker_main(folder, jobs, results, load, child_init) -> None:
+def _worker_main(folder, jobs, results, load, child_init, Builder) -> None:
     try:
         if child_init is not None:
             child_init()
-        _build_into(folder, jobs, results, load)
+        _build_into(folder, jobs, results, load, Builder)
         results.put(("done", 0, None))
     except BaseException:
         results.put(("error", 0, traceback.format_exc()))
 
 
-def _build_segments(folder: Path, chunks, load, procs, progress, child_init):
-    from .segments import SegmentBuilder
-
+def _build_segments(folder: Path, chunks, load, procs, progress, child_init, Builder):
     segments: list = []
     count = 0
     if procs <= 1 or len(chunks) <= 1:
         ix = whoosh_index.open_dir(str(folder))
-        builder = SegmentBuilder(ix)
+        builder = Builder(ix)
         for doc_type, ids in chunks:
             for doc in load(doc_type, ids):
                 builder.add(doc.fields())
@@ -442,7 +490,7 @@ def _build_segments(folder: Path, chunks, load, procs, progress, child_init):
                 progress(len(ids))
             if builder.count >= SEGMENT_DOCS:
                 segments.append(builder.finish())
-                builder = SegmentBuilder(ix)
+                builder = Builder(ix)
         if builder.count:
             segments.append(builder.finish())
         else:
@@ -453,7 +501,8 @@ def _build_segments(folder: Path, chunks, load, procs, progress, child_init):
     jobs, results = ctx.Queue(), ctx.Queue()
     for c in chunks:
         jobs.put(c)
-    workers = [ctx.Process(target=_worker_main, args=(folder, jobs, results, load, child_init), daemon=True)
+    workers = [ctx.Process(target=_worker_main, args=(folder, jobs, results, load, child_init, Builder),
+                           daemon=True)
                for _ in range(procs)]
     for _ in workers:
         jobs.put(None)
