@@ -64,6 +64,8 @@ from .forms import (
 # --------------------------------------------------------------------------- helpers
 
 
+EXPIRED = "Your form expired; reload the page and try again."
+
 def _challenge(challenge_id: int) -> Item:
     item = get_visible_or_404(Challenge, challenge_id)
     if item.kind != ItemKind.CHALLENGE.value:
@@ -78,11 +80,6 @@ def _idea(idea_id: int) -> Idea:
 def _attach_error(form, e: ServiceError) -> None:
     db.session.rollback()
     attach_service_error(form, e)
-
-
-def _fail(e: ServiceError):
-    db.session.rollback()
-    abort(e.status, e.message)
 
 
 def _status_for(form, error: ServiceError | None = None) -> int:
@@ -380,11 +377,8 @@ def revise(idea_id: int):
 def withdraw(idea_id: int):
     idea = _idea(idea_id)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.withdraw_idea(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.withdraw_idea(current_user, idea)
     flash("Idea withdrawn.", "success")
     return redirect(url_for("ideas.detail", idea_id=idea.id))
 
@@ -421,11 +415,8 @@ def coauthor(idea_id: int):
 def coauthor_decline(idea_id: int):
     idea = _idea(idea_id)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.decline_coauthorship(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.decline_coauthorship(current_user, idea)
     flash("You declined to be a co-author.", "info")
     return redirect(url_for("ideas.mine"))
 
@@ -454,116 +445,85 @@ def download(idea_id: int, att_id: int):
 # --------------------------------------------------------------------------- review actions
 
 
-def _post_action(idea_id: int, action: str):
+def _checked_post(idea_id: int, action: str, form=None, invalid: str | None = None):
+    """The shape of every review action on an idea: load it (404 if unseen), check the
+    action with the policy (403), validate the form (400 naming what is wrong). The service
+    call that follows raises ServiceError on a refusal, which the app-wide handler rolls
+    back and answers with its status and message."""
     idea = _idea(idea_id)
     require(action, idea)
-    return idea
+    form = form if form is not None else ActionForm()
+    if not form.validate_on_submit():
+        abort(400, invalid or "; ".join(e for errs in form.errors.values() for e in errs
+                                        if isinstance(e, str) and "CSRF" not in e) or EXPIRED)
+    return idea, form
+
+
+def _done(idea: Idea, message: str):
+    flash(message, "success")
+    return redirect(url_for("ideas.detail", idea_id=idea.id))
 
 
 @bp.route("/ideas/<int:idea_id>/score", methods=["POST"])
 @login_required
 def score(idea_id: int):
-    idea = _post_action(idea_id, "score")
-    if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
+    idea, _ = _checked_post(idea_id, "score")
     scores = {k.split("-", 1)[1]: v for k, v in request.form.items() if k.startswith("score-") and v.strip()}
-    try:
-        svc.score_idea(current_user, idea, scores)
-    except ServiceError as e:
-        _fail(e)
-    flash("Scores saved.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    svc.score_idea(current_user, idea, scores)
+    return _done(idea, "Scores saved.")
 
 
 @bp.route("/ideas/<int:idea_id>/notes", methods=["POST"])
 @login_required
 def note(idea_id: int):
-    idea = _post_action(idea_id, "score")
-    form = NoteForm()
-    if not form.validate_on_submit():
-        abort(400, "; ".join(e for errs in form.errors.values() for e in errs) or "Write the note.")
-    try:
-        svc.add_note(current_user, idea, form.body.data)
-    except ServiceError as e:
-        _fail(e)
-    flash("Note saved (only you can see it).", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "score", NoteForm())
+    svc.add_note(current_user, idea, form.body.data)
+    return _done(idea, "Note saved (only you can see it).")
 
 
 @bp.route("/ideas/<int:idea_id>/shortlist", methods=["POST"])
 @login_required
 def shortlist(idea_id: int):
-    idea = _post_action(idea_id, "shortlist")
-    if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.shortlist_idea(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea shortlisted.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, _ = _checked_post(idea_id, "shortlist")
+    svc.shortlist_idea(current_user, idea)
+    return _done(idea, "Idea shortlisted.")
 
 
 @bp.route("/ideas/<int:idea_id>/decline", methods=["POST"])
 @login_required
 def decline(idea_id: int):
-    idea = _post_action(idea_id, "decline")
-    form = ReasonForm()
-    if not form.validate_on_submit():
-        abort(400, "Give the authors a reason for declining.")
-    try:
-        svc.decline_idea(current_user, idea, form.reason.data)
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea declined; the authors were told why.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "decline", ReasonForm(), "Give the authors a reason for declining.")
+    svc.decline_idea(current_user, idea, form.reason.data)
+    return _done(idea, "Idea declined; the authors were told why.")
 
 
 @bp.route("/ideas/<int:idea_id>/award", methods=["POST"])
 @login_required
 def award(idea_id: int):
-    idea = _post_action(idea_id, "award")
+    idea = _idea(idea_id)
     form = AwardForm()
     form.incentive.choices = [(i, terms_svc.describe_incentive(inc)) for i, inc in enumerate(idea.terms.incentives)]
-    if not form.validate_on_submit():
-        abort(400, "Choose one of the incentives in the terms the authors accepted.")
-    try:
-        svc.award_idea(current_user, idea, form.incentive.data, form.note.data or "")
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea awarded.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "award", form, "Choose one of the incentives in the terms the authors accepted.")
+    svc.award_idea(current_user, idea, form.incentive.data, form.note.data or "")
+    return _done(idea, "Idea awarded.")
 
 
 @bp.route("/ideas/<int:idea_id>/paid", methods=["POST"])
 @login_required
 def paid(idea_id: int):
-    idea = _post_action(idea_id, "confirm_payment")
-    if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.confirm_payment(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
-    flash("Payment confirmed.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, _ = _checked_post(idea_id, "confirm_payment")
+    svc.confirm_payment(current_user, idea)
+    return _done(idea, "Payment confirmed.")
 
 
 @bp.route("/ideas/<int:idea_id>/disqualify", methods=["POST"])
 @login_required
 def disqualify(idea_id: int):
     """A moderation decision like any other: it names the rule broken and can be appealed."""
-    idea = _post_action(idea_id, "disqualify")
-    form = DisqualifyForm()
-    if not form.validate_on_submit():
-        abort(400, "; ".join(e for errs in form.errors.values() for e in errs))
-    try:
-        moderation_svc.take_action(current_user, "idea", idea.id, ActionKind.DISQUALIFY.value,
-                                   form.reason.data, rule=form.rule.data)
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea disqualified; the authors were told the reason and the rule, and may appeal.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "disqualify", DisqualifyForm())
+    moderation_svc.take_action(current_user, "idea", idea.id, ActionKind.DISQUALIFY.value,
+                               form.reason.data, rule=form.rule.data)
+    return _done(idea, "Idea disqualified; the authors were told the reason and the rule, and may appeal.")
 
 
 # --------------------------------------------------------------------------- reviewers and criteria
@@ -611,11 +571,8 @@ def revoke_reviewer(challenge_id: int, appt_id: int):
     if appt is None or appt.challenge_id != challenge.id:
         abort(404)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.revoke_reviewer(current_user, appt)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.revoke_reviewer(current_user, appt)
     flash("Reviewer removed.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
 
@@ -629,11 +586,8 @@ def remove_criterion(challenge_id: int, crit_id: int):
     if crit is None or crit.challenge_id != challenge.id:
         abort(404)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.remove_criterion(current_user, crit)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.remove_criterion(current_user, crit)
     flash("Criterion removed.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
 

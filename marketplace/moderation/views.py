@@ -494,15 +494,22 @@ def scopes():
         (400 if form.errors else 200)
 
 
-@bp.route("/moderation/scopes/<int:scope_id>/revoke", methods=["POST"])
-@login_required
-def revoke_scope(scope_id: int):
-    policy.require("manage_moderator_scopes")
-    scope = db.session.get(ModeratorScope, scope_id)
-    if scope is None:
+def _confirmed_setting(site_action: str, model: type, row_id: int):
+    """A site moderation setting (scope, blocked domain) to remove: the permission (403),
+    the row (404), a confirmation form that is still valid (400)."""
+    policy.require(site_action)
+    row = db.session.get(model, row_id)
+    if row is None:
         abort(404)
     if not ReasonForm().validate_on_submit():
         abort(400, "Your form expired; reload the page and try again.")
+    return row
+
+
+@bp.route("/moderation/scopes/<int:scope_id>/revoke", methods=["POST"])
+@login_required
+def revoke_scope(scope_id: int):
+    scope = _confirmed_setting("manage_moderator_scopes", ModeratorScope, scope_id)
     svc.revoke_scope(current_user, scope)
     flash("Moderator scope revoked.", "success")
     return redirect(url_for("moderation.scopes"))
@@ -529,12 +536,7 @@ def blocked_domains():
 @bp.route("/moderation/blocked-domains/<int:domain_id>/remove", methods=["POST"])
 @login_required
 def unblock_domain(domain_id: int):
-    policy.require("manage_blocked_domains")
-    row = db.session.get(BlockedDomain, domain_id)
-    if row is None:
-        abort(404)
-    if not ReasonForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
+    row = _confirmed_setting("manage_blocked_domains", BlockedDomain, domain_id)
     svc.unblock_domain(current_user, row)
     flash("Domain unblocked.", "success")
     return redirect(url_for("moderation.blocked_domains"))

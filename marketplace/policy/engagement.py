@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select, true
 
 from ..extensions import db
 from ..models import Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Item, Question, Status, User, utcnow
@@ -260,6 +260,22 @@ def _post_principals(post: Question | Comment, now: datetime, *, published: bool
     return sorted({"staff", f"org:{item.org_id}"} | _author_principal(post.author_id, item))
 
 
+def _post_clause(rule_: Rule, v: Viewer, *, shown):
+    """SQL for a question or comment (twin of can_view_question / can_view_comment): on a
+    visible item; moderators all of them; others nothing deleted, a visible one when `shown`
+    or their own, a hidden one when their own or they administer the organisation."""
+    M = rule_.model
+    item_ok = rule_.parent_clause(v)
+    if v.is_moderator:
+        return item_ok
+    mine = M.author_id == v.user_id if v.is_authenticated else false()
+    admin = M.item_id.in_(_items_of(v.admin_org_ids)) if v.admin_org_ids else false()
+    return and_(item_ok, M.deleted_at.is_(None), or_(
+        and_(M.hidden_at.is_(None), or_(shown, mine)),
+        and_(M.hidden_at.is_not(None), or_(mine, admin)),
+    ))
+
+
 class QuestionRule(Rule):
     model = Question
     parent = Parent("item", "item_id", Item)
@@ -269,17 +285,9 @@ class QuestionRule(Rule):
 
     def clause(self, v: Viewer):
         Q = Question
-        item_ok = self.parent_clause(v)
-        if v.is_moderator:
-            return item_ok
-        mine = Q.author_id == v.user_id if v.is_authenticated else false()
         member = Q.item_id.in_(_items_of(v.member_org_ids)) if v.member_org_ids else false()
-        admin = Q.item_id.in_(_items_of(v.admin_org_ids)) if v.admin_org_ids else false()
         answered = exists().where(Answer.question_id == Q.id)
-        return and_(item_ok, Q.deleted_at.is_(None), or_(
-            and_(Q.hidden_at.is_(None), or_(answered, mine, member)),
-            and_(Q.hidden_at.is_not(None), or_(mine, admin)),
-        ))
+        return _post_clause(self, v, shown=or_(answered, member))
 
     def doc_principals(self, q: Question, now: datetime) -> list[str]:
         """(The answer's text is indexed with its question only while it is not hidden.)"""
@@ -382,13 +390,7 @@ class CommentRule(Rule):
     check = staticmethod(can_view_comment)
 
     def clause(self, v: Viewer):
-        C = Comment
-        item_ok = self.parent_clause(v)
-        if v.is_moderator:
-            return item_ok
-        mine = C.author_id == v.user_id if v.is_authenticated else false()
-        admin = C.item_id.in_(_items_of(v.admin_org_ids)) if v.admin_org_ids else false()
-        return and_(item_ok, C.deleted_at.is_(None), or_(C.hidden_at.is_(None), mine, admin))
+        return _post_clause(self, v, shown=true())
 
     def doc_principals(self, c: Comment, now: datetime) -> list[str]:
         return _post_principals(c, now, published=True)

@@ -147,11 +147,8 @@ def register_builtin() -> None:
 
 
 def _register_ideas() -> None:
-    try:
-        from ..models import Idea, IdeaAuthor
-        from ..services.ideas import search_document as idea_search_document
-    except ImportError:  # pragma: no cover - the ideas feature is not installed
-        return
+    from ..models import Idea, IdeaAuthor
+    from ..services.ideas import search_document as idea_search_document
 
     def idea_document(idea) -> SearchDoc:
         principals, valid_until = principals_for(idea)
@@ -180,11 +177,8 @@ def _register_ideas() -> None:
 
 
 def _register_engagement() -> None:
-    try:
-        from ..models import Answer, Comment, Question
-        from ..services.engagement import search_document as eng_search_document
-    except ImportError:  # pragma: no cover - the engagement feature is not installed
-        return
+    from ..models import Answer, Comment, Question
+    from ..services.engagement import search_document as eng_search_document
 
     def question_document(q) -> SearchDoc:
         principals, valid_until = principals_for(q)

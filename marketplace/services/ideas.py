@@ -114,6 +114,20 @@ def _require_accept(terms: ChallengeTerms, data: dict) -> None:
                            "taken under accepted terms.", field="accept_terms")
 
 
+def _take_part(user: User, challenge: Item, data: dict):
+    """The checks every author passes to join a challenge's idea: the participation rules
+    (403 naming the rule), the exact terms shown (409 if they changed), their acceptance and
+    the confirmations. Returns (terms, eligibility, conflict-of-interest note)."""
+    why = policy.participation_refusal(user, challenge)
+    if why:
+        raise ServiceError(why, 403)
+    terms = check_posted_terms(policy.current_terms(challenge.id), data.get("terms_version"),
+                               data.get("terms_digest"))
+    _require_accept(terms, data)
+    elig, coi = _confirmations(challenge, data)
+    return terms, elig, coi
+
+
 def _parse_coauthors(lead: User, challenge: Item, raw: str | None) -> list[User]:
     emails = [e.strip().lower() for e in re.split(r"[\s,;]+", raw or "") if e.strip()]
     if not emails:
@@ -201,13 +215,7 @@ def submit_idea(user: User, challenge: Item | None, data: dict, uploads=None) ->
     if existing is not None:
         db.session.rollback()
         return existing, False
-    why = policy.participation_refusal(user, challenge)
-    if why:
-        raise ServiceError(why, 403)
-    terms = check_posted_terms(policy.current_terms(challenge.id), data.get("terms_version"),
-                               data.get("terms_digest"))
-    _require_accept(terms, data)
-    elig, coi = _confirmations(challenge, data)
+    terms, elig, coi = _take_part(user, challenge, data)
     coauthors = _parse_coauthors(user, challenge, data.get("coauthors"))
 
     now = utcnow()
@@ -391,13 +399,7 @@ def accept_coauthorship(user: User, idea: Idea, data: dict):
     if not policy.can(user, "answer_coauthorship", idea):
         raise ServiceError("You are not a pending co-author of this idea.", 403)
     challenge = idea.challenge
-    why = policy.participation_refusal(user, challenge)
-    if why:
-        raise ServiceError(why, 403)
-    terms = check_posted_terms(policy.current_terms(challenge.id), data.get("terms_version"),
-                               data.get("terms_digest"))
-    _require_accept(terms, data)
-    elig, coi = _confirmations(challenge, data)
+    terms, elig, coi = _take_part(user, challenge, data)
     now = utcnow()
     row = next(a for a in idea.authors if a.user_id == user.id)
     row.status = AuthorStatus.ACCEPTED.value
