@@ -10,8 +10,11 @@ and the moderation section's statement of scopes):
   other organisations' content;
 * nobody signed out (or blocked) moderates anything.
 
-A report, an action or a flag is seen by those who moderate where its target lives. An
-action is also seen by the people it affects (they are told its reason and may appeal it).
+A report, an action or a flag is seen by those who moderate where its target lives. Locking
+or unlocking an item's discussion is moderation of that discussion, which the item's own
+organisation admins moderate ("they moderate their own discussions", can_lock_discussion;
+issue 4: "organisation admins can moderate their own challenges' discussions"). An action
+is also seen by the people it affects (they are told its reason and may appeal it).
 An appeal is seen by whoever sees the action appealed. Who filed a report is not a reason
 to see it.
 
@@ -22,7 +25,7 @@ only; search keeps to the general rule (`case_in_scope` is not used for search).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ITEM_KINDS = ("challenge", "failure", "asset")
 DISCUSSION = ("question", "answer", "comment")
@@ -83,7 +86,10 @@ def affected(p, action, facts) -> bool:
 
 
 def sees_action(p, a, facts) -> bool:
-    return moderates(p, place_of(a.target_type, a.target_id, facts)) or affected(p, a, facts)
+    place = place_of(a.target_type, a.target_id, facts)
+    if a.action in ("lock", "unlock"):
+        place = replace(place, discussion=True)
+    return moderates(p, place) or affected(p, a, facts)
 
 
 def sees_appeal(p, ap, facts) -> bool:
