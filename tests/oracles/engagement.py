@@ -94,3 +94,7 @@ def sees_request(p, r, facts) -> bool:
     if r.requester_org_id is not None and p.admin(r.requester_org_id):
         return True
     return p.staff and open_report("asset_request", r.id, facts)
+
+
+def sees_asset_terms(p, t, facts) -> bool:
+    return sees_item(p, facts.items[t.item_id], facts)

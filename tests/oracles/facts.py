@@ -36,7 +36,7 @@ from marketplace.models import (
     User,
     utcnow,
 )
-from marketplace.models.engagement import Answer, AssetRequest, Comment, Question
+from marketplace.models.engagement import Answer, AssetRequest, AssetTerms, Comment, Question
 from marketplace.models.moderation import (
     Appeal,
     ModerationAction,
@@ -52,7 +52,8 @@ TABLES = {
     "item_lists": ItemList, "invitations": Invitation, "scopes": ModeratorScope, "reports": Report,
     "actions": ModerationAction, "action_users": ModerationActionUser, "appeals": Appeal,
     "flags": ModerationFlag, "questions": Question, "answers": Answer, "comments": Comment,
-    "requests": AssetRequest, "ideas": Idea, "idea_authors": IdeaAuthor, "attachments": IdeaAttachment,
+    "requests": AssetRequest, "asset_terms": AssetTerms, "ideas": Idea, "idea_authors": IdeaAuthor,
+    "attachments": IdeaAttachment,
     "terms": ChallengeTerms, "acceptances": TermsAcceptance, "appointments": ReviewerAppointment,
     "notes": ReviewNote,
 }
