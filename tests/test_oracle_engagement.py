@@ -41,9 +41,8 @@ ITEM_STATES = {
 }
 ASSET_STATES = {k: ITEM_STATES[k] for k in ("public/open", "organisation/open", "public/hidden", "public/draft")}
 
-# Cells (viewer, row, face) where the policy disagrees with the stated rules; each set has
-# its own strict xfail test below, so fixing the policy turns that test into a failure that
-# asks for the mark to go.
+# Cells (viewer, row, face) where the policy once disagreed with the stated rules (found by
+# these oracles, since fixed); each set has its own regression test below.
 DISMISSED_REPORT = {(v, f"request dismissed-report on asset {s}", face) for v in ("site_mod", "site_admin")
                     for s in ASSET_STATES for face in ("can", "visible")}
 DELETED_ON_DRAFT = {(v, f"{row} on {kind} public/draft", "search") for v in ("admin", "owner")
@@ -206,19 +205,9 @@ def test_the_matrix_is_not_degenerate(outcome):
                              AssetTerms: {"can", "visible"}}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Policy leak: a site moderator keeps seeing a private asset request after its only report was "
-    "dismissed. Issue 6 and can_view_asset_request's docstring: requests are seen by the two parties "
-    "and by site moderators only while the request has an open report; the moderation wrapper "
-    "(register_moderation_rules -> _mod_sees_target) grants view for any report or action, open or not."))
 def test_site_moderators_lose_a_request_once_its_report_is_dismissed(outcome):
     assert outcome.only(DISMISSED_REPORT) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Search leak (small): on a draft item, question_doc_principals / comment_doc_principals return the "
-    "item's principals (orgadmin:ORG) before looking at deleted_at, so the organisation's admins find "
-    "deleted questions and comments in search although can() and visible() refuse them (deleted posts "
-    "are seen by moderators only). The indexed text of a deleted post is empty, its title and status are not."))
 def test_deleted_posts_on_a_draft_item_stay_out_of_the_admins_search(outcome):
     assert outcome.only(DELETED_ON_DRAFT) == []

@@ -171,7 +171,8 @@ def outcome(tmp_path_factory):
     dispose(app)
 
 
-# Cells (viewer, row, face) where the policy disagrees with the stated rules (xfail below).
+# Cells (viewer, row, face) where the policy once disagreed with the stated rules (since fixed;
+# regression test below).
 OWN_LOCK = {("a_admin", "lock of A's failure discussion (by A's admin)", face) for face in ("can", "visible")}
 
 
@@ -188,11 +189,5 @@ def test_the_matrix_is_not_degenerate(outcome):
                              Item: {"can", "visible", "search"}}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Wrong denial: an organisation admin who locked their own item's discussion cannot see that "
-    "decision (its action page is a 404 to them). Org admins moderate their own discussions "
-    "(can_lock_discussion, issue 4), but the lock action is placed on the item with "
-    "is_discussion=False, and moderation_place_clause/moderates_place only give org admins "
-    "discussion rows. Other admins of the org see it only as 'affected' authors."))
 def test_org_admins_see_the_discussion_locks_they_moderate(outcome):
     assert outcome.only(OWN_LOCK) == []

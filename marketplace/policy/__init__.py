@@ -92,7 +92,7 @@ from .invitations import (
     usable_lists_clause,
 )
 from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
-from .moderation import Placement, appeal_refusal, placement
+from .moderation import Placement, appeal_refusal, decision_placement, placement
 from .orgs import may_set_member_role
 from .places import (
     MODERATION_SITE_ONLY_TYPES,
@@ -133,7 +133,7 @@ __all__ = [
     "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
     "ask_refusal", "asset_request_refusal", "can", "can_decline_with_token", "can_view_answer",
     "can_view_comment", "can_view_question", "challenge_rules", "comment_doc_principals",
-    "counted_ideas", "current_terms", "discussion_refusal", "discussion_reply_refusal",
+    "counted_ideas", "current_terms", "decision_placement", "discussion_refusal", "discussion_reply_refusal",
     "doc_principals", "doc_principals_valid_until", "engagement_edit_window",
     "engagement_has_open_report", "engagement_rules", "forget_moderator_scopes", "forget_viewer",
     "get_visible_or_404", "has_accepted_nda", "has_invited_access", "idea_author_status",

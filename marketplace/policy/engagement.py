@@ -244,15 +244,16 @@ def _author_principal(author_id: int | None, item: Item) -> set[str]:
 
 
 def _post_principals(post: Question | Comment, now: datetime, *, published: bool) -> list[str]:
-    """Search terms of a question or comment: under a draft, its item's; deleted, staff only;
+    """Search terms of a question or comment: deleted, staff only (nobody under a draft, which
+    moderators do not see); under a draft, its item's;
     hidden, staff, the organisation's admins and the author (while they see the item);
     otherwise whoever sees the item when `published`, else staff, the organisation's members
     and the author."""
     item = post.item
+    if post.deleted_at is not None:  # moderators only, and they see no drafts
+        return [] if item.status == Status.DRAFT.value else ["staff"]
     if item.status == Status.DRAFT.value:
         return ITEMS.doc_principals(item, now)
-    if post.deleted_at is not None:
-        return ["staff"]
     if post.hidden_at is not None:
         return sorted({"staff", f"orgadmin:{item.org_id}"} | _author_principal(post.author_id, item))
     if published:

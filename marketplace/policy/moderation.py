@@ -14,7 +14,7 @@ Who moderates which place is in places.py. Here:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import exists, false, or_, select
@@ -93,6 +93,17 @@ def placement(target: Any) -> Placement:
         if fn is not None:
             return fn(target)
     raise PolicyError(f"{type(target).__name__} is not a reportable type")
+
+
+# Decisions about an item's discussion, not about the item: the item's own organisation
+# admins take them (can_lock_discussion), so they are placed as discussion moderation.
+DISCUSSION_DECISIONS = frozenset({ActionKind.LOCK.value, ActionKind.UNLOCK.value})
+
+
+def decision_placement(kind: str, target: Any) -> Placement:
+    """Where a moderation decision of `kind` on `target` lives (snapshotted on the action)."""
+    p = placement(target)
+    return replace(p, is_discussion=True) if kind in DISCUSSION_DECISIONS else p
 
 
 def can_moderate_target(v: Viewer, target: Any) -> bool:

@@ -362,7 +362,7 @@ def _previous_idea_status(entry: registry.Reportable, idea: Any) -> str:
 
 def _record(mod: User, act: _Act, reason: str, *, reverses: ModerationAction | None = None,
             extra: dict | None = None) -> ModerationAction:
-    p = act.entry.placement(act.obj)
+    p = policy.decision_placement(act.kind, act.obj)
     desc = act.entry.describe(act.obj)
     action = ModerationAction(moderator_id=mod.id, action=act.kind, target_id=act.obj.id,
                               target_label=str(desc["title"])[:200], reason=reason, rule=act.rule,
