@@ -350,7 +350,8 @@ def visible_clause(user: Any, model: type):
 
 def visible(user: Any, model: type):
     """SELECT of the rows of `model` the user may see; add filters and ordering to it."""
-    return select(model).where(visible_clause(user, model))
+    clause = visible_clause(user, model)  # first: an unknown model raises PolicyError
+    return select(model).where(clause)
 
 
 def doc_principals(obj: Any, now: datetime | None = None) -> list[str]:
