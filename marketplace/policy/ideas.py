@@ -274,7 +274,7 @@ class IdeaRule(Rule):
         found = [t for t in (reveal, ITEMS.valid_until(idea.challenge, now)) if t is not None]
         return min(found) if found else None
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "revise": can_revise_idea,
@@ -398,7 +398,7 @@ class ReviewerAppointmentRule(Rule):
     def check(self, v: Viewer, appt: ReviewerAppointment) -> bool:
         return v.is_authenticated and (appt.user_id == v.user_id or v.is_org_admin(appt.challenge.org_id))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["accept_reviewer_nda"] = lambda v, appt: (
             v.is_user(appt.user_id) and appt.revoked_at is None

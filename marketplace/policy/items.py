@@ -276,7 +276,7 @@ class ItemRule(Rule):
         check_known(item)
         return v.is_org_admin(item.org_id)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "edit": self.editable,
