@@ -200,7 +200,7 @@ PAGE = 50
 @bp.route("/")
 @login_required
 def index():
-    page = request.args.get("page", 1, type=int) or 1
+    page = request.args.get("page", 1, type=int)
     if not 1 <= page <= 10_000:
         abort(404)
     rows = db.session.execute(
@@ -234,7 +234,7 @@ def settings():
     from .services import notifications as svc
 
     if request.method == "POST":
-        choices = {key: request.form.get(key, "") for key in CATEGORIES}
+        choices = {key: request.form[key] for key in CATEGORIES if key in request.form}
         try:
             svc.set_channels(current_user, choices)
         except svc.ServiceError as e:

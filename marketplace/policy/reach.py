@@ -1,7 +1,7 @@
 """Reaching people: notifications, mails, follows, announcements and the verified address.
 
 * **What a message is about.** Notifications and mails record what they name
-  (``about_type``/``about_id``, one of `ABOUT_TYPES`). A page that lists messages or events
+  (``about_type``/``about_id``: the table of any model with a view rule, and its id). A page that lists messages or events
   shows each one only as far as its reader may see what it names (`visible_about`, bounded:
   one query per type); a message is only created, and only sent, for a recipient who may see
   what it is about.
@@ -69,33 +69,22 @@ def verification_refusal(user: Any) -> str | None:
 # --------------------------------------------------------------------------- what messages are about
 
 
-def _about_types() -> dict[str, type]:
-    from ..models import (
-        Answer, AssetRequest, Comment, Idea, Invitation, InvitationList, ModerationAction, Question,
-        ReviewerAppointment,
-    )
-    return {
-        "item": Item, "idea": Idea, "question": Question, "answer": Answer, "comment": Comment,
-        "request": AssetRequest, "invitation": Invitation, "list": InvitationList, "org": Organisation,
-        "action": ModerationAction, "appointment": ReviewerAppointment, "announcement": Announcement,
-    }
-
-
-ABOUT_TYPES: dict[str, type] = {}
-
-
 def about_types() -> dict[str, type]:
-    if not ABOUT_TYPES:
-        ABOUT_TYPES.update(_about_types())
-    return ABOUT_TYPES
+    """Every model with a view rule, by table name: what a message may be about."""
+    from .core import RULE_BOOK
+
+    return {r.model.__tablename__: r.model for r in RULE_BOOK if r.has_view and hasattr(r.model, "__tablename__")}
 
 
 def about_ref(obj: Any) -> tuple[str, int]:
-    """(about_type, about_id) for a row; raises for a model messages may not name."""
-    for name, model in about_types().items():
-        if isinstance(obj, model):
-            return name, obj.id
-    raise PolicyError(f"messages cannot be about a {type(obj).__name__}")
+    """(about_type, about_id) for a row; raises for a model without a view rule (a message
+    about it could not be checked)."""
+    from .core import RULE_BOOK
+
+    r = RULE_BOOK.rule(type(obj))
+    if not r.has_view:
+        raise PolicyError(f"messages cannot be about a {type(obj).__name__}")
+    return r.model.__tablename__, obj.id
 
 
 def about_object(about_type: str | None, about_id: int | None) -> Any:

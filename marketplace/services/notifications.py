@@ -357,7 +357,7 @@ def send_digests(now: datetime | None = None, batch: int = 500) -> int:
                 groups[category_of(n.kind)].append(
                     {"label": kind_label(n.kind), "message": n.message, "url": outbox.absolute(n.url or ""),
                      "when": n.created_at})
-            sections = [{"category": CATEGORIES[c], "items": items,
+            sections = [{"category": CATEGORIES[c], "entries": items,
                          "unsubscribe_url": unsubscribe_url(user, c)} for c, items in groups.items()]
             if outbox.queue(user, "digest", f"Your daily summary: {len(shown)} notification"
                             f"{'s' if len(shown) != 1 else ''}", kind="digest", dedupe_key=key,
