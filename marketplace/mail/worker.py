@@ -74,9 +74,13 @@ def _describe(exc: BaseException) -> str:
 def recover_interrupted(now: datetime | None = None) -> int:
     """Rows left "sending" longer than LEASE become "failed" (see the module docstring)."""
     now = now or utcnow()
+    stale = (OutgoingMail.status == MailStatus.SENDING.value, OutgoingMail.claimed_at < now - LEASE)
+    # Looked up first: an idle sender polling every few seconds must not take the database's
+    # write lock each time (SQLite has one for everybody).
+    if db.session.execute(select(OutgoingMail.id).where(*stale).limit(1)).first() is None:
+        return 0
     n = db.session.execute(
-        update(OutgoingMail).where(OutgoingMail.status == MailStatus.SENDING.value,
-                                   OutgoingMail.claimed_at < now - LEASE)
+        update(OutgoingMail).where(*stale)
         .values(status=MailStatus.FAILED.value, failed_at=now, last_error=INTERRUPTED)
         .execution_options(synchronize_session=False)
     ).rowcount
