@@ -19,7 +19,7 @@ def test_from_the_invitation_mail_to_a_submitted_idea(page, new_page, live_serve
     # The owner invites an address that has no account.
     newcomer = f"{unique('newcomer')}@expert.test"
     page.goto(f"/invitations/item/{challenge_id}")
-    field(page, "E-mail").fill(newcomer)
+    field(page, "E-mail address").fill(newcomer)
     page.get_by_role("button", name="Send invitation").click()
     expect(page.locator(".invitation-link")).to_contain_text(newcomer)
     shot(page, "01-invited")
@@ -27,7 +27,7 @@ def test_from_the_invitation_mail_to_a_submitted_idea(page, new_page, live_serve
     # The newcomer opens the link from the mail.
     guest = new_page()
     guest.goto(mail_link(newcomer, "/invitations/t/"))
-    expect(guest.locator(".invitation")).to_contain_text(title)  # an invited item: the invitation names it
+    expect(guest.locator(".invitation")).to_contain_text(newcomer[0] + "•••@expert.test")
     shot(guest, "02-link-opened")
     guest.get_by_role("link", name="Create an account").click()
     expect(field(guest, "E-mail")).to_have_value(newcomer)
@@ -38,6 +38,7 @@ def test_from_the_invitation_mail_to_a_submitted_idea(page, new_page, live_serve
     expect(guest.locator(".flash-success")).to_contain_text("address is confirmed")
     expect(guest.get_by_role("button", name="Sign out")).to_be_visible()
     expect(guest.get_by_text("Confirm your e-mail address to take part")).to_have_count(0)
+    expect(guest.locator(".invitation")).to_contain_text(title)  # now the invitee: the item is named
     shot(guest, "03-registered-back-on-invitation")
 
     guest.get_by_role("button", name="Accept invitation").click()
