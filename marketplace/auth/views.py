@@ -61,14 +61,27 @@ def _address_proof(target: str | None) -> str | None:
 
 
 def _address_key() -> str:
-    """Rate-limit key: the address typed into the form (hashed; per address, not per visitor)."""
+    """Rate-limit key: the address typed into the form (hashed; per address, not per visitor),
+    so nobody can flood one mailbox with our mails from many places."""
     typed = (request.form.get("email") or "").strip().lower()
     return "addr:" + hashlib.sha256(typed.encode()).hexdigest()[:32]
 
 
+def _no_mail_possible() -> bool:
+    """A typed value that is no address gets no mail, so the per-address limit leaves it out
+    (the per-visitor limit still counts it)."""
+    from ..email_address import InvalidEmail, check
+
+    try:
+        check(request.form.get("email") or "")
+    except InvalidEmail:
+        return True
+    return False
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit("20/hour", methods=["POST"])
-@limiter.limit("5/hour", methods=["POST"], key_func=_address_key)
+@limiter.limit("5/hour", methods=["POST"], key_func=_address_key, exempt_when=_no_mail_possible)
 def register():
     """Sign-up. The answer is the same whether or not the address has an account ("check
     your inbox"); the mail tells its owner which. From an invitation link (`next`) with the
@@ -139,7 +152,7 @@ def resend_verification():
 
 @bp.route("/reset", methods=["GET", "POST"])
 @limiter.limit("10/hour", methods=["POST"])
-@limiter.limit("3/hour", methods=["POST"], key_func=_address_key)
+@limiter.limit("3/hour", methods=["POST"], key_func=_address_key, exempt_when=_no_mail_possible)
 def forgot_password():
     """Ask for a reset link; the answer never tells whether the address has an account."""
     form = ForgotPasswordForm()
