@@ -694,15 +694,15 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
     db.session.flush()
     audit.record("reviewer.appointed", "reviewer", appt.id, actor_id=actor.id, item_id=challenge.id,
                  data={"user_id": user.id, "kind": kind, "nda_digest": appt.nda_digest or None})
-    url = _url("ideas.reviewer_nda", challenge_id=challenge.id) if kind == ReviewerKind.JUDGE.value \
-        else _url("ideas.review_dashboard", challenge_id=challenge.id)
+    endpoint = "ideas.reviewer_nda" if kind == ReviewerKind.JUDGE.value else "ideas.review_dashboard"
+    url = _url(endpoint, challenge_id=challenge.id)
     msg = (f"You were appointed as a reviewer of “{challenge.title}”."
            + (" Accept the reviewer NDA to start." if kind == ReviewerKind.JUDGE.value else ""))
     # An appointment is an invitation: always mailed (the in-site notice follows the person's choice).
     notify(user, "review.appointed", msg, url, about=challenge, mail=False)
-    from ..mail.outbox import absolute, queue_text
-    queue_text(user, f"Reviewer appointment: {challenge.title}", f"{msg}\n\n{absolute(url)}",
-               kind="invitation.reviewer", about=challenge)
+    from ..mail.outbox import link, queue_text
+    queue_text(user, f"Reviewer appointment: {challenge.title}",
+               f"{msg}\n\n{link(endpoint, challenge_id=challenge.id)}", kind="invitation.reviewer", about=challenge)
     db.session.commit()
     return appt
 
