@@ -61,6 +61,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     from . import search
     search.init_app(app)
 
+    from . import mail
+    mail.init_app(app)
+
     @app.before_request
     def _fresh_request_state():
         # Per-request caches live on `g`; drop them in case an outer app context

@@ -28,9 +28,14 @@ def fmt_date(value: datetime | None) -> str:
     return fmt_dt(value, "%Y-%m-%d")
 
 
-# Features add header/footer links: (label, endpoint, predicate(user) -> bool).
-NAV_LINKS: list[tuple[str, str, object]] = [
-    ("Notifications", "notifications.index", lambda u: u.is_authenticated),
+def _notifications_label(user) -> str:
+    from .notify import nav_label  # with the unread count
+    return nav_label(user)
+
+
+# Features add header/footer links: (label or label(user), endpoint, predicate(user) -> bool).
+NAV_LINKS: list[tuple[object, str, object]] = [
+    (_notifications_label, "notifications.index", lambda u: u.is_authenticated),
 ]
 FOOTER_LINKS: list[tuple[str, str]] = []
 
@@ -42,7 +47,7 @@ def init_app(app: Flask) -> None:
 
         eps = set(app.view_functions)
         nav = [
-            {"label": label, "url": url_for(ep)}
+            {"label": label(current_user) if callable(label) else label, "url": url_for(ep)}
             for label, ep, pred in NAV_LINKS
             if ep in eps and pred(current_user)
         ]

@@ -38,3 +38,34 @@ class PasswordForm(FlaskForm):
     confirm = PasswordField("Repeat new password",
                             validators=[EqualTo("password", "The passwords do not match.")])
     submit = SubmitField("Change password")
+
+
+EMAIL = [DataRequired("Enter your e-mail address."), Length(max=254, message="Enter a valid e-mail address."),
+         EmailAddress("Enter a valid e-mail address.")]
+
+
+def _strip(s):
+    return s.strip() if isinstance(s, str) else s
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("E-mail", filters=[_strip], validators=EMAIL)
+    submit = SubmitField("Send me a reset link")
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=PASSWORD)
+    confirm = PasswordField("Repeat new password",
+                            validators=[EqualTo("password", "The passwords do not match.")])
+    submit = SubmitField("Set the new password")
+
+
+class EmailChangeForm(FlaskForm):
+    email = EmailField("New e-mail address", filters=[_strip], validators=EMAIL)
+    password = PasswordField("Current password", validators=[DataRequired("Enter your current password."),
+                                                             Length(max=200)])
+    submit = SubmitField("Send a confirmation link")
+
+
+class ConfirmForm(FlaskForm):
+    submit = SubmitField("Confirm")

@@ -307,7 +307,7 @@ def detail(idea_id: int):
     v = policy.viewer_for(current_user)
     ctx = {"idea": idea, "item": idea.challenge, "is_author": policy.is_idea_author(v, idea),
            "sealed": policy.idea_is_sealed(idea), "award": svc.award_of(idea),
-           "revisions": svc.revisions_of(idea)}
+           "revisions": svc.revisions_of(idea), "team": svc.team_lines(idea)}
     if ctx["is_author"]:
         ctx["view_log"] = svc.view_log(idea)
         ctx["my_acceptances"] = [a for a in svc.acceptances_of(idea) if a.user_id == v.user_id]
@@ -701,3 +701,50 @@ def verify():
     elif request.method == "POST":
         status = 400
     return render_template("ideas/verify.html", form=form, result=result), status
+
+
+# --------------------------------------------------------------------------- co-author links
+
+
+def _coauthor_link_page(token: str, inv, problem: str | None = None, status: int = 200):
+    """The page behind a mailed co-author link. Never cached, never sent on as a referrer."""
+    from flask import make_response
+
+    challenge = inv.idea.challenge if inv is not None and inv.idea is not None else None
+    resp = make_response(render_template(
+        "ideas/coauthor_link.html", token=token, inv=inv, problem=problem, action_form=ActionForm(),
+        challenge_title=challenge.title if challenge is not None and policy.invitation_reveals_item(challenge)
+        else None, org=challenge.organisation.name if challenge is not None else None,
+        here=url_for("ideas.coauthor_link", token=token)), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.route("/ideas/coauthor/t/<token>")
+def coauthor_link(token: str):
+    """A co-author named by address: signed in with it, take it up and answer; otherwise
+    sign in or register with that address (registering from here confirms it)."""
+    inv = svc.find_coauthor_invitation(token)
+    problem = svc.coauthor_link_refusal(inv, current_user)
+    if problem:
+        return _coauthor_link_page(token, inv, *problem)
+    if not current_user.is_authenticated:
+        return _coauthor_link_page(token, inv)
+    try:
+        idea = svc.claim_coauthor_invitation(current_user, token)
+    except ServiceError as e:
+        return _coauthor_link_page(token, svc.find_coauthor_invitation(token), e.message, e.status)
+    return redirect(url_for("ideas.coauthor", idea_id=idea.id))
+
+
+@bp.route("/ideas/coauthor/t/<token>/decline", methods=["POST"])
+def coauthor_link_decline(token: str):
+    if not ActionForm().validate_on_submit():
+        abort(400, "Your form expired. Open the link again.")
+    try:
+        svc.decline_coauthor_invitation(current_user, token)
+    except ServiceError as e:
+        return _coauthor_link_page(token, svc.find_coauthor_invitation(token), e.message, e.status)
+    flash("You declined to be a co-author. The link no longer works.", "info")
+    return redirect(url_for("ideas.mine") if current_user.is_authenticated else url_for("main.index"))

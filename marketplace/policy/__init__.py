@@ -10,6 +10,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     moderation.py   reporting, moderating, reports, actions, appeals, flags
     places.py       who moderates which place, and the exceptions that follow from it
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
+    reach.py        notifications, mails, follows, announcements; the verified address
 
 The faces every surface uses:
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import engagement, ideas, invitations, items, moderation, orgs, places  # noqa: F401  (declare the rules)
+from . import engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -65,6 +66,7 @@ from .engagement import (
 )
 from .ideas import (
     IDEA_COUNTING_AUTHOR_STATES,
+    address_domain_refusal,
     IDEA_REVIEWABLE_STATES,
     IDEA_SHOWN_STATES,
     IDEA_VISIBLE_AUTHOR_STATES,
@@ -99,6 +101,17 @@ from .places import (
     forget_moderator_scopes,
     is_discussion_locked,
     moderator_scope_org_ids,
+)
+from .reach import (
+    UNVERIFIED_REFUSAL,
+    about_ref,
+    can_view_about,
+    email_verified,
+    is_coauthor_invitee,
+    mail_subject_visible,
+    may_be_told_about_item,
+    verification_refusal,
+    visible_about,
 )
 from .search import principals
 
@@ -148,4 +161,6 @@ __all__ = [
     "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
     "reviewer_appointment", "RULE_BOOK", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
     "viewer_for", "visible", "visible_clause",
+    "UNVERIFIED_REFUSAL", "about_ref", "address_domain_refusal", "can_view_about", "email_verified", "is_coauthor_invitee",
+    "mail_subject_visible", "may_be_told_about_item", "verification_refusal", "visible_about",
 ]

@@ -101,7 +101,7 @@ class Viewer:
 ANONYMOUS = Viewer()
 
 # Every per-request memo lives under one of these keys of flask.g; forget_viewer() clears them.
-_MEMO_KEYS = ("_policy_viewers", "_policy_mod_scopes", "_policy_emails")
+_MEMO_KEYS = ("_policy_viewers", "_policy_mod_scopes", "_policy_emails", "_policy_verified")
 
 
 def request_memo(key: str) -> dict:

@@ -34,6 +34,7 @@ from ..models.moderation import Report, ReportStatus
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_view_item, check_known, in_audience
 from .places import SeenInCases, is_discussion_locked
+from .reach import verification_refusal
 
 ENGAGEMENT_EDIT_WINDOW_MINUTES = 15
 KNOWN_PARTICIPATION = frozenset(Participation.values())
@@ -95,7 +96,7 @@ def engagement_participation_refusal(v: Viewer, item: Item, rule_name: str, verb
     if not v.is_authenticated:
         return f"Sign in to {verb}."
     if in_audience(v, item, rule_name):
-        return None
+        return verification_refusal(v)
     if rule_name == Participation.ORGANISATION.value:
         return f"Only members of the organisation may {verb} here (rule: who may {verb} — organisation)."
     return f"Only invited people and organisations may {verb} here (rule: who may {verb} — invited)."

@@ -51,6 +51,7 @@ from ..models import (
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
+from .reach import verification_refusal
 
 KNOWN_IDEA_STATUS = frozenset(IdeaStatus.values())
 KNOWN_CONFIDENTIALITY = frozenset(Confidentiality.values())
@@ -434,6 +435,18 @@ def _domain_matches(domain: str, patterns: list[str]) -> bool:
     return any(domain == p or domain.endswith("." + p) for p in patterns)
 
 
+def address_domain_refusal(rules: ChallengeRules, domain: str) -> str | None:
+    """The challenge's e-mail domain rules for an address at `domain` (None: allowed). Needs
+    only the address, so naming a co-author by e-mail is checked without asking whether the
+    address has an account."""
+    if _domain_matches(domain, rules.blocked_list):
+        return f"E-mail addresses at {domain} may not take part (rule: blocked e-mail domains)."
+    if rules.allowed_list and not _domain_matches(domain, rules.allowed_list):
+        return ("Only e-mail addresses at " + ", ".join(rules.allowed_list)
+                + " may take part (rule: allowed e-mail domains).")
+    return None
+
+
 def has_accepted_nda(v: Viewer, terms: ChallengeTerms) -> bool:
     if not v.is_authenticated:
         return False
@@ -469,6 +482,9 @@ def participation_refusal(user: Any, challenge: Item, now: datetime | None = Non
         return "Sign in to submit an idea."
     if not can_view_item(v, challenge):
         return "You may not see this challenge."
+    unverified = verification_refusal(v)
+    if unverified:
+        return unverified
     msg = _challenge_open_for_submissions(challenge, now)
     if msg:
         return msg
@@ -492,11 +508,9 @@ def participation_refusal(user: Any, challenge: Item, now: datetime | None = Non
         return f"Members of {org_name} may not take part in its own challenge (participation rules)."
     u = user if isinstance(user, User) else db.session.get(User, v.user_id)
     domain = u.email_domain if u is not None else ""
-    if _domain_matches(domain, rules.blocked_list):
-        return f"E-mail addresses at {domain} may not take part (rule: blocked e-mail domains)."
-    if rules.allowed_list and not _domain_matches(domain, rules.allowed_list):
-        return ("Only e-mail addresses at " + ", ".join(rules.allowed_list)
-                + " may take part (rule: allowed e-mail domains).")
+    msg = address_domain_refusal(rules, domain)
+    if msg:
+        return msg
     if check_nda and terms.nda_text and not member and not has_accepted_nda(v, terms):
         return f"Accept the challenge's NDA (terms version {terms.version}) before taking part."
     if count_limit:

@@ -26,8 +26,24 @@ def field(page: Page, label: str):
     return page.get_by_label(label, exact=True)
 
 
+# Set by the live_server fixture: read_mail(address) -> the texts of the mails queued for it.
+read_mail = None
+
+
+def mail_link(address: str, path_start: str) -> str:
+    """The path of the last link starting with `path_start` mailed to `address`."""
+    assert read_mail is not None, "needs the live_server fixture"
+    found = []
+    for text in read_mail(address):
+        found += re.findall(r"https?://[^/\s]+(" + re.escape(path_start) + r"[^\s\"<]*)", text)
+    assert found, f"no mail to {address} with a link to {path_start}"
+    return found[-1]
+
+
 def register(page: Page, email: str | None = None, name: str = "Browser Person",
-             password: str = PASSWORD) -> str:
+             password: str = PASSWORD, verify: bool = True) -> str:
+    """Register as a person does: the form, "check your inbox", the link in the mail (which
+    confirms the address), then sign in. Ends signed in."""
     email = email or f"{unique()}@example.test"
     page.goto("/auth/register")
     field(page, "E-mail").fill(email)
@@ -35,7 +51,10 @@ def register(page: Page, email: str | None = None, name: str = "Browser Person",
     field(page, "Password").fill(password)
     field(page, "Repeat password").fill(password)
     page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    if verify:
+        page.goto(mail_link(email, "/auth/verify/"))
+    login(page, email, password)
     return email
 
 

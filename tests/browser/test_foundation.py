@@ -22,8 +22,9 @@ def card(page, title):
 
 def test_new_user_posts_a_public_challenge_everyone_can_see(page, live_server, shot):
     email = f"{unique('newbie')}@example.test"
-    register(page, email, name="Nora Newbie")
-    expect(page.locator(".flash-success")).to_contain_text("Welcome")
+    register(page, email, name="Nora Newbie")  # through the mailed confirmation link
+    expect(page.locator(".flash-success")).to_contain_text("Signed in as Nora Newbie")
+    expect(page.get_by_text("Confirm your e-mail address to take part")).to_have_count(0)
     shot(page, "01-registered")
 
     logout(page)
