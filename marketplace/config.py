@@ -107,6 +107,8 @@ class Config:
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     LOG_FILE = os.environ.get("LOG_FILE") or None
     PAGE_SIZE = 20
+    # The time zone anonymous visitors see times in (an IANA name); signed-in people choose theirs.
+    DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "").strip() or "UTC"
     TESTING = False
     DEBUG = _bool("FLASK_DEBUG")
 

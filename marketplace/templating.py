@@ -1,13 +1,14 @@
-"""Jinja globals and filters (the policy is exposed to templates as `can`) and
-security headers on every response."""
+"""Jinja globals and filters (the policy is exposed to templates as `can`; `dt` shows a
+time in the viewer's zone, see timezones.py) and security headers on every response."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Flask
 from flask_login import current_user
 
-from . import policy
+from . import policy, timezones
+from .formtools import error_list
 from .models import ItemKind, Status, Visibility, utcnow
 
 CSP = (
@@ -16,16 +17,14 @@ CSP = (
 )
 
 
-def fmt_dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime(fmt)
+def fmt_dt(value: datetime | None, zone: str | None = None) -> str:
+    """The `dt` filter: a stored time in the viewer's zone (or `zone`), with its abbreviation."""
+    return timezones.format_dt(value, zone)
 
 
-def fmt_date(value: datetime | None) -> str:
-    return fmt_dt(value, "%Y-%m-%d")
+def fmt_date(value: datetime | None, zone: str | None = None) -> str:
+    """The day of a stored time in the viewer's zone (or `zone`)."""
+    return timezones.format_dt(value, zone, date_only=True)
 
 
 # Features add header/footer links: (label, endpoint, predicate(user) -> bool).
@@ -55,6 +54,8 @@ def init_app(app: Flask) -> None:
         Status=Status,
         ItemKind=ItemKind,
         now=utcnow,
+        describe_zone=timezones.describe_zone,
+        form_error_list=error_list,
     )
     app.jinja_env.filters["dt"] = fmt_dt
     app.jinja_env.filters["date"] = fmt_date

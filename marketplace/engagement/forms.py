@@ -19,7 +19,8 @@ from wtforms.validators import (
     Optional,
 )
 
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import LocalDateTimeField
+from ..items.forms import strip
 from ..models.engagement import FeeModel, LicenceKind, Participation, RequestKind
 from ..services.engagement import (
     MAX_ANSWER,
@@ -71,7 +72,7 @@ class EditForm(FlaskForm):
 
 
 class RulesForm(FlaskForm):
-    open_until = UTCDateTimeField("Open for participation until (UTC, optional)", validators=[Optional()])
+    open_until = LocalDateTimeField("Open for participation until", validators=[Optional()], optional=True)
     submit = SubmitField("Save rules")
     kind_fields: tuple[str, ...] = ()
 

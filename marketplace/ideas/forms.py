@@ -17,7 +17,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import LocalDateTimeField
+from ..items.forms import strip
 from ..models import Confidentiality, IncentiveKind, IPModel, WhoMaySubmit
 from ..services.attachments import ALLOWED_EXTENSIONS
 
@@ -67,7 +68,7 @@ class TermsForm(FlaskForm):
     background_ip = TextAreaField("Background IP", validators=TEXT)
     foreground_ip = TextAreaField("Foreground IP", validators=TEXT)
     confidentiality = SelectField("Confidentiality", choices=CONF_CHOICES, validate_choice=True)
-    reveal_at = UTCDateTimeField("Reveal date for sealed ideas (UTC, optional)", validators=[Optional()])
+    reveal_at = LocalDateTimeField("Reveal date for sealed ideas", validators=[Optional()], optional=True)
     nda_text = TextAreaField("NDA to accept before the full brief is shown (optional)",
                              validators=[Optional(), Length(max=20_000)])
     incentives = FieldList(FormField(IncentiveForm), min_entries=5, max_entries=10)

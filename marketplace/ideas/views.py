@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import policy
-from ..formtools import attach_service_error
+from ..formtools import attach_service_error, unconfirmed, zone_meta
 from ..extensions import db
 from ..models import (
     Challenge,
@@ -168,7 +168,7 @@ def edit_terms(challenge_id: int):
     challenge = _challenge(challenge_id)
     require("manage_terms", challenge)
     current = policy.current_terms(challenge.id)
-    form = TermsForm()
+    form = TermsForm(meta=zone_meta(challenge.organisation))
     if request.method == "GET" and current is not None:
         for f in ("ip_model", "open_licence", "field_of_use", "territory", "licence_duration",
                   "post_termination_rights", "background_ip", "foreground_ip", "confidentiality", "reveal_at",
@@ -511,6 +511,10 @@ def decline(idea_id: int):
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400, "Give the authors a reason for declining.")
+    page = unconfirmed(f"Decline “{idea.title}”? The authors are told, with your reason; this cannot be undone.",
+                       "Decline the idea", url_for("ideas.detail", idea_id=idea.id), danger=True)
+    if page is not None:
+        return page
     try:
         svc.decline_idea(current_user, idea, form.reason.data)
     except ServiceError as e:
@@ -527,6 +531,11 @@ def award(idea_id: int):
     form.incentive.choices = [(i, terms_svc.describe_incentive(inc)) for i, inc in enumerate(idea.terms.incentives)]
     if not form.validate_on_submit():
         abort(400, "Choose one of the incentives in the terms the authors accepted.")
+    page = unconfirmed(f"Award “{idea.title}” {terms_svc.describe_incentive(idea.terms.incentives[form.incentive.data])}? "
+                       "The authors are told; an award cannot be undone.",
+                       "Award the idea", url_for("ideas.detail", idea_id=idea.id))
+    if page is not None:
+        return page
     try:
         svc.award_idea(current_user, idea, form.incentive.data, form.note.data or "")
     except ServiceError as e:

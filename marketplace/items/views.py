@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
-from ..formtools import attach_service_error
+from ..formtools import attach_service_error, unconfirmed, zone_meta
 from ..extensions import db
 from ..models import (
     MODEL_BY_KIND,
@@ -26,6 +26,13 @@ from .forms import FORM_BY_KIND, GrantForm, VisibilityForm
 from .queries import BadListArgs, ListArgs, item_list
 
 PLURAL = {"challenge": "challenges", "failure": "failures", "asset": "assets"}
+# Status changes that ask first (the dialog's text is the button's data-confirm in the page).
+CONFIRMED_STATUSES = {
+    Status.CLOSED.value: "Close the {kind} “{title}”? It stops taking part (no new ideas, questions or "
+                         "requests); you can reopen it.",
+    Status.ARCHIVED.value: "Archive the {kind} “{title}” for good? Archived items leave the lists and "
+                           "cannot be reopened.",
+}
 # Feature panels shown on a detail page: (template, predicate(item) -> bool).
 ITEM_PANELS: list[tuple[str, object]] = []
 
@@ -75,11 +82,13 @@ def detail(kind: str, item_id: int):
     item = _load(kind, item_id)
     panels = [tpl for tpl, pred in ITEM_PANELS if pred(item)]
     vis_form = VisibilityForm(visibility=item.visibility) if policy.can(current_user, "change_visibility", item) else None
-    return render_template("items/detail.html", item=item, kind=kind, panels=panels, vis_form=vis_form)
+    return render_template("items/detail.html", item=item, kind=kind, panels=panels, vis_form=vis_form,
+                           confirm_statuses=CONFIRMED_STATUSES)
 
 
-def _form_for(kind: str, obj=None):
-    return FORM_BY_KIND[kind](obj=obj)
+def _form_for(kind: str, org, obj=None):
+    """The item form; its times are typed in the organisation's time zone."""
+    return FORM_BY_KIND[kind](obj=obj, meta=zone_meta(org))
 
 
 @_route("/new", "new", methods=["GET", "POST"])
@@ -92,7 +101,7 @@ def new(kind: str):
     org = next((o for o in orgs if o.id == org_id), None)
     if org is None:
         abort(403, "You cannot post for that organisation.")
-    form = _form_for(kind)
+    form = _form_for(kind, org)
     if form.validate_on_submit():
         try:
             item = svc.create_item(current_user, org, kind, form.data_for_service(), publish=bool(form.publish.data))
@@ -111,7 +120,7 @@ def new(kind: str):
 def edit(kind: str, item_id: int):
     item = _load(kind, item_id)
     require("edit", item)
-    form = _form_for(kind, obj=item)
+    form = _form_for(kind, item.organisation, obj=item)
     if request.method == "GET":
         form.tags.data = ", ".join(item.tags)
     if form.validate_on_submit():
@@ -155,6 +164,12 @@ def status(kind: str, item_id: int):
     new_status = request.form.get("status", "")
     if new_status not in Status.values():
         abort(400, f"Unknown status; use one of {', '.join(Status.values())}.")
+    if new_status in CONFIRMED_STATUSES and new_status != item.status:
+        page = unconfirmed(CONFIRMED_STATUSES[new_status].format(kind=item.kind_label.lower(), title=item.title),
+                           f"{'Close' if new_status == Status.CLOSED.value else 'Archive'} the {item.kind_label.lower()}",
+                           url_for("items.detail", kind=kind, item_id=item.id), danger=True)
+        if page is not None:
+            return page
     try:
         svc.change_status(current_user, item, new_status)
     except ServiceError as e:
@@ -183,7 +198,7 @@ def delete(kind: str, item_id: int):
 def access(kind: str, item_id: int):
     item = _load(kind, item_id)
     require("manage_access", item)
-    form = GrantForm()
+    form = GrantForm(meta=zone_meta(item.organisation))
     if form.validate_on_submit():
         user = org = None
         if form.email.data:

@@ -4,7 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import LocalDateTimeField
+from ..items.forms import strip
 from ..services.lists import DESCRIPTION_MAX, NAME_MAX
 
 
@@ -21,7 +22,7 @@ class MemberForm(FlaskForm):
                         validators=[Optional(), Length(max=254, message="At most 254 characters.")])
     org = StringField("or member organisation (its short name)", filters=[strip],
                       validators=[Optional(), Length(max=140, message="At most 140 characters.")])
-    expires_at = UTCDateTimeField("On the list until (UTC, optional)", validators=[Optional()])
+    expires_at = LocalDateTimeField("On the list until", validators=[Optional()], optional=True)
     submit = SubmitField("Add to list")
 
     def validate(self, extra_validators=None):

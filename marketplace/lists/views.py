@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import db
-from ..formtools import attach_service_error
+from ..formtools import attach_service_error, zone_meta
 from ..models import (
     InvitationList,
     Item,
@@ -23,6 +23,7 @@ from ..policy import get_visible_or_404, require
 from ..services import lists as svc
 from ..services.accounts import find_user
 from ..services.common import ServiceError
+from ..timezones import format_dt
 from . import bp
 from .forms import AttachForm, ConfirmForm, ListForm, MemberForm, ShareForm
 
@@ -102,7 +103,7 @@ def _render_detail(lst: InvitationList, member_form=None, share_form=None, statu
     curator = policy.can(current_user, "manage_members", lst)
     return render_template(
         "lists/detail.html", lst=lst, members=members, shares=shares, attachments=attachments, curator=curator,
-        member_form=member_form or MemberForm(formdata=None), share_form=share_form or ShareForm(formdata=None),
+        member_form=member_form or MemberForm(formdata=None, meta=zone_meta(lst.organisation)), share_form=share_form or ShareForm(formdata=None),
         confirm=ConfirmForm(formdata=None), at=now), status
 
 
@@ -137,7 +138,7 @@ def edit(list_id: int):
 def add_member(list_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
     require("manage_members", lst)
-    form = MemberForm()
+    form = MemberForm(meta=zone_meta(lst.organisation))
     if form.validate_on_submit():
         user = org = None
         if form.email.data:
@@ -157,7 +158,7 @@ def add_member(list_id: int):
                 attach_service_error(form, e)
             else:
                 who = m.user.display_name if m.user else m.member_org.name
-                flash(f"{who} is on the list{' until ' + m.expires_at.strftime('%Y-%m-%d %H:%M UTC') if m.expires_at else ''}.",
+                flash(f"{who} is on the list{' until ' + format_dt(m.expires_at) if m.expires_at else ''}.",
                       "success")
                 return redirect(url_for("lists.detail", list_id=lst.id))
     return _render_detail(lst, member_form=form, status=400)

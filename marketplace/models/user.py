@@ -24,6 +24,8 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IANA name (marketplace/timezones.py): every time this person is shown is in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     memberships = relationship("Membership", back_populates="user", cascade="all, delete-orphan")
 

@@ -48,6 +48,7 @@ from ..models import (
     WhoMaySubmit,
     utcnow,
 )
+from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
@@ -422,11 +423,11 @@ def _challenge_open_for_submissions(challenge: Item, now: datetime) -> str | Non
     if challenge.status != Status.OPEN.value:
         return f"This challenge is not open for ideas (it is {challenge.status})."
     if challenge.opens_at is not None and now < challenge.opens_at:
-        return f"Submissions open at {challenge.opens_at:%Y-%m-%d %H:%M} UTC."
+        return f"Submissions open at {format_dt(challenge.opens_at)}."
     if challenge.deadline is None:
         return "This challenge has no deadline, so it takes no ideas."
     if now >= challenge.deadline:
-        return f"The deadline passed at {challenge.deadline:%Y-%m-%d %H:%M} UTC."
+        return f"The deadline passed at {format_dt(challenge.deadline)}."
     return None
 
 

@@ -48,6 +48,7 @@ from ..models import (
 )
 from ..notify import notify, send_mail
 from ..sanitize import plain_text, render_markdown
+from ..timezones import format_dt
 from . import attachments as files_svc
 from .accounts import find_user
 from .common import ServiceError, lock_row
@@ -268,7 +269,7 @@ def _refusal_for_author_action(idea: Idea, verb: str) -> str:
     ch = idea.challenge
     now = utcnow()
     if ch.deadline is not None and now >= ch.deadline:
-        return f"The deadline passed at {ch.deadline:%Y-%m-%d %H:%M} UTC; ideas can no longer be {verb}."
+        return f"The deadline passed at {format_dt(ch.deadline)}; ideas can no longer be {verb}."
     if ch.status != "open":
         return f"The challenge is {ch.status}; ideas can no longer be {verb}."
     return f"An idea that is {idea.status_label.lower()} cannot be {verb}."
