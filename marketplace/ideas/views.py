@@ -331,6 +331,24 @@ def detail(idea_id: int):
     return render_template("ideas/detail.html", **ctx)
 
 
+@bp.route("/ideas/<int:idea_id>/team")
+def team(idea_id: int):
+    """Who is on the idea (lead, co-authors, invitations and their answers) and each one's
+    acceptance of the terms: version, digest, date. Never a receipt's signature or a
+    conflict-of-interest note: those stay their owner's."""
+    idea = _idea(idea_id)
+    require("view_team", idea)
+    v = policy.viewer_for(current_user)
+    members = [a for a in svc.team_of(idea) if policy.team_member_shown(v, idea, a)]
+    shown = {a.user_id for a in members}
+    accepted: dict[int, list[TermsAcceptance]] = {}
+    for acc in svc.acceptances_of(idea):
+        if acc.user_id in shown:
+            accepted.setdefault(acc.user_id, []).append(acc)
+    return render_template("ideas/team.html", idea=idea, item=idea.challenge, members=members, accepted=accepted,
+                           current=policy.current_terms(idea.challenge_id))
+
+
 @bp.route("/ideas/<int:idea_id>/revisions/<int:number>")
 def revision(idea_id: int, number: int):
     idea = _idea(idea_id)

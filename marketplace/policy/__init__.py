@@ -78,6 +78,7 @@ from .ideas import (
     is_idea_author,
     participation_refusal,
     reviewer_appointment,
+    team_member_shown,
 )
 from .invitations import (
     ListUse,
@@ -146,6 +147,6 @@ __all__ = [
     "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "participation_refusal", "placement",
     "Placement", "PolicyError", "post_delete_refusal", "post_edit_refusal", "principals",
     "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
-    "reviewer_appointment", "RULE_BOOK", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
+    "reviewer_appointment", "RULE_BOOK", "team_member_shown", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
     "viewer_for", "visible", "visible_clause",
 ]

@@ -855,6 +855,16 @@ def revisions_of(idea: Idea) -> list[IdeaRevision]:
                               .order_by(IdeaRevision.number.desc())).scalars().all()
 
 
+def team_of(idea: Idea) -> list[IdeaAuthor]:
+    """The idea's author rows (lead first, then co-authors in the order they were named),
+    with their accounts loaded in the same query."""
+    from sqlalchemy.orm import joinedload
+
+    return db.session.execute(select(IdeaAuthor).options(joinedload(IdeaAuthor.user))
+                              .where(IdeaAuthor.idea_id == idea.id)
+                              .order_by(IdeaAuthor.status != AuthorStatus.LEAD.value, IdeaAuthor.id)).scalars().all()
+
+
 def acceptances_of(idea: Idea):
     from ..models import TermsAcceptance
 
