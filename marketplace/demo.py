@@ -22,6 +22,7 @@ from .models import (
     utcnow,
 )
 from .sanitize import render_markdown
+from .templating import excerpt
 from .security import hash_password
 from .services.common import parse_tags, slugify
 
@@ -129,7 +130,7 @@ def load_demo() -> list[tuple[str, str]]:
         deadline_days = extra.pop("deadline_days", None)
         grant_to = extra.pop("grant", None)
         item = MODEL_BY_KIND[kind](org_id=org.id, title=title, visibility=vis, status=status,
-                                   summary=extra.get("body", "")[:140],
+                                   summary=excerpt(extra.get("body", ""), 140),
                                    created_by_id=users[[o for o in ORGS if o[0] == org_name][0][2]].id)
         for k, v in extra.items():
             setattr(item, k, v)

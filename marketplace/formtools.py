@@ -3,10 +3,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import flask_wtf
 from wtforms import DateTimeLocalField, FieldList, FormField
+from wtforms.widgets import HiddenInput
 
 from . import timezones
 from .services.common import ServiceError
+
+
+class FlaskForm(flask_wtf.FlaskForm):
+    """The base of every form of the site (Flask-WTF's, CSRF included).
+
+    Hidden inputs are rendered without an id: no label points at them, and a page holding
+    several forms (an idea under review has five) would otherwise repeat id="csrf_token".
+    """
+
+    class Meta:
+        def render_field(self, field, render_kw):
+            if isinstance(field.widget, HiddenInput) and "id" not in render_kw:
+                render_kw = {**render_kw, "id": False}
+            return super().render_field(field, render_kw)
 
 
 def attach_service_error(form, e: ServiceError) -> None:

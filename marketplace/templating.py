@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from . import policy, timezones
 from .formtools import error_list
+from .sanitize import plain_text
 from .models import ItemKind, Status, Visibility, utcnow
 
 CSP = (
@@ -22,6 +23,16 @@ def fmt_dt(value: datetime | None, zone: str | None = None) -> str:
     return timezones.format_dt(value, zone)
 
 
+def excerpt(value: str | None, limit: int = 300) -> str:
+    """The `excerpt` filter: Markdown as the words a reader sees (`**1 in 500**` reads
+    "1 in 500"), cut at a word near `limit` characters. Plain text: Jinja escapes it."""
+    text = plain_text(value)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut.rstrip(" ,;:.") + "…"
+
+
 def fmt_date(value: datetime | None, zone: str | None = None) -> str:
     """The day of a stored time in the viewer's zone (or `zone`)."""
     return timezones.format_dt(value, zone, date_only=True)
@@ -32,6 +43,12 @@ NAV_LINKS: list[tuple[str, str, object]] = [
     ("Notifications", "notifications.index", lambda u: u.is_authenticated),
 ]
 FOOTER_LINKS: list[tuple[str, str]] = []
+
+
+def _organisation_names() -> list[str]:
+    from .services.orgs import organisation_names
+
+    return organisation_names()
 
 
 def init_app(app: Flask) -> None:
@@ -56,9 +73,11 @@ def init_app(app: Flask) -> None:
         now=utcnow,
         describe_zone=timezones.describe_zone,
         form_error_list=error_list,
+        organisation_names=_organisation_names,
     )
     app.jinja_env.filters["dt"] = fmt_dt
     app.jinja_env.filters["date"] = fmt_date
+    app.jinja_env.filters["excerpt"] = excerpt
 
     @app.after_request
     def security_headers(resp):

@@ -359,7 +359,7 @@ def test_bad_posts_to_item_actions(app, client, auth, acme, indb):
     assert r.status_code == 400
     for data, msg in [({}, b"either a person"), ({"email": "x@y.test", "org": "acme-robotics"}, b"either a person"),
                       ({"email": "nobody@nowhere.test"}, b"No account has this e-mail"),
-                      ({"org": "no-such-org"}, b"No organisation has this short name"),
+                      ({"org": "no-such-org"}, b"No organisation has this name"),
                       ({"email": "outsider@example.test", "expires_at": fmt(utcnow() - timedelta(days=1))},
                        b"The expiry must be in the future"),
                       ({"email": "outsider@example.test", "expires_at": "soon"}, b"Not a valid datetime")]:

@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from ..formtools import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 

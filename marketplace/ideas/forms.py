@@ -1,7 +1,6 @@
 """Forms for terms, rules, ideas, co-authorship, review and receipts (CSRF on every one)."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 from wtforms import (
     BooleanField,
@@ -17,7 +16,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..formtools import LocalDateTimeField
+from ..formtools import FlaskForm, LocalDateTimeField
 from ..items.forms import strip
 from ..models import Confidentiality, IncentiveKind, IPModel, WhoMaySubmit
 from ..services.attachments import ALLOWED_EXTENSIONS

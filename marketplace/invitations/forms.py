@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..email_address import EmailAddress
-from ..formtools import LocalDateTimeField
+from ..formtools import FlaskForm, LocalDateTimeField
 from ..items.forms import strip
 from ..services.invitations import DEFAULT_DAYS, MAX_DAYS
 

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import LocalDateTimeField
+from ..formtools import FlaskForm, LocalDateTimeField
 from ..models import AssetKind, Visibility
 
 VIS_CHOICES = [
@@ -100,7 +99,8 @@ class VisibilityForm(FlaskForm):
 class GrantForm(FlaskForm):
     email = StringField("Person (e-mail of a registered account)", filters=[strip],
                         validators=[Optional(), Length(max=254)])
-    org = StringField("or organisation (its short name)", filters=[strip], validators=[Optional(), Length(max=140)])
+    org = StringField("or organisation (its name)", filters=[strip], validators=[Optional(), Length(max=140)],
+                      render_kw={"list": "organisation-names", "autocomplete": "off"})
     expires_at = LocalDateTimeField("Access ends", validators=[Optional()], optional=True)
     submit = SubmitField("Grant access")
 

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import db
-from ..models import MODEL_BY_KIND, Item, ItemTag, Organisation, Status
+from ..models import MODEL_BY_KIND, Item, ItemTag, Status
+from ..services.orgs import find_org
 
 SORTS = ("newest", "deadline", "oldest", "title")
 MAX_PAGE = 10_000
@@ -60,10 +61,13 @@ def item_list(user, a: ListArgs, page_size: int):
     if a.tag:
         q = q.where(model.id.in_(select(ItemTag.item_id).where(ItemTag.tag == a.tag)))
     if a.org:
-        org = db.session.execute(select(Organisation).where(Organisation.slug == a.org)).scalar()
+        org = find_org(a.org)  # its name, or its short name from an address
         q = q.where(model.org_id == (org.id if org else -1))
     if a.status:
         q = q.where(model.status == a.status)
+    else:
+        # Archived items are kept for the record, not offered: only a status filter shows them.
+        q = q.where(model.status != Status.ARCHIVED.value)
     if a.sort == "deadline":
         q = q.order_by(model.deadline.is_(None), model.deadline.asc(), model.id.desc())
     elif a.sort == "oldest":

@@ -20,6 +20,7 @@ from ..models import (
 from ..policy import get_visible_or_404, require
 from ..services import items as svc
 from ..services.accounts import find_user
+from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from . import bp
 from .forms import FORM_BY_KIND, GrantForm, VisibilityForm
@@ -66,8 +67,10 @@ def list_kind(kind: str):
     if current_user.is_authenticated:
         my_orgs = [o for o in current_user_orgs() if policy.can(current_user, "create_item", o)]
     args = {k: v for k, v in {"tag": a.tag, "org": a.org, "status": a.status, "sort": a.sort}.items() if v}
+    statuses = [s for s in Status.values()
+                if s != Status.DRAFT.value or policy.can(current_user, "list_drafts")]
     return render_template("items/list.html", kind=kind, items=rows, total=total, page=a.page, pages=pages,
-                           args=args, statuses=Status.values(), my_orgs=my_orgs, org=org)
+                           args=args, statuses=statuses, my_orgs=my_orgs, org=org)
 
 
 def current_user_orgs() -> list[Organisation]:
@@ -206,9 +209,9 @@ def access(kind: str, item_id: int):
             if user is None:
                 form.email.errors.append("No account has this e-mail address; send an invitation instead.")
         else:
-            org = db.session.execute(select(Organisation).where(Organisation.slug == form.org.data.lower())).scalar()
+            org = find_org(form.org.data)
             if org is None:
-                form.org.errors.append("No organisation has this short name.")
+                form.org.errors.append(ORG_NOT_FOUND)
         if user or org:
             try:
                 svc.grant_access(current_user, item, user=user, org=org, expires_at=form.expires_at.data)

@@ -22,6 +22,7 @@ from ..models import (
 from ..policy import get_visible_or_404, require
 from ..services import lists as svc
 from ..services.accounts import find_user
+from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from ..timezones import format_dt
 from . import bp
@@ -147,9 +148,9 @@ def add_member(list_id: int):
                 form.email.errors.append("No account has this e-mail address. Ask them to register first, "
                                          "or invite them to an item by e-mail.")
         else:
-            org = _org_by_slug(form.org.data)
+            org = find_org(form.org.data)
             if org is None:
-                form.org.errors.append("No organisation has this short name.")
+                form.org.errors.append(ORG_NOT_FOUND)
         if user or org:
             try:
                 m = svc.add_member(current_user, lst, user=user, org=org, expires_at=form.expires_at.data)
@@ -194,9 +195,9 @@ def share(list_id: int):
     require("share", lst)
     form = ShareForm()
     if form.validate_on_submit():
-        org = _org_by_slug(form.org.data)
+        org = find_org(form.org.data)
         if org is None:
-            form.org.errors.append("No organisation has this short name.")
+            form.org.errors.append(ORG_NOT_FOUND)
         else:
             try:
                 svc.share(current_user, lst, org)

@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from ..formtools import FlaskForm
 from wtforms import SelectField, StringField, SubmitField, TextAreaField, URLField
 from wtforms.validators import DataRequired, Length, Optional, URL
 

@@ -11,6 +11,28 @@ from ..sanitize import render_markdown
 from .common import ServiceError, slugify
 
 
+ORG_NOT_FOUND = "No organisation has this name. Choose one from the list as you type."
+MAX_NAME_CHOICES = 500
+
+
+def find_org(text: str | None) -> Organisation | None:
+    """The organisation people mean by `text`: its name (any case), or its short name (the
+    slug in its address). Organisations are public, so this reveals nothing."""
+    text = (text or "").strip()[:140]
+    if not text:
+        return None
+    org = db.session.execute(select(Organisation).where(func.lower(Organisation.name) == text.lower())).scalar()
+    if org is None:
+        org = db.session.execute(select(Organisation).where(Organisation.slug == text.lower())).scalar()
+    return org
+
+
+def organisation_names(limit: int = MAX_NAME_CHOICES) -> list[str]:
+    """Names to offer as people type (a datalist), alphabetical, at most `limit`."""
+    return list(db.session.execute(select(Organisation.name).order_by(func.lower(Organisation.name))
+                                   .limit(limit)).scalars())
+
+
 def create_org(owner: User, name: str, kind: str, description: str = "", website: str = "",
                timezone: str | None = None) -> Organisation:
     """A new organisation owned by `owner`; its time zone defaults to the owner's."""
