@@ -149,8 +149,24 @@ def load_demo() -> list[tuple[str, str]]:
     from . import demo_hooks
     for hook in demo_hooks.HOOKS:
         hook(users, orgs)
+    _close_what_may_not_open()
     db.session.commit()
     return describe_accounts()
+
+
+def _close_what_may_not_open() -> None:
+    """Demo rows are written directly, so hold them to the rules the site applies when an
+    item opens (a challenge needs a deadline and a terms sheet): an open demo item that
+    fails them goes back to draft instead of being shown open."""
+    from .services.items import OPEN_CHECKS
+
+    demo_titles = {(org_name, title) for org_name, _k, title, *_rest in ITEMS}
+    for item in db.session.execute(select(Item).where(Item.status == Status.OPEN.value)).scalars().all():
+        if (item.organisation.name, item.title) not in demo_titles:
+            continue  # only the demo's own rows: anything else was opened through the services
+        missing = item.kind == "challenge" and item.deadline is None
+        if missing or any(check(item) for check in OPEN_CHECKS):
+            item.status = Status.DRAFT.value
 
 
 def describe_accounts() -> list[tuple[str, str]]:

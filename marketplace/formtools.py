@@ -26,14 +26,42 @@ class FlaskForm(flask_wtf.FlaskForm):
 
 
 def attach_service_error(form, e: ServiceError) -> None:
-    """Show a service's refusal on the form: on its field when it names one, else on top."""
-    target = getattr(form, e.field, None) if e.field else None
+    """Show a service's refusal on the form: on its field when it names one, else on top.
+    Several at once (FieldErrors) each go to their own field; a field of a repeated row is
+    named as the form posts it ("incentives-1-amount")."""
+    for name, message in getattr(e, "errors", None) or [(e.field, e.message)]:
+        attach_error(form, name, message)
+
+
+def attach_error(form, name: str | None, message: str) -> None:
+    target = field_named(form, name) if name else None
     if target is not None and hasattr(target, "errors") and not isinstance(target.errors, dict):
         if isinstance(target.errors, tuple):
             target.errors = list(target.errors)
-        target.errors.append(e.message)
-    else:
-        form.form_errors.append(e.message)
+        if message not in target.errors:
+            target.errors.append(message)
+    elif message not in form.form_errors:
+        form.form_errors.append(message)
+
+
+def field_named(form, name: str):
+    """The field called `name` (its short name, or its full posted name in a sub-form)."""
+    found = getattr(form, name, None)
+    if found is not None and hasattr(found, "errors"):
+        return found
+
+    def walk(fields):
+        for f in fields:
+            if f.name == name:
+                return f
+            inner = f.form if isinstance(f, FormField) else f.entries if isinstance(f, FieldList) else None
+            if inner is not None:
+                hit = walk(inner)
+                if hit is not None:
+                    return hit
+        return None
+
+    return walk(form)
 
 
 def error_list(form) -> list[tuple[str | None, str, str]]:

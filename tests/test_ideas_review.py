@@ -60,7 +60,9 @@ def test_outside_judge_needs_the_nda_and_gets_access(f, fi, world, client, auth)
     assert not policy.can(judge, "view", idea)  # but no sealed ideas before the NDA
     auth.login(judge.email)
     assert client.get(f"/ideas/{idea.id}").status_code == 404
-    assert client.get(f"/challenges/{s.challenge.id}/review").status_code == 403
+    # Not a bare 403: the judge is sent to the NDA they have to accept.
+    r = client.get(f"/challenges/{s.challenge.id}/review")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/challenges/{s.challenge.id}/reviewer-nda")
     r = client.post(f"/challenges/{s.challenge.id}/reviewer-nda", data={"nda_digest": appt.nda_digest, "accept": "y"})
     assert r.status_code == 302
     assert policy.can(judge, "view", reload(idea))

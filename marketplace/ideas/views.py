@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import policy
-from ..formtools import attach_service_error, unconfirmed, zone_meta
+from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
 from ..extensions import db
 from ..models import (
     Challenge,
@@ -192,6 +192,14 @@ def edit_terms(challenge_id: int):
             flash(f"Terms version {terms.version} saved (digest {terms.digest[:12]}…)." if created
                   else "Nothing changed: the current terms version stands.", "success" if created else "info")
             return redirect(url_for("ideas.terms_sheet", challenge_id=challenge.id))
+    elif form.is_submitted():
+        # The sheet's own rules (incentive rows, reveal date...) alongside the form's: every
+        # error at once, not one more on each attempt.
+        for name, message in terms_svc.terms_problems(form.data_for_service()):
+            target = field_named(form, name)
+            if target is not None and any(isinstance(e, str) for e in target.errors):
+                continue  # the form already said what is wrong there
+            attach_error(form, name, message)
     accepted = current is not None and db.session.execute(select(TermsAcceptance.id).where(
         TermsAcceptance.terms_id == current.id).limit(1)).first() is not None
     return render_template("ideas/terms_form.html", item=challenge, form=form, current=current,
@@ -316,6 +324,7 @@ def detail(idea_id: int):
         ctx["my_acceptances"] = [a for a in svc.acceptances_of(idea) if a.user_id == v.user_id]
     if policy.can(current_user, "view_review", idea):
         ctx["summary"] = svc.score_summary(idea)
+        ctx["is_reviewer"] = policy.is_active_reviewer(v, idea.challenge)
     if policy.can(current_user, "score", idea):
         ctx["criteria"] = svc.criteria_of(idea.challenge_id)
         ctx["my_scores"] = svc.my_scores(current_user, idea)
@@ -695,12 +704,20 @@ def reviewer_nda(challenge_id: int):
 @login_required
 def review_dashboard(challenge_id: int):
     challenge = _challenge(challenge_id)
-    require("review_ideas", challenge)
+    if not policy.can(current_user, "review_ideas", challenge):
+        # An appointed judge who has not accepted the reviewer NDA yet: show them the NDA,
+        # not a bare refusal.
+        appt = policy.reviewer_appointment(policy.viewer_for(current_user), challenge.id)
+        if appt is not None and policy.can(current_user, "accept_reviewer_nda", appt):
+            flash("Accept the reviewer NDA to open the review dashboard.", "info")
+            return redirect(url_for("ideas.reviewer_nda", challenge_id=challenge.id))
+        abort(403, "Only the challenge's reviewers and its organisation's owners and admins review its ideas.")
     ideas = db.session.execute(
         policy.visible(current_user, Idea).where(Idea.challenge_id == challenge.id)
         .order_by(Idea.submitted_at.asc(), Idea.id)).scalars().all()
     rows = [(i, svc.score_summary(i)) for i in ideas]
-    return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id))
+    return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id),
+                           is_reviewer=policy.is_active_reviewer(policy.viewer_for(current_user), challenge))
 
 
 @bp.route("/ideas/reviewing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from .. import policy
 from ..extensions import db
@@ -58,7 +59,13 @@ def index():
     v = policy.viewer_for(current_user)
     own = [lst for lst in lists if v.is_member(lst.org_id)]
     shared = [lst for lst in lists if not v.is_member(lst.org_id)]
-    return render_template("lists/index.html", own=own, shared=shared, org=org, curatable=_curatable_orgs())
+    # How many items each list the viewer curates is attached to (one query for all).
+    curated = [lst.id for lst in own if policy.can(current_user, "see_uses", lst)]
+    uses = dict(db.session.execute(
+        select(ItemList.list_id, func.count()).where(ItemList.list_id.in_(curated)).group_by(ItemList.list_id)
+    ).all()) if curated else {}
+    return render_template("lists/index.html", own=own, shared=shared, org=org, curatable=_curatable_orgs(),
+                           uses=uses, curated=set(curated))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -97,10 +104,19 @@ def _render_detail(lst: InvitationList, member_form=None, share_form=None, statu
             select(ListShare, Organisation).join(Organisation, Organisation.id == ListShare.org_id)
             .where(ListShare.list_id == lst.id).order_by(Organisation.name)
         ).all()
-    attachments = db.session.execute(
-        policy.visible(current_user, ItemList).where(ItemList.list_id == lst.id)
-        .order_by(ItemList.created_at.desc(), ItemList.id.desc())
-    ).scalars().all()
+    if policy.can(current_user, "see_uses", lst):
+        # Its curators see every use; each item itself only where they may see it.
+        rows = db.session.execute(
+            select(ItemList).options(joinedload(ItemList.item)).where(ItemList.list_id == lst.id)
+            .order_by(ItemList.created_at.desc(), ItemList.id.desc()).limit(500)
+        ).scalars().all()
+        shown = policy.list_uses_revealing_items(policy.viewer_for(current_user), lst, rows)
+        attachments = [(a, a.id in shown) for a in rows]
+    else:
+        attachments = [(a, True) for a in db.session.execute(
+            policy.visible(current_user, ItemList).where(ItemList.list_id == lst.id)
+            .order_by(ItemList.created_at.desc(), ItemList.id.desc()).limit(500)
+        ).scalars().all()]
     curator = policy.can(current_user, "manage_members", lst)
     return render_template(
         "lists/detail.html", lst=lst, members=members, shares=shares, attachments=attachments, curator=curator,

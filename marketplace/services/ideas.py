@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -459,15 +460,28 @@ def viewer_role(user: Any, idea: Idea) -> str:
     return "other"
 
 
-def log_sealed_view(user: Any, idea: Idea, what: str = "idea") -> SealedViewLog | None:
-    """Record that someone other than an author opened a sealed idea (shown to its authors)."""
+def log_sealed_view(user: Any, idea: Idea, what: str = "idea", now: datetime | None = None) -> SealedViewLog | None:
+    """Record that someone other than an author opened a sealed idea (shown to its authors):
+    once per viewer, idea, thing opened and UTC day, however often the page is loaded, so the
+    authors read who looked and when, not how often the page was refreshed. Returns the new
+    row, or None when nothing was logged (not sealed, an author, or already logged today)."""
     v = policy.viewer_for(user)
     if not v.is_authenticated or policy.is_idea_author(v, idea) or not policy.idea_is_sealed(idea):
         return None
     if not policy.can(user, "view", idea):
         return None
-    row = SealedViewLog(idea_id=idea.id, viewer_id=v.user_id, role=viewer_role(user, idea), what=what[:120])
-    db.session.add(row)
+    what = what[:120]
+    now = now or utcnow()
+    key = f"{idea.id}:{v.user_id}:{now:%Y-%m-%d}:{sha256_hex(what)[:32]}"
+    if db.session.execute(select(SealedViewLog.id).where(SealedViewLog.dedupe_key == key)).first():
+        return None
+    row = SealedViewLog(idea_id=idea.id, viewer_id=v.user_id, role=viewer_role(user, idea), what=what,
+                        created_at=now, dedupe_key=key)
+    try:
+        with db.session.begin_nested():  # two loads at once: the unique key keeps one row
+            db.session.add(row)
+    except IntegrityError:
+        return None
     db.session.commit()
     return row
 
