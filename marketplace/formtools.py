@@ -5,7 +5,7 @@ from datetime import datetime
 
 import flask_wtf
 from wtforms import DateTimeLocalField, FieldList, FormField
-from wtforms.widgets import HiddenInput
+from wtforms.widgets import HiddenInput, SubmitInput
 
 from . import timezones
 from .services.common import ServiceError
@@ -14,13 +14,14 @@ from .services.common import ServiceError
 class FlaskForm(flask_wtf.FlaskForm):
     """The base of every form of the site (Flask-WTF's, CSRF included).
 
-    Hidden inputs are rendered without an id: no label points at them, and a page holding
-    several forms (an idea under review has five) would otherwise repeat id="csrf_token".
+    Hidden inputs and submit buttons are rendered without an id: no label points at them,
+    and a page holding several forms (an idea under review has five) would otherwise repeat
+    id="csrf_token" and id="submit".
     """
 
     class Meta:
         def render_field(self, field, render_kw):
-            if isinstance(field.widget, HiddenInput) and "id" not in render_kw:
+            if isinstance(field.widget, (HiddenInput, SubmitInput)) and "id" not in render_kw:
                 render_kw = {**render_kw, "id": False}
             return super().render_field(field, render_kw)
 
