@@ -43,6 +43,9 @@ NAV_LINKS: list[tuple[str, str, object]] = [
     ("Notifications", "notifications.index", lambda u: u.is_authenticated),
 ]
 FOOTER_LINKS: list[tuple[str, str]] = []
+# Header links shown in the bar itself (with its unread count); the others are in the
+# account menu, so the header keeps to one row at 1280 px.
+BAR_ENDPOINTS = frozenset({"notifications.index"})
 
 
 def _organisation_names() -> list[str]:
@@ -58,7 +61,7 @@ def init_app(app: Flask) -> None:
 
         eps = set(app.view_functions)
         nav = [
-            {"label": label, "url": url_for(ep)}
+            {"label": label, "url": url_for(ep), "endpoint": ep}
             for label, ep, pred in NAV_LINKS
             if ep in eps and pred(current_user)
         ]
@@ -73,6 +76,7 @@ def init_app(app: Flask) -> None:
         now=utcnow,
         describe_zone=timezones.describe_zone,
         form_error_list=error_list,
+        BAR_ENDPOINTS=BAR_ENDPOINTS,
         organisation_names=_organisation_names,
     )
     app.jinja_env.filters["dt"] = fmt_dt
