@@ -122,10 +122,16 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def format_dt(value: datetime | None, zone: str | None = None, *, date_only: bool = False) -> str:
-    """A stored (UTC) time as the viewer reads it: local time and zone abbreviation."""
-    if value is None:
+def format_dt(value: datetime | str | None, zone: str | None = None, *, date_only: bool = False) -> str:
+    """A stored (UTC) time as the viewer reads it: local time and zone abbreviation. An ISO
+    8601 string (as quoted from a receipt) is read first; one that is not shows as it is."""
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     local = as_utc(value).astimezone(get_zone(zone or viewer_zone_name()))
     if date_only:
         return local.strftime(DATE_FORMAT)

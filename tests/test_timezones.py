@@ -49,6 +49,9 @@ def test_format_shows_the_zone_abbreviation():
     # Naive values are UTC (as stored on SQLite); None shows nothing.
     assert timezones.format_dt(winter.replace(tzinfo=None), "Europe/Paris") == f"{YEAR}-01-15 16:00 CET"
     assert timezones.format_dt(None, "Europe/Paris") == ""
+    # A time quoted from a signed receipt (ISO 8601, UTC) reads the same way.
+    assert timezones.format_dt(f"{YEAR}-01-15T15:00:00.000000Z", "Europe/Paris") == f"{YEAR}-01-15 16:00 CET"
+    assert timezones.format_dt("not a time", "Europe/Paris") == "not a time"
 
 
 @pytest.mark.parametrize("name, ok", [

@@ -60,6 +60,7 @@ class Site:
     owner: str
     contributor: str
     curator: str
+    admin: str
     paths: dict
 
 
@@ -73,6 +74,7 @@ def site(live_server):
         owner = f.make_user(email=f"{unique('a11yowner')}@example.test", name="Ada Owner")
         contributor = f.make_user(email=f"{unique('a11ycontrib')}@example.test", name="Cole Contributor")
         curator = f.make_user(email=f"{unique('a11ycurator')}@example.test", name="Cora Curator")
+        admin = f.make_user(email=f"{unique('a11yadmin')}@example.test", name="Sid Siteadmin", site_role="admin")
         org = f.make_org(name=unique("Accessible Robotics "), owner=owner)
         cluster = f.make_org(name=unique("Accessible Cluster "), kind="cluster", owner=curator)
         s = fi.challenge(confidentiality="sealed", owner=owner, org=org, rules={"team_allowed": True,
@@ -104,9 +106,13 @@ def site(live_server):
             "contributor": [f"/challenges/{ch.id}", f"/challenges/{ch.id}/ideas/new", f"/failures/{failure.id}",
                             f"/assets/{asset.id}", f"/engage/assets/{asset.id}/request", "/ideas/mine",
                             "/auth/account"],
-            "curator": ["/lists/", f"/lists/{lst.id}", f"/lists/new"],
+            "curator": ["/lists/", f"/lists/{lst.id}", "/lists/new"],
+            "admin": ["/moderation/", "/moderation/appeals", "/moderation/flags", "/moderation/scopes",
+                      "/moderation/blocked-domains", f"/moderation/case/challenge/{ch.id}",
+                      f"/moderation/report/challenge/{ch.id}", f"/challenges/{ch.id}/decisions", "/audit",
+                      "/notifications/", "/notifications/mail-log", "/invitations/", "/orgs/new", "/about"],
         }
-        return Site(owner.email, contributor.email, curator.email, paths)
+        return Site(owner.email, contributor.email, curator.email, admin.email, paths)
 
 
 def _problems(page) -> list[str]:
@@ -125,7 +131,7 @@ def _problems(page) -> list[str]:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("who", ["anonymous", "owner", "contributor", "curator"])
+@pytest.mark.parametrize("who", ["anonymous", "owner", "contributor", "curator", "admin"])
 def test_controls_are_named_and_ids_unique(site, new_page, width, who):
     page = new_page(viewport=WIDTHS[width])
     if who != "anonymous":
