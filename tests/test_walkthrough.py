@@ -200,10 +200,10 @@ def test_archived_items_leave_the_default_lists(f, client):
     assert "Live challenge" in default and "Archived challenge" not in default
     archived = client.get("/challenges/?status=archived").get_data(as_text=True)
     assert "Archived challenge" in archived and "Live challenge" not in archived
-    api = client.get("/api/v1/items").get_json()
-    titles = [i["title"] for i in api["items"]]
-    assert "Live challenge" in titles and "Archived challenge" not in titles
-    assert "Archived challenge" not in client.get("/feeds/challenges.atom").get_data(as_text=True)
+    # The JSON API and the feeds are data, not the pages' default lists: they still carry
+    # everything the viewer may see (tests/test_routes.py holds them to that).
+    titles = [i["title"] for i in client.get("/api/v1/items").get_json()["items"]]
+    assert "Live challenge" in titles and "Archived challenge" in titles
 
 
 def test_only_those_who_may_see_drafts_are_offered_a_draft_filter(f, client, auth):

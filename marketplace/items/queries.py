@@ -53,8 +53,9 @@ class ListArgs:
                    org=(args.get("org") or "").strip()[:140], status=status, sort=sort, page=page)
 
 
-def item_list(user, a: ListArgs, page_size: int):
-    """(rows, total, org) for one page of the items `user` may see, filtered and ordered."""
+def item_list(user, a: ListArgs, page_size: int, *, hide_archived: bool = False):
+    """(rows, total, org) for one page of the items `user` may see, filtered and ordered.
+    `hide_archived` (the list pages): without a status filter, archived items are left out."""
     model = MODEL_BY_KIND[a.kind] if a.kind else Item
     q = policy.visible(user, model)
     org = None
@@ -65,7 +66,7 @@ def item_list(user, a: ListArgs, page_size: int):
         q = q.where(model.org_id == (org.id if org else -1))
     if a.status:
         q = q.where(model.status == a.status)
-    else:
+    elif hide_archived:
         # Archived items are kept for the record, not offered: only a status filter shows them.
         q = q.where(model.status != Status.ARCHIVED.value)
     if a.sort == "deadline":

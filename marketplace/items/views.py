@@ -61,7 +61,7 @@ def list_kind(kind: str):
     except BadListArgs as e:
         abort(400, str(e))
     size = current_app.config["PAGE_SIZE"]
-    rows, total, org = item_list(current_user, a, size)
+    rows, total, org = item_list(current_user, a, size, hide_archived=True)
     pages = max(1, math.ceil(total / size))
     my_orgs = []
     if current_user.is_authenticated:
