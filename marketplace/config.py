@@ -134,6 +134,8 @@ class Config:
     # The hour (UTC) after which the day's notification digests go out.
     NOTIFY_DIGEST_HOUR = _int("NOTIFY_DIGEST_HOUR", 7)
     PAGE_SIZE = 20
+    # The time zone anonymous visitors see times in (an IANA name); signed-in people choose theirs.
+    DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "").strip() or "UTC"
     TESTING = False
     DEBUG = _bool("FLASK_DEBUG")
 

@@ -259,7 +259,9 @@ def test_change_status_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     before = _item_row(site, iid)
     target = NEXT_STATUS[before[1]]
-    r = site.client(viewer).post(f"/{PLURAL[kind]}/{iid}/status", data={"status": target})
+    # confirmed=yes: what the page's confirmation dialog adds (tests/test_walkthrough.py
+    # covers the confirmation page itself).
+    r = site.client(viewer).post(f"/{PLURAL[kind]}/{iid}/status", data={"status": target, "confirmed": "yes"})
     want = _code(viewer, key, "change_status", 302)
     allowed = _allowed(viewer, key, "change_status")
     if allowed and before[1] == "archived":
@@ -486,6 +488,7 @@ def test_every_foundation_route_is_covered(site):
         "auth.register", "auth.login", "auth.logout", "auth.account",
         "auth.verify_email", "auth.resend_verification", "auth.forgot_password", "auth.reset_password",
         "auth.change_email", "auth.confirm_email_change",
+        "auth.account_timezone",  # tests/test_timezones.py
         "orgs.index", "orgs.new", "orgs.detail", "orgs.edit", "orgs.members", "orgs.member_role",
         "orgs.member_remove",
         "items.list_kind", "items.new", "items.detail", "items.edit", "items.visibility", "items.status",

@@ -18,6 +18,8 @@ from werkzeug.exceptions import HTTPException
 from ..extensions import limiter
 from ..services import accounts
 from ..services.common import ServiceError
+from .. import timezones
+from ..timezones import format_dt
 from . import bp
 from .forms import (
     ConfirmForm,
@@ -28,6 +30,7 @@ from .forms import (
     ProfileForm,
     RegisterForm,
     ResetPasswordForm,
+    TimezoneForm,
 )
 
 log = logging.getLogger("marketplace.auth")
@@ -94,7 +97,7 @@ def register():
     if form.validate_on_submit():
         try:
             user = accounts.register(form.email.data, form.display_name.data, form.password.data,
-                                     proven_email=proof)
+                                     proven_email=proof, timezone=timezones.clean_zone(form.timezone.data))
         except ServiceError as e:
             getattr(form, e.field or "email", form.email).errors.append(e.message)
         else:
@@ -245,7 +248,7 @@ def login():
             log.info("sign-in refused: user=%s is %s", user.id, "banned" if user.banned else "suspended")
             form.email.errors.append(
                 "This account is banned." if user.banned else
-                f"This account is suspended until {user.suspended_until:%Y-%m-%d %H:%M} UTC."
+                f"This account is suspended until {format_dt(user.suspended_until, user.timezone)}."
             )
         else:
             login_user(user)
@@ -295,3 +298,24 @@ def account():
         status = 400
     return render_template("auth/account.html", profile=profile, pw=pw, email_form=EmailChangeForm(prefix="e"),
                            resend=ConfirmForm()), status
+
+
+@bp.app_template_global("timezone_form")
+def timezone_form() -> TimezoneForm:
+    """The account page's time zone form (a template global, like the feature panels)."""
+    return TimezoneForm(formdata=None, current=current_user.timezone)
+
+
+@bp.route("/account/timezone", methods=["GET", "POST"])
+@login_required
+def account_timezone():
+    form = TimezoneForm(current=current_user.timezone)
+    if form.validate_on_submit():
+        try:
+            accounts.set_timezone(current_user, form.timezone.data)
+        except ServiceError as e:
+            form.timezone.errors.append(e.message)
+        else:
+            flash(f"Time zone saved: times are now shown in {form.timezone.data}.", "success")
+            return redirect(url_for("auth.account"))
+    return render_template("auth/timezone.html", form=form), (400 if form.errors else 200)

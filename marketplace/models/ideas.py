@@ -401,12 +401,16 @@ class ReviewNote(db.Model):
 
 
 class SealedViewLog(db.Model):
-    """Someone other than an author opened a sealed idea (or one of its files)."""
+    """Someone other than an author opened a sealed idea (or one of its files): one row per
+    viewer, idea, thing opened and (UTC) day, however often they reload it."""
 
     __tablename__ = "sealed_view_log"
     __append_only__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # idea:viewer:day:sha256(what), unique: two page loads at once still leave one row.
+    # Empty on rows written before the log was kept per day.
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True, nullable=True)
     idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"), index=True)
     viewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     role: Mapped[str] = mapped_column(String(16))

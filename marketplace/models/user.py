@@ -27,6 +27,8 @@ class User(UserMixin, db.Model):
     # Set when the person followed a link mailed to this address (or registered from an
     # invitation sent to it); taking part in challenges needs it (policy/reach.py).
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # IANA name (marketplace/timezones.py): every time this person is shown is in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     memberships = relationship("Membership", back_populates="user", cascade="all, delete-orphan")
 

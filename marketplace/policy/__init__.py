@@ -80,6 +80,7 @@ from .ideas import (
     is_idea_author,
     participation_refusal,
     reviewer_appointment,
+    team_member_shown,
 )
 from .invitations import (
     ListUse,
@@ -90,6 +91,8 @@ from .invitations import (
     invitation_state,
     is_invitee,
     items_via_grants_clause,
+    list_use_reveals_item,
+    list_uses_revealing_items,
     items_via_lists_clause,
     usable_lists_clause,
 )
@@ -155,11 +158,11 @@ __all__ = [
     "invitation_reveals_item", "invitation_state", "is_active_reviewer", "is_discussion_locked", "is_idea_author",
     "is_invitee", "is_request_owner_side", "is_request_sender_side", "item_doc_principals",
     "item_doc_principals_many", "item_principals_valid_until", "ITEMS", "items_via_grants_clause",
-    "items_via_lists_clause", "lapsed_access_item_ids", "ListUse", "may_set_member_role",
+    "items_via_lists_clause", "lapsed_access_item_ids", "list_use_reveals_item", "list_uses_revealing_items", "ListUse", "may_set_member_role",
     "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "participation_refusal", "placement",
     "Placement", "PolicyError", "post_delete_refusal", "post_edit_refusal", "principals",
     "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
-    "reviewer_appointment", "RULE_BOOK", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
+    "reviewer_appointment", "RULE_BOOK", "team_member_shown", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
     "viewer_for", "visible", "visible_clause",
     "UNVERIFIED_REFUSAL", "about_ref", "address_domain_refusal", "can_view_about", "email_verified", "is_coauthor_invitee",
     "mail_subject_visible", "may_be_told_about_item", "verification_refusal", "visible_about",

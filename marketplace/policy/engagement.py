@@ -31,6 +31,7 @@ from ..extensions import db
 from ..models import Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Item, Question, Status, User, utcnow
 from ..models.engagement import OPEN_REQUEST_STATUSES, Participation, RequestKind, RequestStatus
 from ..models.moderation import Report, ReportStatus
+from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_view_item, check_known, in_audience
 from .places import SeenInCases, is_discussion_locked
@@ -67,7 +68,7 @@ def engagement_edit_window() -> timedelta:
 
 
 def _fmt(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC")
+    return format_dt(dt)  # in the viewer's time zone
 
 
 def _item_state_refusal(item: Item) -> str | None:

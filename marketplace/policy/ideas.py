@@ -48,6 +48,7 @@ from ..models import (
     WhoMaySubmit,
     utcnow,
 )
+from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
@@ -282,6 +283,7 @@ class IdeaRule(Rule):
             "withdraw": can_withdraw_idea,
             "answer_coauthorship": can_answer_coauthorship,
             "view_view_log": lambda v, idea: is_idea_author(v, idea),
+            "view_team": can_view_team,
             "view_review": can_view_review,
             "score": can_score_idea,
             "shortlist": lambda v, idea: _can_decide(v, idea, {IdeaStatus.SUBMITTED.value,
@@ -317,6 +319,27 @@ def can_answer_coauthorship(v: Viewer, idea: Idea) -> bool:
     check_idea(idea)
     return (idea_author_status(v, idea) == AuthorStatus.PENDING.value
             and idea.status not in (IdeaStatus.WITHDRAWN.value, IdeaStatus.DISQUALIFIED.value))
+
+
+def can_view_team(v: Viewer, idea: Idea) -> bool:
+    """The team page (members, their states, each one's acceptance of the terms: version,
+    digest, date): whoever may see the idea, since the idea names its authors to all of
+    them (Rule.can checks viewing first). Which rows each viewer sees: team_member_shown."""
+    check_idea(idea)
+    return True
+
+
+def team_member_shown(v: Viewer, idea: Idea, author: IdeaAuthor) -> bool:
+    """On the team page: the lead, co-authors and pending invitations to anyone who may see
+    the team; a declined co-authorship only to the idea's authors and to the one who
+    declined (it names someone who chose not to be on the idea)."""
+    if author.idea_id != idea.id:
+        return False
+    if author.status in IDEA_VISIBLE_AUTHOR_STATES:
+        return True
+    if author.status == AuthorStatus.DECLINED.value:
+        return is_idea_author(v, idea) or v.is_user(author.user_id)
+    raise PolicyError(f"unknown author status {author.status!r}")
 
 
 def can_view_review(v: Viewer, idea: Idea) -> bool:
@@ -423,11 +446,11 @@ def _challenge_open_for_submissions(challenge: Item, now: datetime) -> str | Non
     if challenge.status != Status.OPEN.value:
         return f"This challenge is not open for ideas (it is {challenge.status})."
     if challenge.opens_at is not None and now < challenge.opens_at:
-        return f"Submissions open at {challenge.opens_at:%Y-%m-%d %H:%M} UTC."
+        return f"Submissions open at {format_dt(challenge.opens_at)}."
     if challenge.deadline is None:
         return "This challenge has no deadline, so it takes no ideas."
     if now >= challenge.deadline:
-        return f"The deadline passed at {challenge.deadline:%Y-%m-%d %H:%M} UTC."
+        return f"The deadline passed at {format_dt(challenge.deadline)}."
     return None
 
 

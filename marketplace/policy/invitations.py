@@ -210,10 +210,32 @@ class InvitationListRule(Rule):
     def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({"edit": can_curate_list, "manage_members": can_curate_list,
-                             "share": can_curate_list})
+                             "share": can_curate_list,
+                             # Where the list is attached (every use, see list_use_reveals_item).
+                             "see_uses": can_curate_list})
 
 
 LISTS = rule(InvitationListRule())
+
+
+def list_use_reveals_item(v: Viewer, a: ItemList) -> bool:
+    """A curator sees every use of their list (see_uses): which organisation attached it,
+    to what kind of item, since when; the item itself (title, link) only where they may see
+    it, as anywhere else."""
+    return can_curate_list(v, a.list) and ITEMS.can_view(v, a.item)
+
+
+def list_uses_revealing_items(v: Viewer, lst: InvitationList, uses) -> set[int]:
+    """list_use_reveals_item for many uses of one list at once (one query): the ids of the
+    uses whose item the viewer may see."""
+    if not can_curate_list(v, lst):
+        return set()
+    item_ids = {a.item_id for a in uses if a.list_id == lst.id}
+    if not item_ids:
+        return set()
+    seen = set(db.session.execute(
+        select(Item.id).where(Item.id.in_(item_ids), ITEMS.visible_clause(v))).scalars())
+    return {a.id for a in uses if a.list_id == lst.id and a.item_id in seen}
 can_view_list = LISTS.check
 
 

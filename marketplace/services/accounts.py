@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, email_address
+from .. import audit, email_address, timezones
 from ..extensions import db
 from ..models import SiteRole, User
 from ..security import hash_password, needs_rehash, verify_password
@@ -30,8 +30,12 @@ def find_user(email: str) -> User | None:
 
 
 def create_user(email: str, display_name: str, password: str, site_role: str = SiteRole.USER.value,
-                actor_id: int | None = None) -> User:
+                actor_id: int | None = None, timezone: str | None = None) -> User:
+    """A new account; `timezone` (an IANA name) defaults to the site's."""
     display_name = (display_name or "").strip()
+    if timezone is not None and not timezones.is_valid_zone(timezone):
+        raise ServiceError(f"Unknown time zone {str(timezone)[:64]!r}; use an IANA name such as Europe/Paris.",
+                           field="timezone")
     if site_role not in SiteRole.values():
         raise ServiceError(f"Unknown role {site_role!r}.", field="role")
     # The forms check these too; the service checks again for the CLI and other callers.
@@ -45,7 +49,7 @@ def create_user(email: str, display_name: str, password: str, site_role: str = S
     if find_user(email) is not None:
         raise ServiceError("An account with this e-mail address already exists.", 409, field="email")
     user = User(email=email, display_name=display_name, password_hash=hash_password(password),
-                site_role=site_role)
+                site_role=site_role, timezone=timezone or timezones.site_default())
     db.session.add(user)
     try:
         db.session.flush()
@@ -98,6 +102,16 @@ def change_display_name(user: User, name: str) -> None:
     if not 2 <= len(name) <= 80:
         raise ServiceError("The display name needs 2 to 80 characters.", field="display_name")
     user.display_name = name
+    db.session.commit()
+
+
+def set_timezone(user: User, name: str) -> None:
+    """The zone every time is shown to this person in (an IANA name zoneinfo knows)."""
+    name = (name or "").strip()
+    if not timezones.is_valid_zone(name):
+        raise ServiceError("Choose a time zone from the list (an IANA name such as Europe/Paris).",
+                           field="timezone")
+    user.timezone = name
     db.session.commit()
 
 
@@ -177,18 +191,23 @@ def queue_verification(user: User) -> None:
           context={"user": user, "url": link("auth.verify_email", token=token), "days": VERIFY_MAX_AGE // 86400})
 
 
-def register(email: str, display_name: str, password: str, *, proven_email: str | None = None) -> User | None:
+def register(email: str, display_name: str, password: str, *, proven_email: str | None = None,
+             timezone: str | None = None) -> User | None:
     """Sign-up that answers the same whether or not the address has an account.
 
     A new address: the account is created (unverified, unless `proven_email` is this
     address, i.e. it came from a link mailed there) and a verification link is mailed. An
     address with an account: nothing is created; its owner is mailed that someone tried to
     register with it. Returns the new user, or None. Refusals (ServiceError) concern only
-    what was typed, never whether the address is known.
+    what was typed, never whether the address is known. `timezone`: an IANA name (the site's
+    default when None).
     """
     from ..mail.outbox import link, queue
 
     display_name = (display_name or "").strip()
+    if timezone is not None and not timezones.is_valid_zone(timezone):
+        raise ServiceError(f"Unknown time zone {str(timezone)[:64]!r}; use an IANA name such as Europe/Paris.",
+                           field="timezone")
     try:
         email = email_address.check(email)
     except email_address.InvalidEmail as e:
@@ -202,6 +221,8 @@ def register(email: str, display_name: str, password: str, *, proven_email: str 
     if existing is None:
         user = User(email=email, display_name=display_name, password_hash=password_hash,
                     site_role=SiteRole.USER.value)
+        if timezone is not None:
+            user.timezone = timezone
         if proven_email is not None and normalise_email(proven_email) == email:
             from ..models import utcnow
             user.email_verified_at = utcnow()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -50,6 +50,7 @@ from ..models import (
 )
 from ..notify import notify
 from ..sanitize import plain_text, render_markdown
+from ..timezones import format_dt
 from . import attachments as files_svc
 from .accounts import find_user, normalise_email
 from .common import ServiceError, lock_row
@@ -419,7 +420,7 @@ def _refusal_for_author_action(idea: Idea, verb: str) -> str:
     ch = idea.challenge
     now = utcnow()
     if ch.deadline is not None and now >= ch.deadline:
-        return f"The deadline passed at {ch.deadline:%Y-%m-%d %H:%M} UTC; ideas can no longer be {verb}."
+        return f"The deadline passed at {format_dt(ch.deadline)}; ideas can no longer be {verb}."
     if ch.status != "open":
         return f"The challenge is {ch.status}; ideas can no longer be {verb}."
     return f"An idea that is {idea.status_label.lower()} cannot be {verb}."
@@ -612,15 +613,28 @@ def viewer_role(user: Any, idea: Idea) -> str:
     return "other"
 
 
-def log_sealed_view(user: Any, idea: Idea, what: str = "idea") -> SealedViewLog | None:
-    """Record that someone other than an author opened a sealed idea (shown to its authors)."""
+def log_sealed_view(user: Any, idea: Idea, what: str = "idea", now: datetime | None = None) -> SealedViewLog | None:
+    """Record that someone other than an author opened a sealed idea (shown to its authors):
+    once per viewer, idea, thing opened and UTC day, however often the page is loaded, so the
+    authors read who looked and when, not how often the page was refreshed. Returns the new
+    row, or None when nothing was logged (not sealed, an author, or already logged today)."""
     v = policy.viewer_for(user)
     if not v.is_authenticated or policy.is_idea_author(v, idea) or not policy.idea_is_sealed(idea):
         return None
     if not policy.can(user, "view", idea):
         return None
-    row = SealedViewLog(idea_id=idea.id, viewer_id=v.user_id, role=viewer_role(user, idea), what=what[:120])
-    db.session.add(row)
+    what = what[:120]
+    now = now or utcnow()
+    key = f"{idea.id}:{v.user_id}:{now:%Y-%m-%d}:{sha256_hex(what)[:32]}"
+    if db.session.execute(select(SealedViewLog.id).where(SealedViewLog.dedupe_key == key)).first():
+        return None
+    row = SealedViewLog(idea_id=idea.id, viewer_id=v.user_id, role=viewer_role(user, idea), what=what,
+                        created_at=now, dedupe_key=key)
+    try:
+        with db.session.begin_nested():  # two loads at once: the unique key keeps one row
+            db.session.add(row)
+    except IntegrityError:
+        return None
     db.session.commit()
     return row
 
@@ -1009,6 +1023,16 @@ def confirm_payment(user: User, idea: Idea) -> IdeaAward:
 def revisions_of(idea: Idea) -> list[IdeaRevision]:
     return db.session.execute(select(IdeaRevision).where(IdeaRevision.idea_id == idea.id)
                               .order_by(IdeaRevision.number.desc())).scalars().all()
+
+
+def team_of(idea: Idea) -> list[IdeaAuthor]:
+    """The idea's author rows (lead first, then co-authors in the order they were named),
+    with their accounts loaded in the same query."""
+    from sqlalchemy.orm import joinedload
+
+    return db.session.execute(select(IdeaAuthor).options(joinedload(IdeaAuthor.user))
+                              .where(IdeaAuthor.idea_id == idea.id)
+                              .order_by(IdeaAuthor.status != AuthorStatus.LEAD.value, IdeaAuthor.id)).scalars().all()
 
 
 def acceptances_of(idea: Idea):

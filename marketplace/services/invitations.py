@@ -17,6 +17,7 @@ from .. import audit, email_address, policy
 from ..extensions import db
 from ..models import AccessGrant, Invitation, InvitationState, Item, Organisation, User, utcnow
 from ..notify import notify
+from ..timezones import format_dt
 from ..urls import external_url
 from .accounts import normalise_email
 from .common import ServiceError, lock_row
@@ -62,7 +63,7 @@ def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
     if state != InvitationState.PENDING.value:
         msg = REFUSALS[state]
         if state == InvitationState.EXPIRED.value:
-            msg = f"This invitation expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC. " \
+            msg = f"This invitation expired on {format_dt(inv.expires_at)}. " \
                   "Ask the organisation for a new one."
         return msg, 410
     v = policy.viewer_for(user)
@@ -100,7 +101,7 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
     if pending is not None:
         db.session.rollback()
         raise ServiceError(
-            f"{email} already has a pending invitation (sent {pending.created_at:%Y-%m-%d %H:%M} UTC). "
+            f"{email} already has a pending invitation (sent {format_dt(pending.created_at)}). "
             "Revoke it first to send a new link.", 409, field="email")
     token = new_token()
     inv = Invitation(item_id=item.id, email=email, token_hash=hash_token(token), invited_by_id=actor.id,

@@ -41,6 +41,7 @@ from ..models.moderation import (
 from ..moderation import registry
 from ..moderation.registry import path_for
 from ..notify import notify, send_mail
+from ..timezones import format_dt
 from ..urls import external_url
 from .common import ServiceError, lock_row
 
@@ -417,7 +418,7 @@ def _tell_affected(action: ModerationAction, what: str, reason: str, token_mail:
             body = f"{msg}\n\nIf you believe this is wrong, appeal here (once, within " \
                    f"{setting('MODERATION_APPEAL_DAYS')} days):\n{link}\n"
             if kind == ActionKind.SUSPEND and action.until:
-                body = f"Your account is suspended until {action.until:%Y-%m-%d %H:%M} UTC.\n\n" + body
+                body = f"Your account is suspended until {format_dt(action.until, user.timezone)}.\n\n" + body
             send_mail(user.email, f"Moderation decision: {kind.past}", body, about=action, secret=True,
                       kind="moderation.decision")
 

@@ -40,6 +40,22 @@ def mail_link(address: str, path_start: str) -> str:
     return found[-1]
 
 
+def open_menu(page: Page) -> None:
+    """On a phone the header folds behind its "Menu" button: unfold it (no-op when it is not
+    folded, as at 1280 px)."""
+    page.wait_for_load_state("domcontentloaded")  # site.js (deferred) has set the menu up
+    toggle = page.locator("[data-nav-toggle]")
+    if toggle.is_visible() and toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+
+
+def expect_signed_in(page: Page) -> None:
+    # Wait for the signed-in page itself (its sign-out form), folded or not, then unfold.
+    expect(page.locator("form[action$='/auth/logout']")).to_have_count(1)
+    open_menu(page)
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
 def register(page: Page, email: str | None = None, name: str = "Browser Person",
              password: str = PASSWORD, verify: bool = True) -> str:
     """Register as a person does: the form, "check your inbox", the link in the mail (which
@@ -63,11 +79,14 @@ def login(page: Page, email: str, password: str = PASSWORD) -> None:
     field(page, "E-mail").fill(email)
     field(page, "Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect_signed_in(page)
 
 
 def logout(page: Page) -> None:
+    open_menu(page)
     page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("form[action$='/auth/logout']")).to_have_count(0)
+    open_menu(page)
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
 
 
