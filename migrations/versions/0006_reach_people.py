@@ -7,7 +7,7 @@ Existing accounts count as verified (they were created before verification exist
 existing mails are "sent" when they have a sent_at, else "pending".
 
 Revision ID: 0006_reach_people
-Revises: 0005_lock_decisions_are_discussion
+Revises: 0005_lock_is_discussion
 Create Date: 2026-12-03 10:09:36.229192
 
 """
@@ -19,7 +19,7 @@ import marketplace.models.base
 
 # revision identifiers, used by Alembic.
 revision = "0006_reach_people"
-down_revision = "0005_lock_decisions_are_discussion"
+down_revision = "0005_lock_is_discussion"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """time zones for people and organisations (IANA names, UTC for existing rows); the
 sealed-idea view log keeps one row per viewer, idea, thing opened and day (a unique key)
 
-Revision ID: 0007_time_zones_view_log_per_day
+Revision ID: 0007_time_zones_view_log
 Revises: 0006_reach_people
 Create Date: 2026-12-10 09:00:00.000000
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0007_time_zones_view_log_per_day'
+revision = '0007_time_zones_view_log'
 down_revision = '0006_reach_people'
 branch_labels = None
 depends_on = None
