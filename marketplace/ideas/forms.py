@@ -112,9 +112,14 @@ class RulesForm(FlaskForm):
 
 
 
-class _AcceptForm(FlaskForm):
+class _TermsVersionForm(FlaskForm):
+    """Names the exact terms version the person was shown (checked again by the service)."""
+
     terms_version = HiddenField()
     terms_digest = HiddenField()
+
+
+class _AcceptForm(_TermsVersionForm):
     accept_terms = BooleanField("I accept these terms")
     confirm_eligibility = BooleanField("I confirm the eligibility statement above")
     confirm_coi = BooleanField("I confirm the conflict-of-interest declaration above")
@@ -163,9 +168,7 @@ class CoauthorForm(_AcceptForm):
     submit = SubmitField("Accept the terms as co-author")
 
 
-class NDAForm(FlaskForm):
-    terms_version = HiddenField()
-    terms_digest = HiddenField()
+class NDAForm(_TermsVersionForm):
     accept = BooleanField("I accept this NDA")
     submit = SubmitField("Accept the NDA")
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 from flask import Blueprint, Flask, current_app, has_app_context
 from flask_mailman import Mail
 
 from ..config import ConfigError
+from ..workers import ThreadRuntime, listen_on_sessions
 
 bp = Blueprint("mail", __name__)
 log = logging.getLogger(__name__)
@@ -30,28 +30,13 @@ WORKER_MODES = ("thread", "off", "sync")
 mailman = Mail()
 
 
-class MailRuntime:
+class MailRuntime(ThreadRuntime):
     """Per app: the worker mode and (in "thread" mode) this process's sender thread."""
 
-    def __init__(self, app: Flask, mode: str):
-        self.app = app
-        self.mode = mode
-        self._thread = None
-        self._lock = threading.Lock()
-
-    def start_thread(self) -> None:
+    def new_thread(self):
         from .worker import MailThread
 
-        with self._lock:
-            t = self._thread
-            if t is not None and t.is_alive() and t.pid == os.getpid():
-                return
-            self._thread = MailThread(self.app)
-            self._thread.start()
-
-    def wake(self) -> None:
-        if self._thread is not None:
-            self._thread.wake.set()
+        return MailThread(self.app)
 
 
 def get_connection(**kw):
@@ -122,9 +107,6 @@ def init_app(app: Flask) -> None:
         def _start_mail_sender():
             runtime.start_thread()
 
-        from sqlalchemy import event
-        from sqlalchemy.orm import Session
-
         from ..models import OutgoingMail
 
         def _after_flush(session, _ctx):
@@ -137,10 +119,7 @@ def init_app(app: Flask) -> None:
                 if rt is not None:
                     rt.wake()
 
-        if not getattr(init_app, "_listening", False):
-            event.listen(Session, "after_flush", _after_flush)
-            event.listen(Session, "after_commit", _after_commit)
-            init_app._listening = True  # type: ignore[attr-defined]
+        listen_on_sessions("mail", ("after_flush", _after_flush), ("after_commit", _after_commit))
 
     elif runtime.mode == "sync":
         @app.after_request

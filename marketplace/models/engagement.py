@@ -114,6 +114,8 @@ class EngagementRules(db.Model):
 class _Content:
     """Columns every piece of engagement content shares (moderation relies on them)."""
 
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
+                                                  index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -133,8 +135,6 @@ class Question(_Content, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
-                                                  index=True)
     show_name: Mapped[bool] = mapped_column(Boolean, default=False)
     body: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text, default="")
@@ -163,8 +163,6 @@ class Answer(_Content, db.Model):
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), unique=True)
     # Denormalised from the question so moderation and lists can filter by item directly.
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
-                                                  index=True)
     body: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text, default="")
 
@@ -184,8 +182,6 @@ class Comment(_Content, db.Model):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), nullable=True,
                                                   index=True)
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
-                                                  index=True)
     body: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text, default="")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -193,7 +189,7 @@ class Comment(_Content, db.Model):
     pinned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
     item = relationship("Item")
-    author = relationship("User", foreign_keys=[author_id])
+    author = relationship("User", foreign_keys="Comment.author_id")
     parent = relationship("Comment", remote_side=[id], back_populates="replies")
     replies = relationship("Comment", back_populates="parent", order_by="Comment.created_at")
 
@@ -245,8 +241,6 @@ class AssetRequest(_Content, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
-                                                  index=True)
     requester_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"),
                                                          nullable=True, index=True)
     kind: Mapped[str] = mapped_column(String(16))

@@ -101,17 +101,6 @@ def _created(ev, data, user):
     return _d(ev, "status", f"Posted ({data.get('status', 'draft')}, visibility {data.get('visibility', '?')})")
 
 
-@decision("item.status_changed")
-def _status(ev, data, user):
-    return _d(ev, "status", f"Status changed from {data.get('from')} to {data.get('to')}")
-
-
-@decision("item.visibility_changed")
-def _visibility(ev, data, user):
-    return _d(ev, "visibility", f"Visibility changed from {data.get('from')} to {data.get('to')}",
-              data.get("reason"))
-
-
 @decision("challenge.deadline_changed")
 def _deadline(ev, data, user):
     return _d(ev, "deadline", f"Deadline changed from {_fmt_dt(data.get('from'))} to {_fmt_dt(data.get('to'))}",
@@ -224,21 +213,6 @@ def _reviewer_revoked(ev, data, user):
     return _d(ev, "review", f"Revoked the appointment of {_reviewer_name(data, user, ev)}")
 
 
-@decision("review.criterion_added")
-def _criterion(ev, data, user):
-    return _d(ev, "review", f"Review criterion added: {data.get('name')} (weight {data.get('weight')})")
-
-
-@decision("review.criterion_removed")
-def _criterion_removed(ev, data, user):
-    return _d(ev, "review", f"Review criterion removed: {data.get('name')}")
-
-
-@decision("idea.shortlisted")
-def _shortlisted(ev, data, user):
-    return _d(ev, "shortlist", f"Shortlisted: {subject_label('idea', ev.subject_id, user)}")
-
-
 @decision("idea.awarded")
 def _awarded(ev, data, user):
     inc = data.get("incentive") or {}
@@ -252,26 +226,45 @@ def _paid(ev, data, user):
     return _d(ev, "award", f"Award paid for {subject_label('idea', data.get('idea_id'), user)}")
 
 
-@decision("ip.transferred")
-def _ip(ev, data, user):
-    return _d(ev, "award", f"IP of {subject_label('idea', ev.subject_id, user)} passed to the organisation "
-                           "(assignment on award)")
+# --------------------------------------------------------------------------- one-line decisions
+# action: (category, what, whether the event's reason is shown). `what` is filled from the
+# event's data ("None" where a key is missing); {idea} names the event's idea as far as the
+# viewer may see it.
+
+_ONE_LINERS = {
+    "item.status_changed": ("status", "Status changed from {from} to {to}", False),
+    "item.visibility_changed": ("visibility", "Visibility changed from {from} to {to}", True),
+    "review.criterion_added": ("review", "Review criterion added: {name} (weight {weight})", False),
+    "review.criterion_removed": ("review", "Review criterion removed: {name}", False),
+    "idea.shortlisted": ("shortlist", "Shortlisted: {idea}", False),
+    "ip.transferred": ("award", "IP of {idea} passed to the organisation (assignment on award)", False),
+    "idea.disqualified": ("disqualification", "Disqualified: {idea}", True),
+    "discussion.closed": ("discussion", "Discussion closed by the organisation", True),
+    "discussion.reopened": ("discussion", "Discussion reopened by the organisation", True),
+}
 
 
-@decision("idea.disqualified")
-def _disqualified(ev, data, user):
-    return _d(ev, "disqualification", f"Disqualified: {subject_label('idea', ev.subject_id, user)}",
-              data.get("reason"))
+class _Fields(dict):
+    """The event's data as template fields: a missing key reads None, {idea} is the label."""
+
+    def __init__(self, ev: AuditEvent, data: dict, user: Any):
+        super().__init__(data)
+        self.ev, self.user = ev, user
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "idea":
+            return subject_label("idea", self.ev.subject_id, self.user)
+        return self.get(key)
 
 
-@decision("discussion.closed")
-def _closed(ev, data, user):
-    return _d(ev, "discussion", "Discussion closed by the organisation", data.get("reason"))
+def _one_liner(category: str, what: str, with_reason: bool) -> Formatter:
+    def fmt(ev, data, user):
+        return _d(ev, category, what.format_map(_Fields(ev, data, user)), data.get("reason") if with_reason else None)
+    return fmt
 
 
-@decision("discussion.reopened")
-def _reopened(ev, data, user):
-    return _d(ev, "discussion", "Discussion reopened by the organisation", data.get("reason"))
+for _action, _spec in _ONE_LINERS.items():
+    register_decision(_action, _one_liner(*_spec))
 
 
 # --------------------------------------------------------------------------- the log

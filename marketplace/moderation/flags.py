@@ -21,7 +21,7 @@ import re
 from typing import Any, Iterable
 
 from flask import Flask, has_app_context
-from sqlalchemy import event, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from .. import policy
@@ -29,6 +29,7 @@ from ..extensions import db
 from ..models import Membership, User, utcnow
 from ..models import ideas as ideas_models
 from ..models.moderation import BlockedDomain, FlagKind, FlagStatus, ModerationFlag
+from ..workers import listen_on_sessions
 from . import registry
 
 log = logging.getLogger(__name__)
@@ -310,14 +311,6 @@ def _rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-_installed = False
-
-
 def init_app(app: Flask) -> None:
-    global _installed
-    if _installed:
-        return
-    event.listen(Session, "before_flush", _collect)
-    event.listen(Session, "before_commit", _run)
-    event.listen(Session, "after_rollback", _rollback)
-    _installed = True
+    listen_on_sessions("moderation flags", ("before_flush", _collect), ("before_commit", _run),
+                       ("after_rollback", _rollback))

@@ -121,10 +121,7 @@ def member_role(slug: str, member_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(400, "Choose one of the roles: owner, admin, member.")
-    try:
-        svc.change_role(current_user, m, form.role.data)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    svc.change_role(current_user, m, form.role.data)  # refusals: the app-wide ServiceError handler
     flash("Role changed.", "success")
     return redirect(url_for("orgs.members", slug=org.slug))
 
@@ -136,10 +133,7 @@ def member_remove(slug: str, member_id: int):
     m = _membership(org, member_id)
     if m.user_id != current_user.id:
         require("manage_members", org)
-    try:
-        svc.remove_member(current_user, m)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    svc.remove_member(current_user, m)  # refusals: the app-wide ServiceError handler
     flash("Member removed.", "success")
     if policy.viewer_for(current_user).is_member(org.id) and policy.can(current_user, "manage_members", org):
         return redirect(url_for("orgs.members", slug=org.slug))

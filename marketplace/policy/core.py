@@ -257,6 +257,16 @@ class Rule:
         return bool(check(v, obj))
 
 
+class ParentRule(Rule):
+    """A model whose rows are seen by exactly those who see their declared parent."""
+
+    def check(self, v: Viewer, obj: Any) -> bool:
+        return self.parent_ok(v, obj)
+
+    def clause(self, v: Viewer):
+        return self.parent_clause(v)
+
+
 class RuleBook:
     """Model -> rule object, filled when the policy modules are imported (declarations,
     not run-time patches) and looked up along the class's MRO."""

@@ -32,7 +32,7 @@ from ..models import Answer, AssetRequest, AssetTerms, Comment, EngagementRules,
 from ..models.engagement import OPEN_REQUEST_STATUSES, Participation, RequestKind, RequestStatus
 from ..models.moderation import Report, ReportStatus
 from ..timezones import format_dt
-from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
+from .core import Parent, ParentRule, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_view_item, check_known, in_audience
 from .places import SeenInCases, is_discussion_locked
 from .reach import verification_refusal
@@ -467,15 +467,9 @@ def post_delete_refusal(v: Viewer, obj: Any) -> str | None:
 # --------------------------------------------------------------------------- asset terms and requests
 
 
-class AssetTermsRule(Rule):
+class AssetTermsRule(ParentRule):
     model = AssetTerms
     parent = Parent("item", "item_id", Item)
-
-    def check(self, v: Viewer, t: AssetTerms) -> bool:
-        return self.parent_ok(v, t)
-
-    def clause(self, v: Viewer):
-        return self.parent_clause(v)
 
 
 def engagement_open_report_clause(target_type: str, target_id: Any):

@@ -221,11 +221,11 @@ class AppealRule(Rule):
     def clause(self, v: Viewer):
         return Appeal.action_id.in_(select(ModerationAction.id).where(ACTIONS.clause(v)))
 
-    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
-        super().__init__()
-        self.actions["decide"] = can_decide_appeal
+
+APPEALS = AppealRule()
 
 
+@APPEALS.action("decide")
 def can_decide_appeal(v: Viewer, ap: Appeal) -> bool:
     """A moderator in scope who neither took the decision nor is affected by it."""
     if ap.status not in AppealStatus.values():
@@ -238,11 +238,11 @@ def can_decide_appeal(v: Viewer, ap: Appeal) -> bool:
 class ModerationFlagRule(PlacedRule):
     model = ModerationFlag
 
-    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
-        super().__init__()
-        self.actions["resolve"] = can_resolve_flag
+
+FLAGS = ModerationFlagRule()
 
 
+@FLAGS.action("resolve")
 def can_resolve_flag(v: Viewer, f: ModerationFlag) -> bool:
     if f.status not in FlagStatus.values():
         raise PolicyError(f"unknown flag status {f.status!r}")
@@ -250,8 +250,8 @@ def can_resolve_flag(v: Viewer, f: ModerationFlag) -> bool:
 
 
 rule(ReportRule())
-rule(AppealRule())
-rule(ModerationFlagRule())
+rule(APPEALS)
+rule(FLAGS)
 
 
 @site_action("use_moderation")

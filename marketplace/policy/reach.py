@@ -35,7 +35,19 @@ from ..models import (
     Status,
     User,
 )
-from .core import Parent, PolicyError, Rule, Viewer, can, request_memo, rule, site_action, viewer_email, viewer_for
+from .core import (
+    Parent,
+    ParentRule,
+    PolicyError,
+    Rule,
+    Viewer,
+    can,
+    request_memo,
+    rule,
+    site_action,
+    viewer_email,
+    viewer_for,
+)
 from .items import ITEMS, can_edit_item, can_view_item
 
 UNVERIFIED_REFUSAL = ("Confirm your e-mail address to take part: follow the link we mailed you "
@@ -136,33 +148,32 @@ def visible_about(user: Any, refs: Iterable[tuple[str | None, int | None]]) -> s
 # --------------------------------------------------------------------------- rules
 
 
-class NotificationRule(Rule):
+class _UsersOwnRule(Rule):
+    """Rows that are their user's (``user_id``) alone; no SQL form (none is listed)."""
+
+    def check(self, v: Viewer, row: Any) -> bool:
+        return v.is_user(row.user_id)
+
+
+class _UsersOwnListedRule(_UsersOwnRule):
+    """Rows that are their user's alone, listed with the SQL twin of `check`."""
+
+    def clause(self, v: Viewer):
+        return self.model.user_id == (v.user_id if v.is_authenticated else -1)
+
+
+class NotificationRule(_UsersOwnListedRule):
     """A notification is its recipient's (the list then asks about what it names)."""
 
     model = Notification
 
-    def check(self, v: Viewer, n: Notification) -> bool:
-        return v.is_user(n.user_id)
 
-    def clause(self, v: Viewer):
-        return Notification.user_id == (v.user_id if v.is_authenticated else -1)
-
-
-class NotificationPrefRule(Rule):
+class NotificationPrefRule(_UsersOwnRule):
     model = NotificationPref
 
-    def check(self, v: Viewer, p: NotificationPref) -> bool:
-        return v.is_user(p.user_id)
 
-
-class FollowRule(Rule):
+class FollowRule(_UsersOwnListedRule):
     model = Follow
-
-    def check(self, v: Viewer, f: Follow) -> bool:
-        return v.is_user(f.user_id)
-
-    def clause(self, v: Viewer):
-        return Follow.user_id == (v.user_id if v.is_authenticated else -1)
 
 
 class OutgoingMailRule(Rule):
@@ -183,15 +194,9 @@ class OutgoingMailRule(Rule):
         self.actions["retry"] = lambda v, m: v.is_site_admin and m.status == "failed"
 
 
-class AnnouncementRule(Rule):
+class AnnouncementRule(ParentRule):
     model = Announcement
     parent = Parent("item", "item_id", Item)
-
-    def check(self, v: Viewer, a: Announcement) -> bool:
-        return self.parent_ok(v, a)
-
-    def clause(self, v: Viewer):
-        return self.parent_clause(v)
 
 
 class CoauthorInvitationRule(Rule):
@@ -247,12 +252,9 @@ def can_announce(v: Viewer, item: Item) -> bool:
 
 
 @site_action("follow_tag")
-def can_follow_tag(v: Viewer) -> bool:
-    return v.is_authenticated
-
-
 @site_action("follow_org")
-def can_follow_org(v: Viewer) -> bool:
+def can_follow_tag_or_org(v: Viewer) -> bool:
+    """Any tag and any organisation may be followed by whoever is signed in."""
     return v.is_authenticated
 
 

@@ -40,15 +40,13 @@ def follow(kind: str, key: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, "Your form expired. Reload the page and try again.")
     target, back = _target(kind, key)
-    try:
-        if request.form.get("stop"):
-            svc.unfollow(current_user, kind, target)
-            flash("You no longer follow this.", "info")
-        else:
-            svc.follow(current_user, kind, target)
-            flash("Following: you hear about it as your notification choices say.", "success")
-    except ServiceError as e:
-        abort(e.status, e.message)
+    # A refusal is answered by the app-wide ServiceError handler.
+    if request.form.get("stop"):
+        svc.unfollow(current_user, kind, target)
+        flash("You no longer follow this.", "info")
+    else:
+        svc.follow(current_user, kind, target)
+        flash("Following: you hear about it as your notification choices say.", "success")
     nxt = request.form.get("next") or ""
     return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else back)
 

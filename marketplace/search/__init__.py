@@ -40,6 +40,7 @@ import time
 from flask import Flask, current_app, has_app_context
 
 from .documents import DocType, SearchDoc, register_dependents, register_doc_type
+from ..workers import ThreadRuntime
 from .outbox import Change, register_doc_source
 
 log = logging.getLogger(__name__)
@@ -60,32 +61,24 @@ SETTINGS = {
 }
 
 
-class SearchRuntime:
+class SearchRuntime(ThreadRuntime):
     """Per-app search state: the backend and the writer mode."""
+
+    stopped_message = "search outbox: the writer thread had stopped; starting it again"
 
     def __init__(self, app: Flask, backend, mode: str):
         if mode not in ("thread", "sync", "off"):
             raise ValueError(f"SEARCH_WORKER must be thread, sync or off, not {mode!r}")
-        self.app = app
+        super().__init__(app, mode)
         self.backend = backend
-        self.mode = mode
-        self._thread = None
-        self._thread_lock = threading.Lock()
         self._fp: tuple[float, dict | None] | None = None   # (read at, identity.fingerprint())
         self._index_state: tuple[tuple, str] | None = None  # ((folder, database), state)
         self._state_lock = threading.Lock()
 
-    def start_thread(self) -> None:
+    def new_thread(self):
         from .worker import OutboxThread
 
-        with self._thread_lock:
-            t = self._thread
-            if t is not None and t.is_alive() and t.pid == os.getpid():
-                return
-            if t is not None and t.pid == os.getpid():
-                log.error("search outbox: the writer thread had stopped; starting it again")
-            self._thread = OutboxThread(self.app, self.backend)
-            self._thread.start()
+        return OutboxThread(self.app, self.backend)
 
     def committed(self) -> None:
         """A commit wrote outbox rows."""

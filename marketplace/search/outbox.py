@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.orm import Session
 
 from ..models import SearchOutbox, utcnow
+from ..workers import listen_on_sessions
 from .documents import dependents_of
 
 Job = tuple[str, int, bool]  # (doc_type, doc_id, narrowing)
@@ -182,17 +183,8 @@ def _only_touches_primary_key(stmt, table) -> bool:
     return bool(names) and names <= pk
 
 
-_installed = False
-
-
 def install() -> None:
     """Attach the listeners to every Session (once per process)."""
-    global _installed
-    if _installed:
-        return
-    event.listen(Session, "before_flush", _before_flush)
-    event.listen(Session, "after_flush", _after_flush)
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _after_rollback)
-    event.listen(Session, "do_orm_execute", _bulk_statement)
-    _installed = True
+    listen_on_sessions("search outbox", ("before_flush", _before_flush), ("after_flush", _after_flush),
+                       ("after_commit", _after_commit), ("after_rollback", _after_rollback),
+                       ("do_orm_execute", _bulk_statement))

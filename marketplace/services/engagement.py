@@ -52,6 +52,12 @@ MAX_MESSAGE = 5_000
 MAX_REASON = 2_000
 MAX_CUTOFF_HOURS = 24 * 30
 MAX_OPEN_REQUESTS = 20
+# The whole-number participation rules: name -> (least, most, refusal when outside).
+_WHOLE_NUMBER_RULES = {
+    "question_cutoff_hours": (0, MAX_CUTOFF_HOURS,
+                              f"The question cut-off must be between 0 and {MAX_CUTOFF_HOURS} hours."),
+    "max_open_requests": (1, MAX_OPEN_REQUESTS, f"The limit of open requests must be between 1 and {MAX_OPEN_REQUESTS}."),
+}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,18 +164,12 @@ def set_rules(user: User, item: Item, data: dict[str, Any]) -> EngagementRules:
         if until is not None and until <= utcnow() and until != before["open_until"]:
             raise ServiceError("“Open until” must be in the future (leave it empty for no end).", field="open_until")
         values["open_until"] = until
-    if data.get("question_cutoff_hours") is not None:
-        hours = data["question_cutoff_hours"]
-        if not isinstance(hours, int) or not 0 <= hours <= MAX_CUTOFF_HOURS:
-            raise ServiceError(f"The question cut-off must be between 0 and {MAX_CUTOFF_HOURS} hours.",
-                               field="question_cutoff_hours")
-        values["question_cutoff_hours"] = hours
-    if data.get("max_open_requests") is not None:
-        n = data["max_open_requests"]
-        if not isinstance(n, int) or not 1 <= n <= MAX_OPEN_REQUESTS:
-            raise ServiceError(f"The limit of open requests must be between 1 and {MAX_OPEN_REQUESTS}.",
-                               field="max_open_requests")
-        values["max_open_requests"] = n
+    for name, (least, most, refusal) in _WHOLE_NUMBER_RULES.items():
+        if data.get(name) is not None:
+            n = data[name]
+            if not isinstance(n, int) or not least <= n <= most:
+                raise ServiceError(refusal, field=name)
+            values[name] = n
     if row is None:
         row = EngagementRules(item_id=item.id)
         db.session.add(row)
@@ -559,37 +559,36 @@ def respond_to_request(user: User, r: AssetRequest, message: str) -> AssetReques
     """The requester adds to an open request (e.g. answers a follow-up proposal)."""
     _must_see(user, r)
     text = _text(message, MAX_MESSAGE, "message", field="message")
-    _lock_request(r)
-    if not policy.is_request_sender_side(policy.viewer_for(user), r):
-        raise ServiceError("Only the requester can add to the request here.", 403)
-    if not policy.can(user, "respond", r):
-        raise ServiceError(f"This request is {r.status}; it is closed.", 409)
-    r.status = RequestStatus.PENDING.value
-    db.session.add(RequestEvent(request_id=r.id, actor_id=user.id, action="replied", side="requester",
-                                message=text, message_html=render_markdown(text)))
-    audit.record("request.replied", "asset_request", r.id, actor_id=user.id)
-    _tell(_org_admins(r.item.org_id), "request", f"New message on a {r.kind} request for “{r.item.title}”.",
-          request_url(r), r, r.item, skip=user.id)
-    db.session.commit()
-    return r
+    return _requester_step(user, r, "respond", text, RequestStatus.PENDING.value, "replied",
+                           "Only the requester can add to the request here.",
+                           f"New message on a {r.kind} request for “{r.item.title}”.")
 
 
 @_atomic
 def withdraw_request(user: User, r: AssetRequest, message: str = "") -> AssetRequest:
     _must_see(user, r)
     text = _text(message, MAX_MESSAGE, "message", field="message", required=False)
+    return _requester_step(user, r, "withdraw", text, RequestStatus.WITHDRAWN.value, "withdrawn",
+                           "Only the requester can withdraw the request.",
+                           f"A {r.kind} request for “{r.item.title}” was withdrawn.")
+
+
+def _requester_step(user: User, r: AssetRequest, policy_action: str, text: str, status: str, event: str,
+                    not_requester: str, org_message: str) -> AssetRequest:
+    """The requester's side moves an open request on: under the row lock, check, set the
+    status, record the event (with its message) and tell the organisation's admins."""
     _lock_request(r)
     if not policy.is_request_sender_side(policy.viewer_for(user), r):
-        raise ServiceError("Only the requester can withdraw the request.", 403)
-    if not policy.can(user, "withdraw", r):
+        raise ServiceError(not_requester, 403)
+    if not policy.can(user, policy_action, r):
         raise ServiceError(f"This request is {r.status}; it is closed.", 409)
-    r.status = RequestStatus.WITHDRAWN.value
-    r.open_key = None
-    db.session.add(RequestEvent(request_id=r.id, actor_id=user.id, action="withdrawn", side="requester",
+    r.status = status
+    if not r.is_open:
+        r.open_key = None
+    db.session.add(RequestEvent(request_id=r.id, actor_id=user.id, action=event, side="requester",
                                 message=text, message_html=render_markdown(text)))
-    audit.record("request.withdrawn", "asset_request", r.id, actor_id=user.id)
-    _tell(_org_admins(r.item.org_id), "request", f"A {r.kind} request for “{r.item.title}” was withdrawn.",
-          request_url(r), r, r.item, skip=user.id)
+    audit.record(f"request.{event}", "asset_request", r.id, actor_id=user.id)
+    _tell(_org_admins(r.item.org_id), "request", org_message, request_url(r), r, r.item, skip=user.id)
     db.session.commit()
     return r
 

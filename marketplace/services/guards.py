@@ -3,8 +3,9 @@ by the application; any attempt fails the whole transaction."""
 from __future__ import annotations
 
 from flask import Flask
-from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+from ..workers import listen_on_sessions
 
 
 class AppendOnlyViolation(RuntimeError):
@@ -20,11 +21,5 @@ def _guard(session: Session, flush_context, instances) -> None:
             raise AppendOnlyViolation(f"{type(obj).__name__} rows are append-only: update refused")
 
 
-_installed = False
-
-
 def init_app(app: Flask) -> None:
-    global _installed
-    if not _installed:
-        event.listen(Session, "before_flush", _guard)
-        _installed = True
+    listen_on_sessions("append-only guard", ("before_flush", _guard))

@@ -149,6 +149,24 @@ def _locked(inv: Invitation) -> Invitation:
     return inv
 
 
+def _locked_answerable(inv: Invitation, user) -> Invitation:
+    """Lock the row and ask `refusal` again: a parallel request may have answered, revoked
+    or used the invitation since the first check."""
+    inv = _locked(inv)
+    problem = refusal(inv, user)
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    return inv
+
+
+def _tell_inviter(inv: Invitation, kind: str, message: str) -> None:
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, kind, message,
+               url=url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else "",
+               about=inv.item)
+
+
 def accept(user: User, token: str) -> Invitation:
     inv = find_by_token(token)
     problem = refusal(inv, user)
@@ -156,11 +174,7 @@ def accept(user: User, token: str) -> Invitation:
         problem = ("Sign in or register with the invited e-mail address to accept.", 401)
     if problem:
         raise ServiceError(*problem)
-    inv = _locked(inv)
-    problem = refusal(inv, user)
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
+    inv = _locked_answerable(inv, user)
     if not policy.can(user, "accept", inv):  # pragma: no cover - refusal() covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
@@ -181,11 +195,7 @@ def accept(user: User, token: str) -> Invitation:
                        "expires_at": expires.isoformat() if expires else None})
     audit.record("invitation.accepted", "invitation", inv.id, actor_id=user.id, item_id=inv.item_id,
                  data={"grant_id": grant.id})
-    if inv.invited_by_id:
-        notify(inv.invited_by_id, "invitation.accepted",
-               f"{user.display_name} accepted your invitation to “{inv.item.title}”.",
-               url=url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else "",
-               about=inv.item)
+    _tell_inviter(inv, "invitation.accepted", f"{user.display_name} accepted your invitation to “{inv.item.title}”.")
     db.session.commit()
     policy.forget_viewer(user.id)
     return inv
@@ -197,22 +207,15 @@ def decline(user, token: str) -> Invitation:
     problem = refusal(inv, user)
     if problem:
         raise ServiceError(*problem)
-    inv = _locked(inv)
-    problem = refusal(inv, user)
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
+    inv = _locked_answerable(inv, user)
     v = policy.viewer_for(user)
     if not policy.can_decline_with_token(v, inv):  # pragma: no cover - refusal() covers every case
         db.session.rollback()
         raise ServiceError("You may not decline this invitation.", 403)
     inv.declined_at = utcnow()
     audit.record("invitation.declined", "invitation", inv.id, actor_id=v.user_id, item_id=inv.item_id)
-    if inv.invited_by_id:
-        notify(inv.invited_by_id, "invitation.declined",
-               f"An invitation to “{inv.item.title}” ({inv.masked_email}) was declined.",
-               url=url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else "",
-               about=inv.item)
+    _tell_inviter(inv, "invitation.declined",
+                  f"An invitation to “{inv.item.title}” ({inv.masked_email}) was declined.")
     db.session.commit()
     return inv
 

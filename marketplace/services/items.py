@@ -178,12 +178,20 @@ def update_item(user: User, item: Item, data: dict[str, Any], publish: bool = Fa
     return item
 
 
+def _is_change(user: User, item: Item, field: str, value: str, known: list[str], refusal: str) -> bool:
+    """Check a wanted change of the item's `field` (its policy action is "change_<field>"):
+    an unknown value is refused (400), so is a user the policy does not allow (403). False
+    when the item already has that value (nothing to do)."""
+    if value not in known:
+        raise ServiceError(f"Unknown {field} {value!r}.", field=field)
+    if not policy.can(user, f"change_{field}", item):
+        raise ServiceError(refusal, 403)
+    return value != getattr(item, field)
+
+
 def change_visibility(user: User, item: Item, visibility: str, reason: str = "") -> None:
-    if visibility not in Visibility.values():
-        raise ServiceError(f"Unknown visibility {visibility!r}.", field="visibility")
-    if not policy.can(user, "change_visibility", item):
-        raise ServiceError("Only the organisation's owners and admins can change visibility.", 403)
-    if visibility == item.visibility:
+    if not _is_change(user, item, "visibility", visibility, Visibility.values(),
+                      "Only the organisation's owners and admins can change visibility."):
         return
     old = item.visibility
     item.visibility = visibility
@@ -193,11 +201,8 @@ def change_visibility(user: User, item: Item, visibility: str, reason: str = "")
 
 
 def change_status(user: User, item: Item, status: str) -> None:
-    if status not in Status.values():
-        raise ServiceError(f"Unknown status {status!r}.", field="status")
-    if not policy.can(user, "change_status", item):
-        raise ServiceError("Only the organisation's owners and admins can change the status.", 403)
-    if status == item.status:
+    if not _is_change(user, item, "status", status, Status.values(),
+                      "Only the organisation's owners and admins can change the status."):
         return
     if status not in TRANSITIONS[item.status]:
         raise ServiceError(f"An item that is {item.status} cannot become {status}.", 409, field="status")
