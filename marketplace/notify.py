@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect as sa_inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import policy
@@ -22,15 +22,46 @@ log = logging.getLogger(__name__)
 
 
 def notify(user: User | int, kind: str, message: str, url: str = "", about: Any = None) -> Notification | None:
-    """Queue an in-app notification; skipped if `about` is given and the user may not view it."""
+    """Queue an in-app notification; skipped if `about` is given and the user may not view it.
+    `about` is remembered: the notifications page shows the message only while its reader may
+    still see it."""
     u = user if isinstance(user, User) else db.session.get(User, user)
     if u is None:
         return None
     if about is not None and not policy.can(u, "view", about):
         return None
     n = Notification(user_id=u.id, kind=kind[:40], message=message[:500], url=url[:500])
+    if about is not None and getattr(about, "id", None) is not None:
+        n.about_type, n.about_id = _table_of(about), about.id
     db.session.add(n)
     return n
+
+
+def _table_of(obj: Any) -> str:
+    return sa_inspect(obj).mapper.base_mapper.local_table.name
+
+
+def _withheld(rows: list[Notification], user: Any) -> set[int]:
+    """Notifications whose subject is gone or the reader may no longer see (moderators hid
+    it, their access ended): their messages name it, so they are not shown."""
+    models = {m.local_table.name: m.class_ for m in db.Model.registry.mappers if m.inherits is None}
+    wanted: dict[str, set[int]] = {}
+    for n in rows:
+        if n.about_type is not None:
+            wanted.setdefault(n.about_type, set()).add(n.about_id)
+    seen: set[tuple[str, int]] = set()
+    for table, ids in wanted.items():
+        model = models.get(table)
+        if model is None:
+            continue
+        pk = model.__mapper__.primary_key[0]
+        for obj in db.session.execute(select(model).where(pk.in_(sorted(ids)))).scalars():
+            try:
+                if policy.can(user, "view", obj):
+                    seen.add((table, obj.id))
+            except policy.PolicyError:
+                pass
+    return {n.id for n in rows if n.about_type is not None and (n.about_type, n.about_id) not in seen}
 
 
 def send_mail(to_email: str, subject: str, body: str, dedupe_key: str | None = None) -> OutgoingMail | None:
@@ -72,7 +103,7 @@ def index():
         select(Notification).where(Notification.user_id == current_user.id)
         .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(200)
     ).scalars().all()
-    return render_template("notifications/index.html", rows=rows)
+    return render_template("notifications/index.html", rows=rows, withheld=_withheld(rows, current_user))
 
 
 @bp.route("/read", methods=["POST"])

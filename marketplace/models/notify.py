@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -21,6 +21,10 @@ class Notification(db.Model):
     url: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the message names (its table and row), when it names something: the message is
+    # shown only while its reader may still see that (moderators may hide it since).
+    about_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    about_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class OutgoingMail(db.Model):

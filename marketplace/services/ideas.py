@@ -544,10 +544,18 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
                  data={"user_id": user.id, "kind": kind, "nda_digest": appt.nda_digest or None})
     url = _url("ideas.reviewer_nda", challenge_id=challenge.id) if kind == ReviewerKind.JUDGE.value \
         else _url("ideas.review_dashboard", challenge_id=challenge.id)
-    msg = (f"You were appointed as a reviewer of “{challenge.title}”."
+    # A challenge still a draft (or otherwise closed to the reviewer) is named once it opens
+    # to them, as invitations do: neither the mail nor the notification may name it before.
+    if policy.can(user, "view", challenge):
+        what, subject = f"“{challenge.title}”", f"Reviewer appointment: {challenge.title}"
+    else:
+        org = challenge.organisation.name if challenge.organisation else "an organisation"
+        what = f"a challenge of {org} (its details are shown when it opens to you)"
+        subject = f"Reviewer appointment: a challenge of {org}"
+    msg = (f"You were appointed as a reviewer of {what}."
            + (" Accept the reviewer NDA to start." if kind == ReviewerKind.JUDGE.value else ""))
     notify(user, "review.appointed", msg, url, about=challenge)
-    send_mail(user.email, f"Reviewer appointment: {challenge.title}", f"{msg} {url}")
+    send_mail(user.email, subject, f"{msg} {url}")
     db.session.commit()
     return appt
 
@@ -862,15 +870,20 @@ def acceptances_of(idea: Idea):
 
 
 def search_document(idea: Idea) -> dict:
-    """What the search index stores for an idea (never notes, scores or reasons)."""
+    """What the search index stores for an idea (never notes, scores or reasons). Its
+    challenge's tags only while every author may see the challenge: its authors keep an idea
+    whose challenge moderators hid, and its tags (facets, tag: filters) would name it."""
     ch = idea.challenge
+    tags = list(ch.tags) if ch is not None and all(
+        policy.can(a.user, "view", ch) for a in idea.authors
+        if a.status in policy.IDEA_VISIBLE_AUTHOR_STATES and a.user is not None) else []
     return {
         "id": idea.id,
         "type": "idea",
         "title": idea.title,
         "text": " ".join(p for p in (idea.summary, plain_text(idea.body)) if p),
         "org_id": ch.org_id if ch else None,
-        "tags": list(ch.tags) if ch else [],
+        "tags": tags,
         "status": idea.status,
         "created_at": idea.created_at,
         "challenge_id": idea.challenge_id,
