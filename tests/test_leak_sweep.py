@@ -33,6 +33,7 @@ from .sweep.walker import (
     Walker,
     mail_links,
     mail_tokens,
+    org_urls,
     probes,
     search_json,
     start_urls,
@@ -103,7 +104,7 @@ def test_pages_links_notifications_and_mails(site, persona):
     mails = site.mail.get(persona, [])
     for subject, body in mails:
         w.scan(f"{subject}\n{body}", f"the e-mail “{subject}”")
-    starts = ["/", "/notifications/"] + start_urls(site.app) + mail_links(mails)
+    starts = ["/", "/notifications/"] + start_urls(site.app) + org_urls(site.world.org_slugs) + mail_links(mails)
     w.crawl(starts, MAX_CRAWL)
     verdict(w, "pages, notifications and e-mails")
 
@@ -154,12 +155,25 @@ def test_search(site, persona):
     records = sorted({t[:9]: t for t in forbidden}.values())  # cnry + type + number
     for i in range(0, len(records), 5):
         search_json(w, " ".join(t[:-1] + ("q" if t[-1] != "q" else "z") for t in records[i:i + 5]))
-    # Everything the persona may find, page by page, with facets and on the HTML page.
-    page, pages = 1, 1
+    # Everything the persona may find, page by page, with facets and on the HTML page: the
+    # counts agree with what is listed (a count never includes what one may not see).
+    page, pages, keys = 1, 1, []
     while page <= pages:
         data = search_json(w, COMMON, page=page)
         pages = data.get("pages", 1)
+        keys += [r["key"] for r in data.get("results", [])]
+        if page == 1:
+            first = data
         page += 1
+    if first.get("total") != len(keys) or len(set(keys)) != len(keys):
+        w.leaks.add(f"search for {COMMON} counts {first.get('total')} results and lists {len(keys)}")
+    for fname, values in (first.get("facets") or {}).items():
+        # One kind, status and organisation per document (a facet lists its 12 largest
+        # values, so only `kind`, with fewer, adds up exactly); tags are many per document.
+        counted = sum(v["count"] for v in values)
+        if (fname != "tags" and counted > len(keys)) or (fname == "kind" and counted != len(keys)) or \
+                any(v["count"] > len(keys) for v in values):
+            w.leaks.add(f"the {fname} facet of a search for {COMMON} counts {values}, {len(keys)} results listed")
     for q in (COMMON, f"type:idea {COMMON}", "tag:sweep", f"{COMMON} -tag:sweep"):
         html_page = w.get(f"/search?q={q}")
         for link in re.findall(r'href="(/search\?[^"]+)"', html_page.body)[:4]:

@@ -226,12 +226,15 @@ def probes(app, world: SweepWorld, tokens: list[str]) -> list[Probe]:
                     out.append(Probe(_fill(rule.rule, vals), _fill(rule.rule, miss), ("item", i)))
             elif "idea_id" in args:
                 for i in ids["idea"]:
-                    vals, miss = dict(base, idea_id=i), dict(base, idea_id=MISSING_ID)
+                    # Every file and revision of the idea (another idea's file for one without).
+                    subs = [{}]
                     if "att_id" in args:
-                        vals["att_id"] = miss["att_id"] = (world.attachments.get(i) or [any_att])[0]
+                        subs = [{"att_id": a} for a in world.attachments.get(i) or [any_att]]
                     if "number" in args:
-                        vals["number"] = miss["number"] = 1
-                    out.append(Probe(_fill(rule.rule, vals), _fill(rule.rule, miss), ("idea", i)))
+                        subs = [{"number": n} for n in world.revisions.get(i) or [1]]
+                    for sub in subs:
+                        out.append(Probe(_fill(rule.rule, dict(base, idea_id=i, **sub)),
+                                         _fill(rule.rule, dict(base, idea_id=MISSING_ID, **sub)), ("idea", i)))
             elif "obj_id" in args:
                 t = WHAT_TYPE[base["what"]]
                 for i in ids.get(t, {}):
@@ -272,7 +275,18 @@ def start_urls(app) -> list[str]:
                      f"/feeds/{plural}.atom?status={status}"]
     urls += ["/api/v1/items?per_page=100", "/api/v1/items?per_page=100&page=2", "/moderation/?status=closed",
              "/moderation/?status=all", "/search?q=sweepmark", "/api/v1/items?per_page=100&sort=title"]
+    # Error pages for malformed filters (they answer with what was wrong, never with data).
+    urls += ["/challenges/?status=nope", "/api/v1/items?page=0", "/feeds/items.atom?sort=sideways",
+             "/moderation/?type=nope", "/search?q=%22&page=999"]
     return urls
+
+
+def org_urls(slugs: list[str]) -> list[str]:
+    """The lists filtered by organisation."""
+    out = []
+    for slug in slugs:
+        out += [f"/challenges/?org={slug}", f"/api/v1/items?org={slug}&per_page=100", f"/feeds/items.atom?org={slug}"]
+    return out
 
 
 def mail_links(mails: list[tuple[str, str]]) -> list[str]:

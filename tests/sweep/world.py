@@ -104,7 +104,8 @@ class SweepWorld:
     item_kinds: dict[int, str]
     sample_items: set[int]                       # see walker.probes: the ids sub-routes get
     item_titles: dict[int, str]                  # id -> title canary (positive control)
-    attachments: dict[int, list[int]]            # idea id -> attachment ids
+    attachments: dict[int, list[int]]            # idea id -> attachment ids (removed ones too)
+    revisions: dict[int, list[int]]              # idea id -> revision numbers
     challenge_versions: dict[int, list[int]]     # challenge id -> terms versions
     user_ids: dict[str, int]
     org_slugs: list[str]
@@ -404,6 +405,17 @@ class Builder:
                                               filename=f"{fname}.txt")])
         ideas_svc.accept_coauthorship(U("coauthor"), idea, data())
         o.ideas[key].authors["coauthor"] = "accepted"
+        # A second revision replaces the body and the file; the first stays in the history.
+        n = self.rec("rv")
+        view = lambda p, k=key: o.idea_view(p, k)  # noqa: E731
+        body = self.tok("rv", n, "bd", f"revised body of {key}", view)
+        fname = self.tok("rv", n, "fn", f"revised file name of {key}", view)
+        fcontent = self.tok("rv", n, "fc", f"revised file content of {key}", view)
+        ideas_svc.revise_idea(U("author"), idea, self.fi.submission(self.get_item(ch), title=idea.title, summary=idea.summary,
+                                                                    body=f"{body} {COMMON} revised"),
+                              uploads=[FileStorage(stream=io.BytesIO(f"{fcontent} {COMMON}\n".encode()),
+                                                   filename=f"{fname}.txt")],
+                              remove_ids=[a.id for a in idea.current_attachments])
         # Under review: scored, with private notes, and an open report.
         idea = self.idea("under review", ch, True)
         ideas_svc.score_idea(U("reviewer"), idea, {self.criterion.id: 7})
@@ -636,6 +648,7 @@ class Builder:
         atts: dict[int, list[int]] = {}
         for a in db.session.execute(select(IdeaAttachment)).scalars():
             atts.setdefault(a.idea_id, []).append(a.id)
+        revisions = {i: list(range(1, db.session.get(Idea, i).revision + 1)) for i in self.idea_ids.values()}
         versions: dict[int, list[int]] = {}
         for t in db.session.execute(select(ChallengeTerms)).scalars():
             versions.setdefault(t.challenge_id, []).append(t.version)
@@ -651,7 +664,7 @@ class Builder:
         emails = {name: self.user(name).email for name in self.uid}
         slugs = [org.slug for org in db.session.execute(select(Organisation)).scalars()]
         return SweepWorld(emails=emails, canaries=canaries, ids=ids, item_kinds=item_kinds, sample_items=sample,
-                          item_titles=dict(self.item_title), attachments=atts, challenge_versions=versions,
+                          item_titles=dict(self.item_title), attachments=atts, revisions=revisions, challenge_versions=versions,
                           user_ids=dict(self.uid), org_slugs=slugs, review_panels=panels)
 
 
