@@ -81,8 +81,8 @@ def test_case_page_shows_a_brief_under_an_nda_only_to_those_who_may_read_it(f, f
 
 
 def test_an_author_keeps_their_idea_but_not_the_challenge_moderators_hid(f, fi, client, auth):
-    """GET /ideas/<id>, /ideas/mine, /ideas/receipts/<id>(.json), /moderation/report/idea/<id>
-    and search as the idea's author, after moderators hid its challenge: the idea is theirs,
+    """GET /ideas/<id>, /ideas/<id>/team, /ideas/mine, /ideas/receipts/<id>(.json),
+    /moderation/report/idea/<id> and search as the idea's author, after moderators hid its challenge: the idea is theirs,
     the challenge's title and tags are not."""
     owner, author = f.make_user(), f.make_user()
     site_mod = f.make_user(site_role="moderator")
@@ -92,7 +92,8 @@ def test_an_author_keeps_their_idea_but_not_the_challenge_moderators_hid(f, fi, 
     mod_svc.take_action(site_mod, "challenge", ch.id, "hide", "Off topic.")
     acc = db.session.execute(select(TermsAcceptance).where(TermsAcceptance.idea_id == idea.id)).scalar()
     auth.login(author.email)
-    for url in (f"/ideas/{idea.id}", "/ideas/mine", f"/ideas/receipts/{acc.id}", f"/moderation/report/idea/{idea.id}"):
+    for url in (f"/ideas/{idea.id}", f"/ideas/{idea.id}/team", "/ideas/mine", f"/ideas/receipts/{acc.id}",
+                f"/moderation/report/idea/{idea.id}"):
         r = client.get(url)
         assert r.status_code == 200 and b"Gobbledyflux" not in r.data, url
     assert b"quandrofax" in client.get(f"/ideas/{idea.id}").data

@@ -38,7 +38,7 @@ from .sweep.walker import (
     search_json,
     start_urls,
 )
-from .sweep.world import BLOCKED, COMMON, PASSWORD, PERSONAS, Builder, SweepWorld, mailbox
+from .sweep.world import BLOCKED, COMMON, PASSWORD, PERSONAS, Builder, SweepWorld, deliver_all
 
 NAMES = list(PERSONAS)
 MAX_CRAWL = 160
@@ -72,7 +72,8 @@ def site(tmp_path_factory):
     with app.app_context():
         b.block()  # the suspended and banned personas keep their (old) cookies
         world = b.result()
-        mail = {n: mailbox(e) for n, e in world.emails.items()}
+        delivered = deliver_all()
+        mail = {n: delivered.get(e.lower(), []) for n, e in world.emails.items()}
         db.session.remove()
     yield Site(app, world, clients, mail)
     dispose(app)
@@ -184,6 +185,18 @@ def test_search(site, persona):
         if ">0 results for" not in f.body:
             w.leaks.add(f"/search?q={token} does not answer 0 results")
     verdict(w, "search")
+
+
+def test_digests_and_announcement_mails_were_read(site):
+    """Positive control for the reach channels: the outsider's daily digest arrived and carries
+    the announcement on the public challenge they follow (not the one moderators hid since);
+    another follower heard of it by mail at once."""
+    digests = [(s, b) for s, b in site.mail["outsider"] if s.startswith("Your daily summary")]
+    assert len(digests) == 1, [s for s, _ in site.mail["outsider"]]
+    shown = {t for t in re.findall(r"cnryan\d{3}\w\w", digests[0][1])}
+    assert shown and all("outsider" in site.world.canaries[t].allowed for t in shown)
+    instant = [s for s, _ in site.mail["other_member"] if s.startswith("Announcement")]
+    assert len(instant) == 1, [s for s, _ in site.mail["other_member"]]
 
 
 @pytest.mark.parametrize("persona", BLOCKED)

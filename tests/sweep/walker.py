@@ -293,7 +293,7 @@ def mail_links(mails: list[tuple[str, str]]) -> list[str]:
     out = []
     for _subject, body in mails:
         out += URL_RE.findall(body)
-        out += re.findall(r"(?<![\w/])(/[a-z][\w\-/\.]*)", body)
+        out += re.findall(r"(?<![\w/<])(/[a-z][\w\-/\.]*)", body)  # not closing tags of the HTML part
     return out
 
 
