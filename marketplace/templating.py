@@ -59,6 +59,17 @@ def _organisation_names() -> list[str]:
     return organisation_names()
 
 
+def visible_title(item) -> str:
+    """An item's title where the viewer may see the item, else its kind and number: an idea's
+    authors keep their idea (and receipts) when moderators hide its challenge, not the
+    challenge; a reviewer appointed to a draft does not see it before it opens."""
+    if item is None:
+        return ""
+    if policy.can(current_user, "view", item):
+        return item.title
+    return f"{item.kind_label} #{item.id} (not visible to you)"
+
+
 def init_app(app: Flask) -> None:
     @app.context_processor
     def links():
@@ -75,6 +86,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.globals.update(
         can=lambda action, obj=None: policy.can(current_user, action, obj),
+        visible_title=visible_title,
         Visibility=Visibility,
         Status=Status,
         ItemKind=ItemKind,

@@ -28,6 +28,18 @@ class Post:
     answer: Post | None = None
 
 
+def _row_check(v, item: Item):
+    """Rows inherit their item's own rule, not the exceptions that let a viewer see the item
+    (a case on a challenge shows a scoped moderator the challenge, not everything under it):
+    ask the item's own rule once, and the full rule (with the row's own exceptions, such as
+    a case on it) only for the rows that fail it."""
+    own_ok = policy.ITEMS.check(v, item)
+
+    def sees(check, row) -> bool:
+        return check(v, row, own_ok) or policy.can(v, "view", row)
+    return sees
+
+
 def _tomb_for(obj) -> str:
     if obj.hidden_at is not None:
         return "Hidden by moderators."
@@ -39,20 +51,21 @@ def qa_posts(user, item: Item) -> tuple[list[Post], list[Post]]:
     unanswered ones the viewer may see (their own, or all of them for the organisation)."""
     v = policy.viewer_for(user)
     item_ok = policy.can(v, "view", item)
+    sees = _row_check(v, item)
     published: list[Post] = []
     waiting: list[Post] = []
     rows = db.session.execute(
         select(Question).where(Question.item_id == item.id).order_by(Question.created_at, Question.id)
     ).scalars()
     for q in rows:
-        if policy.can_view_question(v, q, item_ok):
+        if sees(policy.can_view_question, q):
             post = Post(q, True)
         elif item_ok and q.is_answered and (q.deleted_at is not None or q.hidden_at is not None):
             post = Post(q, False, _tomb_for(q))
         else:
             continue
         if q.answer is not None:
-            if policy.can_view_answer(v, q.answer, item_ok):
+            if sees(policy.can_view_answer, q.answer):
                 post.answer = Post(q.answer, True)
             elif q.hidden_at is None and q.answer.hidden_at is not None:
                 post.answer = Post(q.answer, False, "Answer hidden by moderators.")
@@ -64,6 +77,7 @@ def discussion_posts(user, item: Item) -> tuple[list[Post], Post | None]:
     """(threads, pinned lesson) for a failure's discussion."""
     v = policy.viewer_for(user)
     item_ok = policy.can(v, "view", item)
+    sees = _row_check(v, item)
     rows = list(db.session.execute(
         select(Comment).where(Comment.item_id == item.id).order_by(Comment.created_at, Comment.id)
     ).scalars())
@@ -71,7 +85,7 @@ def discussion_posts(user, item: Item) -> tuple[list[Post], Post | None]:
     for c in rows:
         if c.parent_id is None:
             continue
-        if policy.can_view_comment(v, c, item_ok):
+        if sees(policy.can_view_comment, c):
             replies.setdefault(c.parent_id, []).append(Post(c, True))
         elif item_ok and c.hidden_at is not None and c.deleted_at is None:
             replies.setdefault(c.parent_id, []).append(Post(c, False, _tomb_for(c)))
@@ -81,7 +95,7 @@ def discussion_posts(user, item: Item) -> tuple[list[Post], Post | None]:
         if c.parent_id is not None:
             continue
         kids = replies.get(c.id, [])
-        if policy.can_view_comment(v, c, item_ok):
+        if sees(policy.can_view_comment, c):
             post = Post(c, True, replies=kids)
         elif item_ok and ((c.hidden_at is not None and c.deleted_at is None) or kids):
             post = Post(c, False, _tomb_for(c), replies=kids)
@@ -90,7 +104,7 @@ def discussion_posts(user, item: Item) -> tuple[list[Post], Post | None]:
         threads.append(post)
     for c in rows:
         if c.pinned_at is not None and c.deleted_at is None and c.hidden_at is None \
-                and policy.can_view_comment(v, c, item_ok):
+                and sees(policy.can_view_comment, c):
             pinned = Post(c, True)
     return threads, pinned
 

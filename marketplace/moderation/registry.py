@@ -191,6 +191,31 @@ def _content_describer(type_name: str, label: str) -> Callable[[Any], dict]:
     return describe
 
 
+def describe_for(user: Any, entry: Reportable, target: Any) -> dict:
+    """`entry.describe(target)` as far as this viewer may see it (moderation pages show
+    nothing more of a target than the policy lets their reader see): a target they may not
+    see is named by its kind and number only; the title of a context item they may not see
+    is left out; a challenge's brief under an NDA they need to accept shows its summary only."""
+    def may(action: str, obj: Any) -> bool:
+        try:
+            return policy.can(user, action, obj)
+        except policy.PolicyError:
+            return False
+
+    desc = dict(entry.describe(target))
+    if not may("view", target):
+        desc.update(title=f"{entry.label} #{target.id}", html=Markup(""), url=None, context_title=None,
+                    context_item=None)
+        return desc
+    item = entry.context_item(target)
+    if item is not None and item is not target and not may("view", item):
+        desc.update(context_title=None, context_item=None, url=None)
+    if isinstance(target, Item) and policy.brief_under_nda(target) and not may("view_brief", target):
+        lead = Markup("<p class=\"lead\">") + escape(target.summary) + Markup("</p>") if target.summary else Markup("")
+        desc["html"] = lead + Markup("<p class=\"meta\">The full brief is under an NDA you have not accepted.</p>")
+    return desc
+
+
 def _idea_authors(idea: Idea) -> list[int]:
     """The lead and the co-authors who accepted; pending or declined invitees are not authors."""
     counting = {AuthorStatus.LEAD.value, AuthorStatus.ACCEPTED.value}

@@ -161,7 +161,7 @@ def report(target_type: str, target_id: int):
     if not _may("report", target):
         abort(403, "You cannot report this.")
     form = ReportForm()
-    desc = entry.describe(target)
+    desc = registry.describe_for(current_user, entry, target)
     if form.validate_on_submit():
         try:
             svc.file_report(current_user, entry.type, target.id, form.category.data, form.note.data)
@@ -230,7 +230,7 @@ def queue():
     cases = []
     for r in rows:
         entry, target = registry.load(r.target_type, r.target_id)
-        desc = entry.describe(target) if target is not None else None
+        desc = registry.describe_for(current_user, entry, target) if target is not None else None
         cases.append({"report": r, "desc": desc, "entry": entry,
                       "overdue": r.is_open and r.created_at < now - window,
                       "due": r.created_at + window})
@@ -266,7 +266,7 @@ def case(target_type: str, target_id: int):
 
 
 def _render_case(entry, target, form, status: int = 200):
-    desc = entry.describe(target)
+    desc = registry.describe_for(current_user, entry, target)
     reports = db.session.execute(
         policy.visible(current_user, Report).where(Report.target_type == entry.type, Report.target_id == target.id)
         .order_by(Report.created_at.desc())

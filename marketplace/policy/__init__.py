@@ -70,6 +70,8 @@ from .ideas import (
     IDEA_REVIEWABLE_STATES,
     IDEA_SHOWN_STATES,
     IDEA_VISIBLE_AUTHOR_STATES,
+    brief_under_nda,
+    briefs_under_nda,
     challenge_rules,
     counted_ideas,
     current_terms,
@@ -147,7 +149,8 @@ def comment_doc_principals(c) -> list[str]:
 
 __all__ = [
     "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
-    "ask_refusal", "asset_request_refusal", "can", "can_decline_with_token", "can_view_answer",
+    "ask_refusal", "asset_request_refusal", "brief_under_nda", "briefs_under_nda", "can",
+    "can_decline_with_token", "can_view_answer",
     "can_view_comment", "can_view_question", "challenge_rules", "comment_doc_principals",
     "counted_ideas", "current_terms", "decision_placement", "discussion_refusal", "discussion_reply_refusal",
     "doc_principals", "doc_principals_valid_until", "engagement_edit_window",

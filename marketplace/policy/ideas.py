@@ -562,20 +562,40 @@ def can_open_review(v: Viewer, item: Item) -> bool:
     return item.kind == ItemKind.CHALLENGE.value and is_review_panel(v, item)
 
 
+def brief_under_nda(item: Item) -> bool:
+    """The brief (body and the kind's other Markdown fields) of a challenge whose current
+    terms carry an NDA is not for everyone who sees the challenge (``view_brief``): search
+    indexes and shows only its title and summary."""
+    if item.kind != ItemKind.CHALLENGE.value or item.id is None:
+        return False
+    terms = current_terms(item.id)
+    return terms is not None and bool(terms.nda_text)
+
+
+def briefs_under_nda(items) -> set[int]:
+    """brief_under_nda for many items at once (search rebuilds): the ids of those under one."""
+    ids = [i.id for i in items if i.kind == ItemKind.CHALLENGE.value and i.id is not None]
+    if not ids:
+        return set()
+    latest = select(ChallengeTerms.challenge_id, func.max(ChallengeTerms.version).label("v")).where(
+        ChallengeTerms.challenge_id.in_(ids)).group_by(ChallengeTerms.challenge_id).subquery()
+    return set(db.session.execute(
+        select(ChallengeTerms.challenge_id).join(latest, and_(ChallengeTerms.challenge_id == latest.c.challenge_id,
+                                                              ChallengeTerms.version == latest.c.v))
+        .where(ChallengeTerms.nda_text != "")).scalars())
+
+
 @ITEMS.action("view_brief")
 def can_view_brief(v: Viewer, item: Item) -> bool:
     """The full brief of a challenge whose terms carry an NDA: after accepting it (members,
     reviewers and moderators need not)."""
     if not can_view_item(v, item):
         return False
-    if item.kind != ItemKind.CHALLENGE.value:
-        return True
-    terms = current_terms(item.id)
-    if terms is None or not terms.nda_text:
+    if not brief_under_nda(item):
         return True
     if v.is_member(item.org_id) or v.is_moderator or is_active_reviewer(v, item):
         return True
-    return has_accepted_nda(v, terms)
+    return has_accepted_nda(v, current_terms(item.id))
 
 
 @ITEMS.action("accept_nda")

@@ -142,6 +142,9 @@ class DocType:
     # Loader options (e.g. selectinload) for loading many rows to index, and to present.
     load_options: Sequence[Any] = ()
     present_options: Sequence[Any] = ()
+    # Optional: (row, viewer) -> Presented, where a result names something beside the row
+    # (an idea's challenge) that not everyone who may find the row may see.
+    present_for: Callable[[Any, Any], Presented] | None = None
 
 
 DOC_TYPES: dict[str, DocType] = {}

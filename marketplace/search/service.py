@@ -199,7 +199,8 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
         if row is None:
             continue  # not visible (any more): never shown
         doc_type, doc_id = parsed
-        p = DOC_TYPES[doc_type].present(row)
+        dt = DOC_TYPES[doc_type]
+        p = dt.present_for(row, user) if dt.present_for else dt.present(row)
         kind = row.kind if doc_type == "item" else DOC_KINDS.get(doc_type, doc_type)
         out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind, kind_label=p.kind_label, title=p.title,
                        title_html=highlight(p.title, terms, max_chars=300), url=p.url,

@@ -61,10 +61,13 @@ def _plain(md: str | None) -> str:
 ITEM_NARROWING = ("visibility", "status", "hidden_at", "org_id", "published_at")
 
 
-def item_document(item: Item, principals=None) -> SearchDoc:
+def item_document(item: Item, principals=None, under_nda: bool | None = None) -> SearchDoc:
     principals, valid_until = principals or principals_for(item)
     parts = [(item.title, TITLE_BOOST), (item.summary or "", SUMMARY_BOOST)]
-    parts += [(getattr(item, name) or "", 1.0) for name in item.MARKDOWN_FIELDS]
+    if under_nda is None:
+        under_nda = policy.brief_under_nda(item)
+    if not under_nda:  # a brief under an NDA is not for everyone who may find the item
+        parts += [(getattr(item, name) or "", 1.0) for name in item.MARKDOWN_FIELDS]
     if item.incentive_summary:
         parts.append((item.incentive_summary, 1.0))
     if item.tags:
@@ -80,14 +83,16 @@ def item_document(item: Item, principals=None) -> SearchDoc:
 
 def item_documents(items) -> list[SearchDoc]:
     many = policy.item_doc_principals_many(items)
-    return [item_document(item, many[item.id]) for item in items]
+    nda = policy.briefs_under_nda(items)
+    return [item_document(item, many[item.id], item.id in nda) for item in items]
 
 
 def present_item(item: Item) -> Presented:
     meta = [item.organisation.name if item.organisation else "", item.status.capitalize()]
     if item.deadline and item.kind == ItemKind.CHALLENGE.value:
         meta.append("deadline " + item.deadline.strftime("%Y-%m-%d"))
-    text = " ".join(p for p in (item.summary, _plain(item.body)) if p)
+    body = "" if policy.brief_under_nda(item) else _plain(item.body)
+    text = " ".join(p for p in (item.summary, body) if p)
     return Presented(title=item.title, url=_url("items.detail", kind=item.kind, item_id=item.id),
                      kind_label=item.kind_label, text=text, meta=[m for m in meta if m],
                      visibility=item.visibility)
@@ -152,18 +157,20 @@ def register_builtin() -> None:
 
 
 def _register_ideas() -> None:
-    from ..models import Idea, IdeaAuthor
+    from ..models import ChallengeTerms, Idea, IdeaAuthor
     from ..services.ideas import search_document as idea_search_document
 
     def idea_document(idea) -> SearchDoc:
         principals, valid_until = principals_for(idea)
         return doc_from_dict("idea", idea_search_document(idea), principals, valid_until)
 
-    def present_idea(idea) -> Presented:
+    def present_idea(idea, user=None) -> Presented:
         ch = idea.challenge
+        # Its authors keep an idea whose challenge they may no longer see (hidden by moderators).
+        named = ch is not None and (user is None or policy.can(user, "view", ch))
         return Presented(title=idea.title, url=_url("ideas.detail", idea_id=idea.id), kind_label="Idea",
                          text=" ".join(p for p in (idea.summary, _plain(idea.body)) if p),
-                         meta=[f"Idea for “{ch.title}”" if ch else "", idea.status_label])
+                         meta=[f"Idea for “{ch.title}”" if named else "", idea.status_label])
 
     def ideas_of(item_ids):
         rows = db.session.execute(select(Idea.id).where(Idea.challenge_id.in_(list(item_ids)))).scalars()
@@ -172,8 +179,11 @@ def _register_ideas() -> None:
     narrowing = ("status", "hidden_at", "confidentiality", "reveal_at", "challenge_id", "submitted_at")
     register_doc_type(DocType("idea", Idea, idea_document, present_idea,
                               load_options=(selectinload(Idea.authors),),
-                              present_options=(selectinload(Idea.challenge),)))
+                              present_options=(selectinload(Idea.challenge),), present_for=present_idea))
     register_dependents("item", ideas_of)
+    # A new terms version may put the challenge's brief under an NDA (out of its document).
+    register_doc_source(ChallengeTerms, lambda t, ch: [("item", t.challenge_id, True)],
+                        bulk=("item", ChallengeTerms.challenge_id))
     register_doc_source(Idea, lambda idea, ch: [("idea", idea.id, ch.touches(*narrowing))],
                         bulk=("idea", Idea.id))
     register_doc_source(IdeaAuthor, lambda a, ch: [("idea", a.idea_id, ch.touches("status", "user_id",

@@ -712,13 +712,22 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
                  data={"user_id": user.id, "kind": kind, "nda_digest": appt.nda_digest or None})
     endpoint = "ideas.reviewer_nda" if kind == ReviewerKind.JUDGE.value else "ideas.review_dashboard"
     url = _url(endpoint, challenge_id=challenge.id)
-    msg = (f"You were appointed as a reviewer of “{challenge.title}”."
+    # A challenge still a draft (or otherwise closed to the reviewer) is named once it opens
+    # to them, as invitations do: neither the mail nor the notification may name it before
+    # (and, naming nothing private, they are not tied to it).
+    if policy.can(user, "view", challenge):
+        what, subject, about = f"“{challenge.title}”", f"Reviewer appointment: {challenge.title}", challenge
+    else:
+        org = challenge.organisation.name if challenge.organisation else "an organisation"
+        what = f"a challenge of {org} (its details are shown when it opens to you)"
+        subject, about = f"Reviewer appointment: a challenge of {org}", None
+    msg = (f"You were appointed as a reviewer of {what}."
            + (" Accept the reviewer NDA to start." if kind == ReviewerKind.JUDGE.value else ""))
     # An appointment is an invitation: always mailed (the in-site notice follows the person's choice).
-    notify(user, "review.appointed", msg, url, about=challenge, mail=False)
+    notify(user, "review.appointed", msg, url, about=about, mail=False)
     from ..mail.outbox import link, queue_text
-    queue_text(user, f"Reviewer appointment: {challenge.title}",
-               f"{msg}\n\n{link(endpoint, challenge_id=challenge.id)}", kind="invitation.reviewer", about=challenge)
+    queue_text(user, subject, f"{msg}\n\n{link(endpoint, challenge_id=challenge.id)}", kind="invitation.reviewer",
+               about=about)
     db.session.commit()
     return appt
 
@@ -1043,15 +1052,20 @@ def acceptances_of(idea: Idea):
 
 
 def search_document(idea: Idea) -> dict:
-    """What the search index stores for an idea (never notes, scores or reasons)."""
+    """What the search index stores for an idea (never notes, scores or reasons). Its
+    challenge's tags only while every author may see the challenge: its authors keep an idea
+    whose challenge moderators hid, and its tags (facets, tag: filters) would name it."""
     ch = idea.challenge
+    tags = list(ch.tags) if ch is not None and all(
+        policy.can(a.user, "view", ch) for a in idea.authors
+        if a.status in policy.IDEA_VISIBLE_AUTHOR_STATES and a.user is not None) else []
     return {
         "id": idea.id,
         "type": "idea",
         "title": idea.title,
         "text": " ".join(p for p in (idea.summary, plain_text(idea.body)) if p),
         "org_id": ch.org_id if ch else None,
-        "tags": list(ch.tags) if ch else [],
+        "tags": tags,
         "status": idea.status,
         "created_at": idea.created_at,
         "challenge_id": idea.challenge_id,

@@ -565,7 +565,9 @@ def build_receipt(acc: TermsAcceptance) -> dict:
     kid, key = receipt_keys.signing_key()
     body = {"receipt": RECEIPT_SCHEMA, "acceptance_id": acc.id, **_recorded(acc),
             # For people reading it; signed, but not compared (titles and names may change).
-            "challenge_title": acc.challenge.title if acc.challenge else None,
+            # Named only while the holder may see the challenge (moderators may hide it).
+            "challenge_title": acc.challenge.title if acc.challenge is not None and acc.user is not None
+            and policy.can(acc.user, "view", acc.challenge) else None,
             "accepted_by": acc.user.display_name if acc.user else None,
             "key_id": kid}
     return {**body, "signature": _sign(body, key)}
