@@ -62,6 +62,15 @@ def unread_count(user: User) -> int:
     ).scalar_one()
 
 
+def mark_all_read(user: User) -> int:
+    """Mark every unread notification of the user read; returns how many."""
+    res = db.session.execute(
+        update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow()))
+    db.session.commit()
+    return res.rowcount or 0
+
+
 bp = Blueprint("notifications", __name__)
 
 

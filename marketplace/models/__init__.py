@@ -1,4 +1,5 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
+from .api import ApiToken, Webhook, WebhookDelivery
 from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
 from .base import (
     AssetKind,
@@ -30,7 +31,7 @@ from .engagement import (
 )
 
 __all__ = [
-    "AcceptancePurpose", "AccessGrant", "Answer", "Appeal", "Asset", "AssetKind", "AssetRequest",
+    "AcceptancePurpose", "AccessGrant", "Answer", "ApiToken", "Webhook", "WebhookDelivery", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
     "ChallengeTerms", "Comment", "Confidentiality", "DatabaseIdentity", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
