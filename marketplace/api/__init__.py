@@ -12,3 +12,7 @@ from flask import Blueprint
 bp = Blueprint("api", __name__)
 
 from . import auth, core, openapi, views, views_engagement, views_ideas, views_invites, views_misc  # noqa: E402,F401
+from .. import templating as _templating  # noqa: E402
+
+if ("API", "api.docs") not in _templating.FOOTER_LINKS:
+    _templating.FOOTER_LINKS.append(("API", "api.docs"))

@@ -72,14 +72,14 @@ def authenticate() -> None:
         g.api_token = t
         # Flask-Login reads the user from here: the cookie session is never consulted.
         g._login_user = t.acting_user
-    elif request.method not in SAFE_METHODS:
-        csrf.protect()
     op = current_operation()
-    if op is None:
-        return
-    if op.auth and not current_user.is_authenticated:
+    if op is not None and op.auth and not current_user.is_authenticated:
         raise ApiError(401, "Sign in, or send Authorization: Bearer TOKEN.", code="unauthenticated")
-    check_scope(op.scope)
+    if text is None and request.method not in SAFE_METHODS and current_user.is_authenticated \
+            and current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()  # a cookie session acting: the page's CSRF token is required
+    if op is not None:
+        check_scope(op.scope)
 
 
 def rate_key() -> str:
