@@ -32,7 +32,7 @@ ERROR_TEXT = {**MESSAGES, 401: "No valid token or session (`invalid_token`, `una
               403: "Not allowed, or the token lacks the scope (`insufficient_scope`).",
               404: MESSAGES[404], 410: "That has ended.", 415: "Send JSON.",
               422: "Fields that are invalid or may not be set (`fields` names them); nothing was applied.",
-              304: "Not modified: If-None-Match matched the ETag."}
+              304: "Not modified: If-None-Match matched the ETag.", 405: MESSAGES[405]}
 
 DESCRIPTION = """\
 Everything a signed-in person can do on the site, for programs, through the same services
@@ -92,6 +92,10 @@ def _statuses(op: Operation) -> set[int]:
     codes.update(op.errors)
     if "<" in op.rule:
         codes.add(404)
+    if "<int:" in op.rule:
+        # An id beyond 64 bits matches no route; where the path has other methods, Werkzeug
+        # answers that this one is not allowed.
+        codes.add(405)
     if op.method != "GET":
         codes.update({413, 422})
     return codes

@@ -10,11 +10,11 @@ leave room for fields added later.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import AssetKind, OrgKind
+from ..models import AssetKind, IdeaStatus, OrgKind
 from ..models.engagement import RequestKind
 from ..models.moderation import ActionKind, ReportCategory
 from .core import PageMeta, PageQuery
@@ -25,6 +25,7 @@ AssetKindName = Literal[tuple(AssetKind.values())]  # type: ignore[valid-type]
 RequestKindName = Literal[tuple(RequestKind.values())]  # type: ignore[valid-type]
 ActionKindName = Literal[tuple(ActionKind.values())]  # type: ignore[valid-type]
 ReportCategoryName = Literal[tuple(ReportCategory.values())]  # type: ignore[valid-type]
+IdeaStatusName = Literal[tuple(IdeaStatus.values())]  # type: ignore[valid-type]
 
 ID = Field(ge=1, le=2**63 - 1)
 Visibility = Literal["public", "registered", "invited", "organisation"]
@@ -32,8 +33,15 @@ ItemStatus = Literal["draft", "open", "closed", "archived"]
 Role = Literal["owner", "admin", "member"]
 
 
+# What marketplace/textclean.py refuses in JSON bodies (control characters XML cannot carry),
+# stated in the schema so callers (and schemathesis) know it. Lone surrogates are refused too;
+# they cannot be written in a pattern every regex dialect reads, and valid UTF-8 has none.
+TEXT_PATTERN = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]*$"
+Text = Annotated[str, Field(pattern=TEXT_PATTERN)]
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Out(BaseModel):
@@ -81,10 +89,10 @@ class OrgList(PageMeta):
 
 
 class OrgCreate(Body):
-    name: str = Field(min_length=1, max_length=120)
+    name: Text = Field(min_length=1, max_length=120)
     kind: OrgKindName
-    description: str = Field("", max_length=20_000)
-    website: str = Field("", max_length=255)
+    description: Text = Field("", max_length=20_000)
+    website: Text = Field("", max_length=255)
 
 
 class MemberOut(Out):
@@ -99,7 +107,7 @@ class MemberList(PageMeta):
 
 
 class MemberAdd(Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: Text = Field(min_length=3, max_length=254)
     role: Role = "member"
 
 
@@ -158,28 +166,28 @@ class KindItemQuery(PageQuery):
 
 
 class ItemFields(Body):
-    title: str | None = Field(None, min_length=1, max_length=200)
-    summary: str | None = Field(None, max_length=500)
-    body: str | None = Field(None, max_length=50_000)
-    tags: list[str] | None = Field(None, max_length=12)
+    title: Text | None = Field(None, min_length=1, max_length=200)
+    summary: Text | None = Field(None, max_length=500)
+    body: Text | None = Field(None, max_length=50_000)
+    tags: list[Text] | None = Field(None, max_length=12)
     # challenges
-    context: str | None = Field(None, max_length=50_000)
-    expected_outcome: str | None = Field(None, max_length=50_000)
+    context: Text | None = Field(None, max_length=50_000)
+    expected_outcome: Text | None = Field(None, max_length=50_000)
     opens_at: datetime | None = None
     deadline: datetime | None = None
-    incentive_summary: str | None = Field(None, max_length=300)
+    incentive_summary: Text | None = Field(None, max_length=300)
     # failures
-    went_wrong: str | None = Field(None, max_length=50_000)
-    lessons: str | None = Field(None, max_length=50_000)
+    went_wrong: Text | None = Field(None, max_length=50_000)
+    lessons: Text | None = Field(None, max_length=50_000)
     # assets
     asset_kind: AssetKindName | None = None
-    availability: str | None = Field(None, max_length=50_000)
-    licensing_note: str | None = Field(None, max_length=50_000)
+    availability: Text | None = Field(None, max_length=50_000)
+    licensing_note: Text | None = Field(None, max_length=50_000)
 
 
 class ItemCreate(ItemFields):
     kind: Literal["challenge", "failure", "asset"]
-    title: str = Field(min_length=1, max_length=200)
+    title: Text = Field(min_length=1, max_length=200)
     visibility: Visibility = "organisation"
     publish: bool = False
 
@@ -190,7 +198,7 @@ class ItemUpdate(ItemFields):
 
 class VisibilityChange(Body):
     visibility: Visibility
-    reason: str = Field("", max_length=500)
+    reason: Text = Field("", max_length=500)
 
 
 class StatusChange(Body):
@@ -244,45 +252,47 @@ class IdeaList(PageMeta):
 
 class IdeaQuery(PageQuery):
     challenge_id: int | None = Field(None, ge=1, le=2**63 - 1)
-    status: str | None = Field(None, max_length=24)
+    status: IdeaStatusName | None = None
     mine: bool = False
 
 
 class IdeaSubmit(Body):
-    title: str = Field(min_length=1, max_length=200)
-    summary: str = Field("", max_length=500)
-    body: str = Field(min_length=1, max_length=50_000)
-    accept_terms_digest: str = Field(min_length=1, max_length=64,
+    title: Text = Field(min_length=1, max_length=200)
+    summary: Text = Field("", max_length=500)
+    body: Text = Field(min_length=1, max_length=50_000)
+    accept_terms_digest: Text = Field(min_length=1, max_length=64,
                                      description="The digest of the current terms, which you accept.")
-    coauthors: list[str] = Field(default_factory=list, max_length=20, description="Co-authors' e-mail addresses.")
+    coauthors: list[Text] = Field(default_factory=list, max_length=20, description="Co-authors' e-mail addresses.")
     confirm_eligibility: bool = False
     confirm_coi: bool = False
-    coi_note: str = Field("", max_length=2000)
+    coi_note: Text = Field("", max_length=2000)
     submission_key: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{16,64}$",
                                        description="Idempotency key: sending it again returns the same idea.")
 
 
 class IdeaRevise(Body):
-    title: str = Field(min_length=1, max_length=200)
-    summary: str = Field("", max_length=500)
-    body: str = Field(min_length=1, max_length=50_000)
-    accept_terms_digest: str = Field(min_length=1, max_length=64)
+    title: Text = Field(min_length=1, max_length=200)
+    summary: Text = Field("", max_length=500)
+    body: Text = Field(min_length=1, max_length=50_000)
+    accept_terms_digest: Text = Field(min_length=1, max_length=64)
     confirm_eligibility: bool = False
     confirm_coi: bool = False
-    coi_note: str = Field("", max_length=2000)
+    coi_note: Text = Field("", max_length=2000)
 
 
 class Reason(Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
 
 
 class Award(Body):
     incentive: int = Field(ge=0, le=100, description="Index of the incentive in the accepted terms.")
-    note: str = Field("", max_length=2000)
+    note: Text = Field("", max_length=2000)
 
 
 class Scores(Body):
-    scores: dict[str, int] = Field(description="Criterion id -> score.")
+    scores: dict[Annotated[str, Field(pattern=r"^[0-9]{1,18}$")], Annotated[int, Field(ge=0, le=10)]] = Field(
+        min_length=1, max_length=50, description="Criterion id -> score (0 to 10).",
+        json_schema_extra={"additionalProperties": False})
 
 
 # --------------------------------------------------------------------------- engagement
@@ -303,16 +313,16 @@ class QuestionList(PageMeta):
 
 
 class QuestionAsk(Body):
-    body: str = Field(min_length=1, max_length=5000)
+    body: Text = Field(min_length=1, max_length=5000)
     show_name: bool = False
 
 
 class PostBody(Body):
-    body: str = Field(min_length=1, max_length=10_000)
+    body: Text = Field(min_length=1, max_length=10_000)
 
 
 class CommentAdd(Body):
-    body: str = Field(min_length=1, max_length=10_000)
+    body: Text = Field(min_length=1, max_length=10_000)
     parent_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
@@ -354,19 +364,19 @@ class RequestList(PageMeta):
 
 class RequestSend(Body):
     kind: RequestKindName
-    message: str = Field("", max_length=5000)
+    message: Text = Field("", max_length=5000)
     terms_version: int | None = Field(None, ge=1, le=1_000_000)
-    terms_digest: str | None = Field(None, max_length=64)
-    on_behalf_of: str | None = Field(None, max_length=140, description="Slug of an organisation you administer.")
+    terms_digest: Text | None = Field(None, max_length=64)
+    on_behalf_of: Text | None = Field(None, max_length=140, description="Slug of an organisation you administer.")
 
 
 class RequestDecision(Body):
     decision: Literal["accept", "decline", "follow-up"]
-    message: str = Field("", max_length=5000)
+    message: Text = Field("", max_length=5000)
 
 
 class RequestWithdraw(Body):
-    message: str = Field("", max_length=5000)
+    message: Text = Field("", max_length=5000)
 
 
 # --------------------------------------------------------------------------- invitations
@@ -391,13 +401,13 @@ class InvitationList(PageMeta):
 
 
 class InvitationCreate(Body):
-    email: str = Field(min_length=3, max_length=254)
+    email: Text = Field(min_length=3, max_length=254)
     days: int = Field(14, ge=1, le=90)
     access_until: datetime | None = None
 
 
 class InvitationToken(Body):
-    token: str = Field(min_length=10, max_length=200)
+    token: Text = Field(min_length=10, max_length=200)
 
 
 class InvitationAnswer(Out):
@@ -421,8 +431,8 @@ class ListList(PageMeta):
 
 
 class ListCreate(Body):
-    name: str = Field(min_length=1, max_length=120)
-    description: str = Field("", max_length=2000)
+    name: Text = Field(min_length=1, max_length=120)
+    description: Text = Field("", max_length=2000)
 
 
 class ListMemberOut(Out):
@@ -439,8 +449,8 @@ class ListMemberList(PageMeta):
 
 
 class ListMemberAdd(Body):
-    email: str | None = Field(None, max_length=254)
-    org: str | None = Field(None, max_length=140, description="Slug of a member organisation.")
+    email: Text | None = Field(None, max_length=254)
+    org: Text | None = Field(None, max_length=140, description="Slug of a member organisation.")
     expires_at: datetime | None = None
 
 
@@ -485,12 +495,12 @@ class SearchOut(PageMeta):
 
 
 class ReportCreate(Body):
-    target_type: str = Field(min_length=1, max_length=32, description="challenge, failure, asset, organisation, "
+    target_type: Text = Field(min_length=1, max_length=32, description="challenge, failure, asset, organisation, "
                                                                      "user, idea, question, answer, comment, "
                                                                      "asset_request")
     target_id: int = Field(ge=1, le=2**63 - 1)
     category: ReportCategoryName
-    note: str = Field("", max_length=2000)
+    note: Text = Field("", max_length=2000)
 
 
 class ReportOut(Out):
@@ -507,11 +517,11 @@ class ReportList(PageMeta):
 
 
 class ModerationActionCreate(Body):
-    target_type: str = Field(min_length=1, max_length=32)
+    target_type: Text = Field(min_length=1, max_length=32)
     target_id: int = Field(ge=1, le=2**63 - 1)
     kind: ActionKindName
-    reason: str = Field(min_length=1, max_length=2000)
-    rule: str | None = Field(None, max_length=200)
+    reason: Text = Field(min_length=1, max_length=2000)
+    rule: Text | None = Field(None, max_length=200)
     days: int | None = Field(None, ge=1, le=3650)
     account_id: int | None = Field(None, ge=1, le=2**63 - 1,
                                    description="For suspend, ban, reinstate: which author's account.")
