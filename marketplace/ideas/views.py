@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import policy
-from ..formtools import attach_service_error
+from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
 from ..extensions import db
 from ..models import (
     Challenge,
@@ -165,7 +165,7 @@ def edit_terms(challenge_id: int):
     challenge = _challenge(challenge_id)
     require("manage_terms", challenge)
     current = policy.current_terms(challenge.id)
-    form = TermsForm()
+    form = TermsForm(meta=zone_meta(challenge.organisation))
     if request.method == "GET" and current is not None:
         for f in ("ip_model", "open_licence", "field_of_use", "territory", "licence_duration",
                   "post_termination_rights", "background_ip", "foreground_ip", "confidentiality", "reveal_at",
@@ -189,6 +189,14 @@ def edit_terms(challenge_id: int):
             flash(f"Terms version {terms.version} saved (digest {terms.digest[:12]}…)." if created
                   else "Nothing changed: the current terms version stands.", "success" if created else "info")
             return redirect(url_for("ideas.terms_sheet", challenge_id=challenge.id))
+    elif form.is_submitted():
+        # The sheet's own rules (incentive rows, reveal date...) alongside the form's: every
+        # error at once, not one more on each attempt.
+        for name, message in terms_svc.terms_problems(form.data_for_service()):
+            target = field_named(form, name)
+            if target is not None and any(isinstance(e, str) for e in target.errors):
+                continue  # the form already said what is wrong there
+            attach_error(form, name, message)
     accepted = current is not None and db.session.execute(select(TermsAcceptance.id).where(
         TermsAcceptance.terms_id == current.id).limit(1)).first() is not None
     return render_template("ideas/terms_form.html", item=challenge, form=form, current=current,
@@ -307,12 +315,13 @@ def detail(idea_id: int):
     v = policy.viewer_for(current_user)
     ctx = {"idea": idea, "item": idea.challenge, "is_author": policy.is_idea_author(v, idea),
            "sealed": policy.idea_is_sealed(idea), "award": svc.award_of(idea),
-           "revisions": svc.revisions_of(idea)}
+           "revisions": svc.revisions_of(idea), "team": svc.team_lines(idea)}
     if ctx["is_author"]:
         ctx["view_log"] = svc.view_log(idea)
         ctx["my_acceptances"] = [a for a in svc.acceptances_of(idea) if a.user_id == v.user_id]
     if policy.can(current_user, "view_review", idea):
         ctx["summary"] = svc.score_summary(idea)
+        ctx["is_reviewer"] = policy.is_active_reviewer(v, idea.challenge)
     if policy.can(current_user, "score", idea):
         ctx["criteria"] = svc.criteria_of(idea.challenge_id)
         ctx["my_scores"] = svc.my_scores(current_user, idea)
@@ -326,6 +335,24 @@ def detail(idea_id: int):
     ctx["disqualify_form"] = DisqualifyForm()
     ctx["action_form"] = ActionForm()
     return render_template("ideas/detail.html", **ctx)
+
+
+@bp.route("/ideas/<int:idea_id>/team")
+def team(idea_id: int):
+    """Who is on the idea (lead, co-authors, invitations and their answers) and each one's
+    acceptance of the terms: version, digest, date. Never a receipt's signature or a
+    conflict-of-interest note: those stay their owner's."""
+    idea = _idea(idea_id)
+    require("view_team", idea)
+    v = policy.viewer_for(current_user)
+    members = [a for a in svc.team_of(idea) if policy.team_member_shown(v, idea, a)]
+    shown = {a.user_id for a in members}
+    accepted: dict[int, list[TermsAcceptance]] = {}
+    for acc in svc.acceptances_of(idea):
+        if acc.user_id in shown:
+            accepted.setdefault(acc.user_id, []).append(acc)
+    return render_template("ideas/team.html", idea=idea, item=idea.challenge, members=members, accepted=accepted,
+                           current=policy.current_terms(idea.challenge_id))
 
 
 @bp.route("/ideas/<int:idea_id>/revisions/<int:number>")
@@ -493,6 +520,10 @@ def shortlist(idea_id: int):
 @login_required
 def decline(idea_id: int):
     idea, form = _checked_post(idea_id, "decline", ReasonForm(), "Give the authors a reason for declining.")
+    page = unconfirmed(f"Decline “{idea.title}”? The authors are told, with your reason; this cannot be undone.",
+                       "Decline the idea", url_for("ideas.detail", idea_id=idea.id), danger=True)
+    if page is not None:
+        return page
     svc.decline_idea(current_user, idea, form.reason.data)
     return _done(idea, "Idea declined; the authors were told why.")
 
@@ -504,6 +535,11 @@ def award(idea_id: int):
     form = AwardForm()
     form.incentive.choices = [(i, terms_svc.describe_incentive(inc)) for i, inc in enumerate(idea.terms.incentives)]
     idea, form = _checked_post(idea_id, "award", form, "Choose one of the incentives in the terms the authors accepted.")
+    page = unconfirmed(f"Award “{idea.title}” {terms_svc.describe_incentive(idea.terms.incentives[form.incentive.data])}? "
+                       "The authors are told; an award cannot be undone.",
+                       "Award the idea", url_for("ideas.detail", idea_id=idea.id))
+    if page is not None:
+        return page
     svc.award_idea(current_user, idea, form.incentive.data, form.note.data or "")
     return _done(idea, "Idea awarded.")
 
@@ -622,12 +658,20 @@ def reviewer_nda(challenge_id: int):
 @login_required
 def review_dashboard(challenge_id: int):
     challenge = _challenge(challenge_id)
-    require("review_ideas", challenge)
+    if not policy.can(current_user, "review_ideas", challenge):
+        # An appointed judge who has not accepted the reviewer NDA yet: show them the NDA,
+        # not a bare refusal.
+        appt = policy.reviewer_appointment(policy.viewer_for(current_user), challenge.id)
+        if appt is not None and policy.can(current_user, "accept_reviewer_nda", appt):
+            flash("Accept the reviewer NDA to open the review dashboard.", "info")
+            return redirect(url_for("ideas.reviewer_nda", challenge_id=challenge.id))
+        abort(403, "Only the challenge's reviewers and its organisation's owners and admins review its ideas.")
     ideas = db.session.execute(
         policy.visible(current_user, Idea).where(Idea.challenge_id == challenge.id)
         .order_by(Idea.submitted_at.asc(), Idea.id)).scalars().all()
     rows = [(i, svc.score_summary(i)) for i in ideas]
-    return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id))
+    return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id),
+                           is_reviewer=policy.is_active_reviewer(policy.viewer_for(current_user), challenge))
 
 
 @bp.route("/ideas/reviewing")
@@ -701,3 +745,50 @@ def verify():
     elif request.method == "POST":
         status = 400
     return render_template("ideas/verify.html", form=form, result=result), status
+
+
+# --------------------------------------------------------------------------- co-author links
+
+
+def _coauthor_link_page(token: str, inv, problem: str | None = None, status: int = 200):
+    """The page behind a mailed co-author link. Never cached, never sent on as a referrer."""
+    from flask import make_response
+
+    challenge = inv.idea.challenge if inv is not None and inv.idea is not None else None
+    resp = make_response(render_template(
+        "ideas/coauthor_link.html", token=token, inv=inv, problem=problem, action_form=ActionForm(),
+        challenge_title=challenge.title if challenge is not None and policy.invitation_reveals_item(challenge)
+        else None, org=challenge.organisation.name if challenge is not None else None,
+        here=url_for("ideas.coauthor_link", token=token)), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.route("/ideas/coauthor/t/<token>")
+def coauthor_link(token: str):
+    """A co-author named by address: signed in with it, take it up and answer; otherwise
+    sign in or register with that address (registering from here confirms it)."""
+    inv = svc.find_coauthor_invitation(token)
+    problem = svc.coauthor_link_refusal(inv, current_user)
+    if problem:
+        return _coauthor_link_page(token, inv, *problem)
+    if not current_user.is_authenticated:
+        return _coauthor_link_page(token, inv)
+    try:
+        idea = svc.claim_coauthor_invitation(current_user, token)
+    except ServiceError as e:
+        return _coauthor_link_page(token, svc.find_coauthor_invitation(token), e.message, e.status)
+    return redirect(url_for("ideas.coauthor", idea_id=idea.id))
+
+
+@bp.route("/ideas/coauthor/t/<token>/decline", methods=["POST"])
+def coauthor_link_decline(token: str):
+    if not ActionForm().validate_on_submit():
+        abort(400, "Your form expired. Open the link again.")
+    try:
+        svc.decline_coauthor_invitation(current_user, token)
+    except ServiceError as e:
+        return _coauthor_link_page(token, svc.find_coauthor_invitation(token), e.message, e.status)
+    flash("You declined to be a co-author. The link no longer works.", "info")
+    return redirect(url_for("ideas.mine") if current_user.is_authenticated else url_for("main.index"))

@@ -32,6 +32,7 @@ from ..models.moderation import (
 from ..policy import get_visible_or_404
 from ..services import moderation as svc
 from ..services.accounts import find_user
+from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from . import bp, decisions, registry
 from .forms import (
@@ -476,11 +477,11 @@ def scopes():
     form = ScopeForm()
     if form.validate_on_submit():
         user = find_user(form.email.data)
-        org = db.session.execute(select(Organisation).where(Organisation.slug == form.org.data.lower())).scalar()
+        org = find_org(form.org.data)
         if user is None:
             form.email.errors.append("No account has this e-mail address.")
         if org is None:
-            form.org.errors.append("No organisation has this short name.")
+            form.org.errors.append(ORG_NOT_FOUND)
         if user is not None and org is not None:
             try:
                 svc.grant_scope(current_user, user, org)

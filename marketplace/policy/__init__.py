@@ -10,6 +10,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     moderation.py   reporting, moderating, reports, actions, appeals, flags
     places.py       who moderates which place, and the exceptions that follow from it
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
+    reach.py        notifications, mails, follows, announcements; the verified address
     api.py          API tokens, organisation integrations, webhooks and their deliveries
 
 The faces every surface uses:
@@ -28,7 +29,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import api, engagement, ideas, invitations, items, moderation, orgs, places  # noqa: F401  (declare the rules)
+from . import api, engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -66,6 +67,7 @@ from .engagement import (
 )
 from .ideas import (
     IDEA_COUNTING_AUTHOR_STATES,
+    address_domain_refusal,
     IDEA_REVIEWABLE_STATES,
     IDEA_SHOWN_STATES,
     IDEA_VISIBLE_AUTHOR_STATES,
@@ -79,6 +81,7 @@ from .ideas import (
     is_idea_author,
     participation_refusal,
     reviewer_appointment,
+    team_member_shown,
 )
 from .invitations import (
     ListUse,
@@ -89,6 +92,8 @@ from .invitations import (
     invitation_state,
     is_invitee,
     items_via_grants_clause,
+    list_use_reveals_item,
+    list_uses_revealing_items,
     items_via_lists_clause,
     usable_lists_clause,
 )
@@ -101,6 +106,17 @@ from .places import (
     forget_moderator_scopes,
     is_discussion_locked,
     moderator_scope_org_ids,
+)
+from .reach import (
+    UNVERIFIED_REFUSAL,
+    about_ref,
+    can_view_about,
+    email_verified,
+    is_coauthor_invitee,
+    mail_subject_visible,
+    may_be_told_about_item,
+    verification_refusal,
+    visible_about,
 )
 from .search import principals
 
@@ -144,10 +160,12 @@ __all__ = [
     "invitation_reveals_item", "invitation_state", "is_active_reviewer", "is_discussion_locked", "is_idea_author",
     "is_invitee", "is_request_owner_side", "is_request_sender_side", "item_doc_principals",
     "item_doc_principals_many", "item_principals_valid_until", "ITEMS", "items_via_grants_clause",
-    "items_via_lists_clause", "lapsed_access_item_ids", "ListUse", "may_set_member_role",
+    "items_via_lists_clause", "lapsed_access_item_ids", "list_use_reveals_item", "list_uses_revealing_items", "ListUse", "may_set_member_role",
     "may_give_token_role", "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "organisation_viewer", "participation_refusal", "placement",
     "Placement", "PolicyError", "post_delete_refusal", "post_edit_refusal", "principals",
     "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
-    "reviewer_appointment", "RULE_BOOK", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
+    "reviewer_appointment", "RULE_BOOK", "team_member_shown", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
     "viewer_for", "visible", "visible_clause",
+    "UNVERIFIED_REFUSAL", "about_ref", "address_domain_refusal", "can_view_about", "email_verified", "is_coauthor_invitee",
+    "mail_subject_visible", "may_be_told_about_item", "verification_refusal", "visible_about",
 ]

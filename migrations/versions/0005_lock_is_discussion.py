@@ -1,6 +1,6 @@
 """lock and unlock decisions are discussion moderation
 
-Revision ID: 0005_lock_decisions_are_discussion
+Revision ID: 0005_lock_is_discussion
 Revises: 0004_search_writer_retries
 Create Date: 2026-12-03 11:30:00
 
@@ -11,7 +11,7 @@ who locked their own discussion could not see the decision. Data only.
 """
 from alembic import op
 
-revision = "0005_lock_decisions_are_discussion"
+revision = "0005_lock_is_discussion"
 down_revision = "0004_search_writer_retries"
 branch_labels = None
 depends_on = None

@@ -1,8 +1,8 @@
 """API access for programs: personal and organisation tokens (stored as hashes), webhooks
 and their delivery outbox
 
-Revision ID: 0006_api_tokens_webhooks
-Revises: 0005_lock_decisions_are_discussion
+Revision ID: 0010_api_tokens_webhooks
+Revises: 0007_time_zones_view_log
 Create Date: 2026-12-03 11:20:55.704189
 
 """
@@ -13,8 +13,8 @@ import marketplace.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = '0006_api_tokens_webhooks'
-down_revision = '0005_lock_decisions_are_discussion'
+revision = "0010_api_tokens_webhooks"
+down_revision = "0007_time_zones_view_log"
 branch_labels = None
 depends_on = None
 
