@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..models import AssetKind, IdeaStatus, OrgKind
 from ..models.engagement import RequestKind
 from ..models.moderation import ActionKind, ReportCategory
+from ..models.notify import Channel
+from ..notify import CATEGORIES
 from .core import PageMeta, PageQuery
 
 # Literal[("a", "b")] is Literal["a", "b"]: the enums' values, listed once in the models.
@@ -26,6 +28,8 @@ RequestKindName = Literal[tuple(RequestKind.values())]  # type: ignore[valid-typ
 ActionKindName = Literal[tuple(ActionKind.values())]  # type: ignore[valid-type]
 ReportCategoryName = Literal[tuple(ReportCategory.values())]  # type: ignore[valid-type]
 IdeaStatusName = Literal[tuple(IdeaStatus.values())]  # type: ignore[valid-type]
+ChannelName = Literal[tuple(Channel.values())]  # type: ignore[valid-type]
+CategoryName = Literal[tuple(CATEGORIES)]  # type: ignore[valid-type]
 
 ID = Field(ge=1, le=2**63 - 1)
 Visibility = Literal["public", "registered", "invited", "organisation"]
@@ -582,6 +586,8 @@ class NotificationOut(Out):
     kind: str
     message: str
     url: str
+    shown: bool = Field(description="False when it is about something you may no longer see: "
+                                    "the message and link are then withheld.")
     created_at: str | None
     read: bool
 
@@ -592,3 +598,20 @@ class NotificationList(PageMeta):
 
 class Count(Out):
     updated: int
+
+
+class NotificationCategoryOut(Out):
+    key: str
+    label: str
+    channel: ChannelName
+
+
+class NotificationSettingsOut(Out):
+    categories: list[NotificationCategoryOut] = Field(
+        description="Each kind of notification and how you hear about it: site (in the site only), instant "
+                    "(and by e-mail at once), digest (and in a daily e-mail digest), off.")
+
+
+class NotificationSettingsChange(Body):
+    channels: dict[CategoryName, ChannelName] = Field(
+        min_length=1, description="Kind of notification -> channel; kinds not named keep their channel.")

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from .. import policy
 from ..extensions import db
 from ..models import AccessGrant, Notification, Report, TermsAcceptance
-from ..notify import mark_all_read
+from ..notify import CATEGORIES, NOT_SHOWN, mark_all_read, with_shown
 from ..search import service as search_svc
 from ..services import moderation as mod_svc
+from ..services import notifications as notif_svc
 from . import schemas as s
 from .auth import token_scopes
 from .core import PageQuery, operation, page_list, page_meta, paginate
@@ -112,11 +113,15 @@ def my_receipts(q):
 @operation("/v1/me/notifications", summary="Your notifications", tag="Me", query=PageQuery,
            response=s.NotificationList, paginated=True, auth=True)
 def my_notifications(q):
-    stmt = select(Notification).where(Notification.user_id == current_user.id) \
+    """The notifications page's list: one about something you may no longer see keeps its
+    kind and time, but not its message or link (`shown: false`)."""
+    stmt = policy.visible(current_user, Notification) \
         .order_by(Notification.created_at.desc(), Notification.id.desc())
     rows, meta = paginate(stmt, q)
-    return {"notifications": [{"id": n.id, "kind": n.kind, "message": n.message, "url": n.url,
-                               "created_at": iso(n.created_at), "read": n.read_at is not None} for n in rows],
+    return {"notifications": [{"id": n.id, "kind": n.kind, "message": n.message if shown else NOT_SHOWN,
+                               "url": n.url if shown else "", "shown": shown,
+                               "created_at": iso(n.created_at), "read": n.read_at is not None}
+                              for n, shown in with_shown(current_user, list(rows))],
             **meta}
 
 
@@ -124,3 +129,24 @@ def my_notifications(q):
            scope="notifications:write", response=s.Count)
 def my_notifications_read():
     return {"updated": mark_all_read(current_user)}
+
+
+def _notification_settings() -> dict:
+    current = notif_svc.channels(current_user)
+    return {"categories": [{"key": c.key, "label": c.label, "channel": current[c.key]} for c in CATEGORIES.values()]}
+
+
+@operation("/v1/me/notification-settings", summary="How you hear about each kind of notification", tag="Me",
+           response=s.NotificationSettingsOut, auth=True)
+def my_notification_settings():
+    """The notification choices page."""
+    return _notification_settings()
+
+
+@operation("/v1/me/notification-settings", "PATCH", summary="Change how you hear about some kinds of notification",
+           tag="Me", scope="notifications:write", body=s.NotificationSettingsChange,
+           response=s.NotificationSettingsOut)
+def my_notification_settings_change(body: s.NotificationSettingsChange):
+    """The notification choices page's form, through the same service."""
+    notif_svc.set_channels(current_user, dict(body.channels))
+    return _notification_settings()

@@ -44,7 +44,7 @@ SCOPES: dict[str, str] = {
     "lists:write": "Invitation lists and their members",
     "reports:write": "Report content to moderators",
     "moderation:write": "Moderators' actions",
-    "notifications:write": "Mark notifications as read",
+    "notifications:write": "Mark notifications as read; notification choices",
 }
 
 
