@@ -284,6 +284,14 @@ class IdeaRevise(Body):
     coi_note: Text = Field("", max_length=2000)
 
 
+class CoauthorAccept(Body):
+    accept_terms_digest: Text = Field(min_length=1, max_length=64,
+                                      description="The digest of the current terms, which you accept.")
+    confirm_eligibility: bool = False
+    confirm_coi: bool = False
+    coi_note: Text = Field("", max_length=2000)
+
+
 class Reason(Body):
     reason: Text = Field(min_length=1, max_length=2000)
 

@@ -1,5 +1,5 @@
 """Ideas: list what the caller may see, submit under the current terms, revise, withdraw,
-and the review panel's actions. The same services as the pages, which hold every rule
+answer a co-authorship, and the review panel's actions. The same services as the pages, which hold every rule
 (participation, terms acceptance, co-authors, limits, the sealed-view log)."""
 from __future__ import annotations
 
@@ -109,6 +109,29 @@ def idea_withdraw(idea_id: int):
     i = _idea(idea_id)
     ideas_svc.withdraw_idea(current_user, i)
     return idea_json(i, current_user, full=True)
+
+
+@operation("/v1/ideas/<int:idea_id>/coauthorship/accept", "POST", summary="Accept being a co-author",
+           tag="Ideas", scope="ideas:write", body=s.CoauthorAccept, response=s.IdeaDetail,
+           errors=(403, 404, 409))
+def idea_coauthor_accept(idea_id: int, body: s.CoauthorAccept):
+    """For a named, pending co-author: accept the current terms for the idea as it stands
+    (`accept_terms_digest`, as for submitting: 409 `terms_changed` with the current digest).
+    Accepting again changes nothing."""
+    i = _idea(idea_id)
+    try:
+        ideas_svc.accept_coauthorship(current_user, i, _terms_fields(i.challenge, body))
+    except ServiceError as e:
+        _terms_conflict(i.challenge, e)
+    return idea_json(i, current_user, full=True)
+
+
+@operation("/v1/ideas/<int:idea_id>/coauthorship/decline", "POST", summary="Decline being a co-author",
+           tag="Ideas", scope="ideas:write", status=204, errors=(403, 404))
+def idea_coauthor_decline(idea_id: int):
+    """No body: having declined, you no longer see the idea."""
+    i = _idea(idea_id)
+    ideas_svc.decline_coauthorship(current_user, i)
 
 
 def _review(idea_id: int, action: str) -> Idea:
