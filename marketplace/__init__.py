@@ -108,7 +108,10 @@ def _check_secret(app: Flask) -> None:
 
 
 def _check_numbers(app: Flask) -> None:
-    for key, env in (("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES"), ("TRUSTED_PROXIES", "TRUSTED_PROXIES")):
+    for key, env in (("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES"), ("TRUSTED_PROXIES", "TRUSTED_PROXIES"),
+                     ("WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_MAX_ATTEMPTS"),
+                     ("WEBHOOK_BACKOFF_SECONDS", "WEBHOOK_BACKOFF_SECONDS"),
+                     ("WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS")):
         value = app.config.get(key)
         if value is not None and not isinstance(value, int):
             raise ConfigError(f"{env}={value!r} is not a whole number.")

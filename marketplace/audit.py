@@ -7,7 +7,9 @@ removed or reordered. The application never updates or deletes rows (enforced by
 flush guard in marketplace/services/guards.py).
 
 Each event is also logged (logger `marketplace.audit`, INFO) once its transaction commits:
-action, subject, actor and row id, never its data (which can quote reasons and names).
+action, subject, actor and row id, never its data (which can quote reasons and names). The
+few that are webhook events also queue their deliveries, in the same transaction
+(marketplace/services/webhooks.py).
 """
 from __future__ import annotations
 
@@ -95,6 +97,10 @@ def record(action: str, subject_type: str, subject_id: int | None = None, *, act
             continue  # someone appended first: chain onto the new head
         db.session.info.setdefault(_PENDING, []).append(
             (action, subject_type, subject_id, actor_id, item_id, row.id))
+        # Some events are webhook events: their deliveries join this same transaction.
+        from .services.webhooks import enqueue_for_audit_event
+
+        enqueue_for_audit_event(row)
         return row
     raise RuntimeError("could not append to the audit chain (contention)")
 

@@ -38,7 +38,11 @@ def init_app(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        if request.blueprint == "api" or request.accept_mimetypes.best == "application/json":
+        if request.path.startswith("/api/"):
+            from .errors import api_error_body
+
+            return jsonify(api_error_body(401, "Sign in, or send Authorization: Bearer TOKEN.")), 401
+        if request.accept_mimetypes.best == "application/json":
             return jsonify(error="authentication required"), 401
         flash(login_manager.login_message, "info")
         return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))

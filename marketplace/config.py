@@ -109,6 +109,17 @@ class Config:
     LEGACY_RECEIPT_SECRETS = _list("LEGACY_RECEIPT_SECRETS")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     LOG_FILE = os.environ.get("LOG_FILE") or None
+    # API calls per token (or signed-in account, or address), in the limiter's storage:
+    # with RATELIMIT_STORAGE_URI shared, one count across every worker process.
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "120/minute;3000/hour")
+    # Webhook deliveries (flask webhooks deliver): attempts before a delivery is parked, the
+    # first retry delay (doubling each time, at most 6 hours) and each request's timeout.
+    WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 8)
+    WEBHOOK_BACKOFF_SECONDS = _int("WEBHOOK_BACKOFF_SECONDS", 30)
+    WEBHOOK_TIMEOUT_SECONDS = _int("WEBHOOK_TIMEOUT_SECONDS", 10)
+    # Only tests may send webhooks to http://127.0.0.1 (a server in the test); elsewhere HTTPS
+    # to public addresses only.
+    WEBHOOK_ALLOW_LOOPBACK = False
     # E-mail (names as Flask-Mailman reads them). MAIL_BACKEND: "smtp" (MAIL_SERVER, MAIL_PORT,
     # MAIL_USE_TLS for STARTTLS or MAIL_USE_SSL, MAIL_USERNAME, MAIL_PASSWORD), "file" (one
     # .eml file per message in MAIL_FILE_PATH: the default, so nothing is ever sent by
@@ -156,6 +167,8 @@ class TestingConfig(Config):
     RECEIPT_KEYS_DIR = None
     LEGACY_RECEIPT_SECRETS: list = []
     LOG_FILE = None
+    WEBHOOK_ALLOW_LOOPBACK = True
+    WEBHOOK_TIMEOUT_SECONDS = 5
     MAIL_BACKEND = "locmem"
     MAIL_WORKER = "off"  # tests send with marketplace.mail.worker.send_pending() when they mean to
     MAIL_DEFAULT_SENDER = None

@@ -40,7 +40,33 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def _render(code: int, message: str, reference: str | None = None):
+# The API's one error shape names the kind of error with one of these codes.
+API_CODES = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "too_large",
+    415: "unsupported_media_type", 422: "invalid_fields", 429: "rate_limited", 500: "server_error",
+}
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def api_error_body(code: int, message: str, *, error_code: str | None = None, fields: dict | None = None,
+                   extra: dict | None = None, reference: str | None = None) -> dict:
+    """{"error": {"code", "message", "fields"}}: the one error shape of /api/ (see README)."""
+    err = {"code": error_code or API_CODES.get(code, "error"), "message": message, "fields": fields or {}}
+    if extra:
+        err.update(extra)
+    if reference:
+        err["request_id"] = reference
+    # "status" repeats the HTTP status, as every JSON error of the site always has.
+    return {"error": err, "status": code}
+
+
+def _render(code: int, message: str, reference: str | None = None, **api):
+    if is_api_request():
+        return make_response(jsonify(api_error_body(code, message, reference=reference, **api)), code)
     if wants_json():
         body = {"error": message, "status": code}
         if reference:
@@ -79,6 +105,9 @@ def _rollback() -> None:
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(e):
+        if is_api_request():
+            return _render(400, "A cookie-session write needs the page's CSRF token (X-CSRFToken header); "
+                           "programs send a bearer token instead.", error_code="csrf_failed")
         return _render(400, "Your form expired or was sent from elsewhere. Reload the page and try again.")
 
     @app.errorhandler(413)
@@ -91,9 +120,9 @@ def init_app(app: Flask) -> None:
         code = e.code or 500
         if code in (403, 404):
             log.info("denied %s: %s %s user=%s", code, request.method, route(), user_id_for_log())
-        desc = e.description if code in (400, 403, 409, 413, 422, 429) and e.description and \
+        desc = e.description if code in (400, 401, 403, 409, 413, 415, 422, 429) and e.description and \
             e.description != type(e).description else MESSAGES.get(code, e.name)
-        resp = _render(code, desc)
+        resp = _render(code, desc, **getattr(e, "api_details", {}))
         if code == 405 and getattr(e, "valid_methods", None):
             resp.headers["Allow"] = ", ".join(e.valid_methods)
         return resp
@@ -107,7 +136,8 @@ def init_app(app: Flask) -> None:
         log.info("refused %s: %s %s user=%s", code, request.method, route(), user_id_for_log())
         # A 404 says no more than any other 404 (it must not confirm that something exists).
         message = MESSAGES[404] if code == 404 else (e.message or MESSAGES.get(code, MESSAGES[400]))
-        return _render(code, message)
+        fields = {e.field: message} if e.field and code != 404 else None
+        return _render(code, message, fields=fields)
 
     @app.errorhandler(Exception)
     def unhandled(e: Exception):

@@ -186,6 +186,26 @@ def unread_count(user: User) -> int:
     ).scalar_one()
 
 
+def mark_all_read(user: User) -> int:
+    """Mark every unread notification of the user read; returns how many."""
+    res = db.session.execute(
+        update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow()))
+    db.session.commit()
+    return res.rowcount or 0
+
+
+NOT_SHOWN = "About something you can no longer see."
+
+
+def with_shown(user: User, rows: list[Notification]) -> list[tuple[Notification, bool]]:
+    """Each notification with whether its reader may still see what it is about (the page
+    and the API show the message and link only then)."""
+    # Asked again now: what a notification names may have closed to its reader since.
+    seen = policy.visible_about(user, [(n.about_type, n.about_id) for n in rows])
+    return [(n, n.about_type is None or (n.about_type, n.about_id) in seen) for n in rows]
+
+
 def nav_label(user) -> str:
     n = unread_count(user) if getattr(user, "is_authenticated", False) else 0
     return f"Notifications ({n} unread)" if n else "Notifications"
@@ -209,21 +229,15 @@ def index():
         .limit(PAGE + 1).offset((page - 1) * PAGE)
     ).scalars().all()
     more = len(rows) > PAGE
-    rows = rows[:PAGE]
-    # Asked again now: what a notification names may have closed to its reader since.
-    seen = policy.visible_about(current_user, [(n.about_type, n.about_id) for n in rows])
-    shown = [(n, n.about_type is None or (n.about_type, n.about_id) in seen) for n in rows]
-    return render_template("notifications/index.html", rows=shown, label=kind_label, page=page, more=more)
+    shown = with_shown(current_user, rows[:PAGE])
+    return render_template("notifications/index.html", rows=shown, label=kind_label, page=page, more=more,
+                           not_shown=NOT_SHOWN)
 
 
 @bp.route("/read", methods=["POST"])
 @login_required
 def mark_read():
-    db.session.execute(
-        update(Notification).where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
-    )
-    db.session.commit()
+    mark_all_read(current_user)
     return redirect(url_for("notifications.index"))
 
 

@@ -22,6 +22,8 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.search.views", "bp", None),
     ("marketplace.mail", "bp", "/mail"),
     ("marketplace.reach", "bp", None),
+    ("marketplace.tokens", "bp", None),     # /settings/tokens, /orgs/<slug>/tokens
+    ("marketplace.webhooks", "bp", None),   # /orgs/<slug>/webhooks
 ]
 
 

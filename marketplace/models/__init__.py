@@ -1,4 +1,5 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
+from .api import ApiToken, Webhook, WebhookDelivery
 from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
 from .base import (
     AssetKind,
@@ -33,7 +34,7 @@ from .engagement import (
 )
 
 __all__ = [
-    "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "Appeal", "Asset", "AssetKind", "AssetRequest",
+    "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
     "ChallengeTerms", "Channel", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
@@ -43,5 +44,5 @@ __all__ = [
     "ModeratorScope", "Notification", "NotificationPref", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
     "Question", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
     "ReviewerKind", "ReviewNote", "SealedViewLog", "SearchOutbox", "SiteRole", "Status",
-    "TermsAcceptance", "User", "utcnow", "Visibility", "WhoMaySubmit",
+    "TermsAcceptance", "User", "utcnow", "Visibility", "Webhook", "WebhookDelivery", "WhoMaySubmit",
 ]

@@ -11,6 +11,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     places.py       who moderates which place, and the exceptions that follow from it
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
     reach.py        notifications, mails, follows, announcements; the verified address
+    api.py          API tokens, organisation integrations, webhooks and their deliveries
 
 The faces every surface uses:
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
+from . import api, engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -98,6 +99,7 @@ from .invitations import (
     items_via_lists_clause,
     usable_lists_clause,
 )
+from .api import may_give_token_role, organisation_viewer
 from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
 from .moderation import Placement, appeal_refusal, decision_placement, placement
 from .orgs import may_set_member_role
@@ -162,7 +164,7 @@ __all__ = [
     "is_invitee", "is_request_owner_side", "is_request_sender_side", "item_doc_principals",
     "item_doc_principals_many", "item_principals_valid_until", "ITEMS", "items_via_grants_clause",
     "items_via_lists_clause", "lapsed_access_item_ids", "list_use_reveals_item", "list_uses_revealing_items", "ListUse", "may_set_member_role",
-    "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "participation_refusal", "placement",
+    "may_give_token_role", "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "organisation_viewer", "participation_refusal", "placement",
     "Placement", "PolicyError", "post_delete_refusal", "post_edit_refusal", "principals",
     "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
     "reviewer_appointment", "RULE_BOOK", "team_member_shown", "RULES", "usable_lists_clause", "Viewer", "viewer_email",

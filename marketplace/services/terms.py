@@ -497,7 +497,10 @@ def check_posted_terms(terms: ChallengeTerms | None, posted_version: Any, posted
     except (TypeError, ValueError):
         raise ServiceError("The form did not say which terms version you accepted; reload the page.", 400,
                            field="accept_terms")
-    if version != terms.version or not hmac.compare_digest(str(posted_digest or ""), terms.digest):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError,
+    # i.e. a 500), and a posted digest can be any text.
+    if version != terms.version or not hmac.compare_digest(str(posted_digest or "").encode("utf-8"),
+                                                           terms.digest.encode("utf-8")):
         raise ServiceError(
             f"The terms you accepted (version {version}) are not the current terms (version {terms.version}, "
             f"digest {terms.digest[:12]}…). Read the current terms and accept them again.", 409,

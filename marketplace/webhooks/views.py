@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import policy
+from ..extensions import db
+from ..formtools import attach_service_error
+from ..models import Organisation, Webhook, WebhookDelivery
+from ..services import webhooks as svc
+from ..services.common import ServiceError
+from . import bp
+from .forms import WebhookForm
+
+DELIVERIES_SHOWN = 100
+
+
+def _org(slug: str) -> Organisation:
+    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
+    if org is None or not policy.can(current_user, "view", org):
+        abort(404)
+    policy.require("manage_integrations", org)
+    return org
+
+
+@bp.route("/orgs/<slug>/webhooks", methods=["GET", "POST"])
+@login_required
+def index(slug: str):
+    org = _org(slug)
+    form = WebhookForm()
+    created = None
+    if form.validate_on_submit():
+        try:
+            created = svc.create_webhook(current_user, org, form.url.data, form.events.data)
+        except ServiceError as e:
+            attach_service_error(form, e)
+        else:
+            form = WebhookForm(formdata=None)
+    hooks = db.session.execute(policy.visible(current_user, Webhook).where(Webhook.org_id == org.id)
+                               .order_by(Webhook.id)).scalars().all()
+    deliveries = db.session.execute(
+        policy.visible(current_user, WebhookDelivery)
+        .where(WebhookDelivery.webhook_id.in_([w.id for w in hooks] or [-1]))
+        .order_by(WebhookDelivery.id.desc()).limit(DELIVERIES_SHOWN)).scalars().all()
+    return render_template("webhooks/index.html", org=org, form=form, hooks=hooks, deliveries=deliveries,
+                           created=created, events=svc.EVENTS), (400 if form.errors else 200)
+
+
+@bp.route("/orgs/<slug>/webhooks/<int:webhook_id>/delete", methods=["POST"])
+@login_required
+def delete(slug: str, webhook_id: int):
+    org = _org(slug)
+    w = policy.get_visible_or_404(Webhook, webhook_id)
+    if w.org_id != org.id:
+        abort(404)
+    svc.delete_webhook(current_user, w)
+    flash("Webhook removed; its deliveries are no longer sent.", "success")
+    return redirect(url_for("webhooks.index", slug=org.slug))
+
+
+@bp.route("/orgs/<slug>/webhooks/deliveries/<int:delivery_id>")
+@login_required
+def delivery(slug: str, delivery_id: int):
+    org = _org(slug)
+    d = policy.get_visible_or_404(WebhookDelivery, delivery_id)
+    if d.webhook.org_id != org.id:
+        abort(404)
+    return render_template("webhooks/delivery.html", org=org, d=d)
+
+
+@bp.route("/orgs/<slug>/webhooks/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
+@login_required
+def redeliver(slug: str, delivery_id: int):
+    org = _org(slug)
+    d = policy.get_visible_or_404(WebhookDelivery, delivery_id)
+    if d.webhook.org_id != org.id:
+        abort(404)
+    again = svc.redeliver(current_user, d)
+    flash(f"Queued again as delivery {again.id}.", "success")
+    return redirect(url_for("webhooks.index", slug=org.slug))
