@@ -1,7 +1,7 @@
 """API access for programs: personal and organisation tokens (stored as hashes), webhooks
 and their delivery outbox
 
-Revision ID: 0010_api_tokens_webhooks
+Revision ID: 0008_api_tokens_webhooks
 Revises: 0007_time_zones_view_log
 Create Date: 2026-12-03 11:20:55.704189
 
@@ -13,7 +13,7 @@ import marketplace.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = "0010_api_tokens_webhooks"
+revision = "0008_api_tokens_webhooks"
 down_revision = "0007_time_zones_view_log"
 branch_labels = None
 depends_on = None
