@@ -4,6 +4,12 @@ Refusals from the write services (`ServiceError`) that a view does not show on i
 here too: the transaction is rolled back and the refusal becomes a 4xx with its message.
 Denials (403, 404) are logged at INFO with the route pattern and user id; unexpected errors
 at ERROR with their traceback and the request id, which the 500 page shows.
+
+A number the database cannot hold (an id beyond 64 bits, a date past year 9999) is refused
+where it is read (marketplace/params.py, the forms' ranges, the path converters); should one
+still reach the database or date arithmetic, the `OverflowError` (SQLite, datetime) or
+`DataError` (PostgreSQL) it raises becomes a 400 after a rollback, logged at WARNING, never
+a 500.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import logging
 from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.exc import DataError, NoInspectionAvailable
 from werkzeug.exceptions import HTTPException
 
 from .logs import request_id
@@ -31,6 +37,8 @@ MESSAGES = {
     429: "Too many requests; please slow down and try again shortly.",
 }
 SERVER_ERROR = "Something went wrong on our side. Nothing was saved; please try again."
+OUT_OF_RANGE = ("A number or date in the request is out of range (or not a valid value). "
+                "Nothing was saved; check what you entered and try again.")
 
 
 def wants_json() -> bool:
@@ -108,6 +116,16 @@ def init_app(app: Flask) -> None:
         # A 404 says no more than any other 404 (it must not confirm that something exists).
         message = MESSAGES[404] if code == 404 else (e.message or MESSAGES.get(code, MESSAGES[400]))
         return _render(code, message)
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def out_of_range(e: Exception):
+        # A value the database (or datetime arithmetic) cannot hold: the request's fault, not
+        # ours. Logged without the value or the SQL parameters (the engine hides them).
+        _rollback()
+        log.warning("out-of-range value refused (%s): %s %s user=%s request_id=%s", type(e).__name__,
+                    request.method, route(), user_id_for_log(), request_id())
+        return _render(400, OUT_OF_RANGE)
 
     @app.errorhandler(Exception)
     def unhandled(e: Exception):

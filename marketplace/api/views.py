@@ -10,6 +10,7 @@ from .. import policy
 from ..extensions import csrf, db
 from ..items.queries import BadListArgs, ListArgs, item_list
 from ..models import Item, Organisation
+from ..params import int_arg
 from . import bp
 
 csrf.exempt(bp)  # read-only: GET only
@@ -53,7 +54,7 @@ def _list(kind: str | None):
         a = ListArgs.from_request(request.args, kind=kind)
     except BadListArgs as e:
         abort(400, str(e))
-    size = min(max(request.args.get("per_page", 20, type=int) or 20, 1), 100)
+    size = int_arg("per_page", 20, minimum=1, maximum=100, source=request.args)
     rows, total, _org = item_list(current_user, a, size)
     return jsonify(items=[item_json(i) for i in rows], total=total, page=a.page, per_page=size,
                    pages=max(1, math.ceil(total / size)))

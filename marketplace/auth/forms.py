@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from ..email_address import EmailAddress
@@ -23,6 +23,7 @@ class RegisterForm(FlaskForm):
 class LoginForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=200)])
+    remember = BooleanField("Keep me signed in on this device")
     submit = SubmitField("Sign in")
 
 
@@ -38,3 +39,9 @@ class PasswordForm(FlaskForm):
     confirm = PasswordField("Repeat new password",
                             validators=[EqualTo("password", "The passwords do not match.")])
     submit = SubmitField("Change password")
+
+
+class OtherSessionsForm(FlaskForm):
+    """A bare form: its CSRF token and button end every session but the current one."""
+
+    submit = SubmitField("Sign out other sessions")

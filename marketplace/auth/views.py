@@ -1,37 +1,35 @@
-"""Sign-up, sign-in and account pages.
+"""Sign-up, sign-in, sign-out and account pages.
 
 Sign-ins are logged (logger `marketplace.auth`): successes with the user id, failures with
 the user id when the address belongs to an account. The typed address is never logged
 (people paste their password into it), nor, of course, the password.
+
+Sessions are server-side (marketplace/auth_loader.py): signing in begins a new one, signing
+out revokes it, changing the password ends every other one, and the account page lists the
+live ones with a button to end all but this one.
 """
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
+from ..auth_loader import current_session, end_session, start_session
 from ..extensions import limiter
+from ..params import safe_next
+from ..ratelimit import REGISTER_PER_ADDRESS, SIGNIN_PER_ACCOUNT, SIGNIN_PER_ADDRESS, client_address, signin_account
 from ..services import accounts
+from ..services import sessions as sessions_svc
 from ..services.common import ServiceError
 from . import bp
-from .forms import LoginForm, PasswordForm, ProfileForm, RegisterForm
+from .forms import LoginForm, OtherSessionsForm, PasswordForm, ProfileForm, RegisterForm
 
 log = logging.getLogger("marketplace.auth")
 
 
-def _safe_next(target: str | None) -> str:
-    if not target:
-        return url_for("main.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("main.index")
-    return target
-
-
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit("20/hour", methods=["POST"])
+@limiter.limit(REGISTER_PER_ADDRESS, key_func=client_address, methods=["POST"])
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -42,15 +40,17 @@ def register():
         except ServiceError as e:
             getattr(form, e.field or "email", form.email).errors.append(e.message)
         else:
-            login_user(user)
+            start_session(user)
             log.info("account created and signed in: user=%s", user.id)
             flash("Welcome! Your account is ready.", "success")
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     return render_template("auth/register.html", form=form), (200 if not form.errors else 400)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("30/minute", methods=["POST"])
+@limiter.limit(SIGNIN_PER_ADDRESS, key_func=client_address, methods=["POST"])
+@limiter.limit(SIGNIN_PER_ACCOUNT, key_func=signin_account, methods=["POST"],
+               error_message="Too many sign-in attempts for this account; please wait before trying again.")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -68,10 +68,10 @@ def login():
                 f"This account is suspended until {user.suspended_until:%Y-%m-%d %H:%M} UTC."
             )
         else:
-            login_user(user)
+            start_session(user, remember=bool(form.remember.data))
             log.info("sign-in ok: user=%s", user.id)
             flash(f"Signed in as {user.display_name}.", "success")
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), (200 if not form.errors else 400)
 
 
@@ -79,7 +79,7 @@ def login():
 def logout():
     if current_user.is_authenticated:
         log.info("sign-out: user=%s", current_user.id)
-    logout_user()
+    end_session("signed out")
     flash("Signed out.", "info")
     return redirect(url_for("main.index"))
 
@@ -89,6 +89,7 @@ def logout():
 def account():
     profile = ProfileForm(prefix="p", display_name=current_user.display_name)
     pw = PasswordForm(prefix="pw")
+    others = OtherSessionsForm(prefix="s")
     status = 200
     if request.method == "POST":
         if "p-submit" in request.form and profile.validate_on_submit():
@@ -100,17 +101,27 @@ def account():
                 flash("Display name saved.", "success")
                 return redirect(url_for("auth.account"))
         if "pw-submit" in request.form and pw.validate_on_submit():
+            user = current_user._get_current_object()
+            remember = bool(getattr(current_session(), "remember", False))
             try:
-                accounts.change_password(current_user, pw.current.data, pw.password.data)
+                accounts.change_password(user, pw.current.data, pw.password.data)
             except ServiceError as e:
                 pw.current.errors.append(e.message)
             else:
-                log.info("password changed: user=%s", current_user.id)
-                # Keep this session (the others have ended). Pass the real User, not the
-                # current_user proxy: Flask-Login would store the proxy as the request's user
-                # and resolving it would recurse until the process crashes.
-                login_user(current_user._get_current_object())
+                log.info("password changed: user=%s", user.id)
+                # Every session ended, this one included; go on under a new session id.
+                # Pass the real User, not the current_user proxy: Flask-Login would store the
+                # proxy as the request's user and resolving it would recurse until the
+                # process crashes.
+                start_session(user, remember=remember)
                 flash("Password changed. Other sessions were signed out.", "success")
                 return redirect(url_for("auth.account"))
+        if "s-submit" in request.form and others.validate_on_submit():
+            n = sessions_svc.end_others(current_user._get_current_object(), current_session())
+            log.info("other sessions ended: user=%s count=%s", current_user.id, n)
+            flash("Signed out of every other session." if n else "There was no other session.", "success")
+            return redirect(url_for("auth.account"))
         status = 400
-    return render_template("auth/account.html", profile=profile, pw=pw), status
+    live = sessions_svc.live_sessions(current_user._get_current_object())
+    return render_template("auth/account.html", profile=profile, pw=pw, others=others, sessions=live,
+                           this_session=current_session()), status

@@ -21,7 +21,11 @@ def strip(s):
 
 
 class UTCDateTimeField(DateTimeLocalField):
-    """datetime-local input interpreted as UTC (the form says so)."""
+    """datetime-local input interpreted as UTC (the form says so), between the years
+    MIN_YEAR and MAX_YEAR: Python's datetimes end at year 9999, so a date near either end
+    overflows as soon as a duration is added to it (a deadline minus the question cut-off)."""
+
+    MIN_YEAR, MAX_YEAR = 1900, 9000
 
     def __init__(self, *a, **kw):
         kw.setdefault("format", ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
@@ -30,6 +34,9 @@ class UTCDateTimeField(DateTimeLocalField):
     def process_formdata(self, valuelist):
         super().process_formdata(valuelist)
         if self.data is not None:
+            if not self.MIN_YEAR <= self.data.year <= self.MAX_YEAR:
+                self.data = None
+                raise ValueError(f"Give a date between the years {self.MIN_YEAR} and {self.MAX_YEAR}.")
             self.data = self.data.replace(tzinfo=timezone.utc)
 
     def _value(self):

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from ..converters import MAX_ID
 from ..items.forms import UTCDateTimeField, strip
 from ..services.lists import DESCRIPTION_MAX, NAME_MAX
 
@@ -39,7 +40,8 @@ class ShareForm(FlaskForm):
 
 
 class AttachForm(FlaskForm):
-    list_id = IntegerField("List", validators=[InputRequired("Choose a list.")])
+    list_id = IntegerField("List", validators=[InputRequired("Choose a list."),
+                                             NumberRange(1, MAX_ID, "Choose one of the lists offered.")])
     submit = SubmitField("Attach list")
 
 

@@ -15,6 +15,7 @@ from .lists import InvitationList, ItemList, ListMember, ListShare
 from .notify import Notification, OutgoingMail
 from .org import Membership, Organisation
 from .user import User
+from .sessions import RateLimitCounter, UserSession
 from .ideas import (
     AcceptancePurpose, AuthorStatus, ChallengeRules, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
     IdeaAuthor, IdeaAward, IdeaRevision, IdeaScore, IdeaStatus, IncentiveKind, IPModel, ReviewCriterion,
@@ -38,7 +39,7 @@ __all__ = [
     "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "Membership",
     "MODEL_BY_KIND", "ModerationAction", "ModerationActionUser", "ModerationFlag",
     "ModeratorScope", "Notification", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
-    "Question", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
+    "Question", "RateLimitCounter", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
     "ReviewerKind", "ReviewNote", "SealedViewLog", "SearchOutbox", "SiteRole", "Status",
-    "TermsAcceptance", "User", "utcnow", "Visibility", "WhoMaySubmit",
+    "TermsAcceptance", "User", "UserSession", "utcnow", "Visibility", "WhoMaySubmit",
 ]

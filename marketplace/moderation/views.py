@@ -29,6 +29,7 @@ from ..models.moderation import (
     ReportCategory,
     ReportStatus,
 )
+from ..params import int_arg
 from ..policy import get_visible_or_404
 from ..services import moderation as svc
 from ..services.accounts import find_user
@@ -194,14 +195,8 @@ def queue():
     type_name = _arg("type", list(registry.REGISTRY))
     age = _arg("age", AGES)
     status = _arg("status", STATUSES) or "open"
-    org_id = request.args.get("org", "").strip()
-    try:
-        page = int(request.args.get("page", 1))
-        org = int(org_id) if org_id else None
-    except ValueError:
-        abort(400, "The page and organisation must be whole numbers.")
-    if page < 1 or page > 10_000:
-        abort(400, "The page number is out of range.")
+    page = int_arg("page", 1, maximum=10_000, label="The page number", source=request.args)
+    org = int_arg("org", None, label="The organisation", source=request.args)
     q = policy.visible(current_user, Report)
     if status == "open":
         q = q.where(Report.status == ReportStatus.OPEN.value)
@@ -245,7 +240,7 @@ def queue():
         policy.visible(current_user, Appeal).where(Appeal.status == AppealStatus.PENDING.value)).scalars()
         if _may("decide", a))
     args = {k: v for k, v in {"category": category, "type": type_name, "age": age, "status": status,
-                              "org": org_id}.items() if v}
+                              "org": str(org) if org is not None else ""}.items() if v}
     return render_template(
         "moderation/queue.html", cases=cases, total=total, page=page, pages=max(1, math.ceil(total / size)),
         args=args, categories=ReportCategory, types=registry.REGISTRY, ages=AGES, statuses=STATUSES, orgs=orgs,
