@@ -84,10 +84,47 @@ def _rollback() -> None:
         log.warning("rollback failed while handling an error", exc_info=True)
 
 
+def _rate_limit_message(e) -> tuple[str, int]:
+    """(message, seconds to wait) for a 429: the limit's own message, else which limit it is."""
+    import math
+    import time
+
+    from flask_limiter.errors import RateLimitExceeded
+
+    from .extensions import limiter
+
+    wait = 60
+    try:
+        current = limiter.current_limit
+        if current is not None:
+            wait = max(1, math.ceil(current.reset_at - time.time()))
+    except Exception:  # noqa: BLE001 - the storage failing must not turn a 429 into a 500
+        log.warning("could not read the rate limit's reset time", exc_info=True)
+    if isinstance(e, RateLimitExceeded) and e.limit.error_message:
+        first = e.description
+    elif isinstance(e, RateLimitExceeded):
+        first = f"Too many requests: the limit here is {e.limit.limit}."
+    elif e.description and e.description != type(e).description:
+        first = e.description
+    else:
+        first = MESSAGES[429]
+    unit = "second" if wait == 1 else "seconds"
+    return f"{first} Please wait {wait} {unit} before trying again.", wait
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(e):
         return _render(400, "Your form expired or was sent from elsewhere. Reload the page and try again.")
+
+    @app.errorhandler(429)
+    def too_many(e):
+        # A rate limit (marketplace/ratelimit.py): say which, and how long to wait.
+        message, wait = _rate_limit_message(e)
+        log.info("rate limited: %s %s user=%s", request.method, route(), user_id_for_log())
+        resp = _render(429, message)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
 
     @app.errorhandler(413)
     def too_large(e):

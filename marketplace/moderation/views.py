@@ -30,6 +30,7 @@ from ..models.moderation import (
     ReportStatus,
 )
 from ..params import int_arg
+from ..ratelimit import APPEALS_PER_ADDRESS, account_or_address, client_address
 from ..policy import get_visible_or_404
 from ..services import moderation as svc
 from ..services.accounts import find_user
@@ -94,10 +95,6 @@ def _report_limit() -> str:
     return f"{current_app.config.get('MODERATION_REPORTS_PER_HOUR', 10)}/hour"
 
 
-def _user_key() -> str:
-    return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr or "anon"
-
-
 def _case_access(type_name: str, target_id: int):
     """The target of a case, if the viewer may see it (the policy decides: a moderator sees
     what is in a case of their place) and moderates it or its discussion; else 404."""
@@ -152,7 +149,7 @@ def _action_form(entry, target) -> tuple[ActionForm, list[User]]:
 
 @bp.route("/moderation/report/<target_type>/<int:target_id>", methods=["GET", "POST"])
 @login_required
-@limiter.limit(_report_limit, key_func=_user_key, methods=["POST"],
+@limiter.limit(_report_limit, key_func=account_or_address, methods=["POST"],
                error_message="You have sent too many reports in a short time; please try again later.")
 def report(target_type: str, target_id: int):
     entry, target = registry.load(target_type, target_id)
@@ -368,7 +365,7 @@ def appeal(action_id: int):
 
 
 @bp.route("/moderation/appeal/<token>", methods=["GET", "POST"])
-@limiter.limit("20/hour", methods=["POST"])
+@limiter.limit(APPEALS_PER_ADDRESS, key_func=client_address, methods=["POST"])
 def appeal_by_token(token: str):
     """Suspended and banned accounts cannot sign in: their mailed link lets them appeal."""
     try:
