@@ -104,6 +104,8 @@ class Config:
     # (marketplace/ratelimit.py); redis://host:6379/0 for Redis (the optional extra).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "").strip() or "database://"
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    # Overrides of the limits in marketplace/ratelimit.py (DEFAULTS), e.g. {"signin_per_address": "20/minute"}.
+    RATELIMITS: dict = {}
     # Terms acceptance receipts: Ed25519 keys in RECEIPT_KEYS_DIR (default instance/receipt_keys),
     # or the current private key from RECEIPT_SIGNING_KEY (PEM). See marketplace/receipt_keys.py.
     RECEIPT_KEYS_DIR = os.environ.get("RECEIPT_KEYS_DIR") or None

@@ -12,8 +12,9 @@ address does not reset them. Sign-in counts twice: per address and per account (
 address typed), so neither many addresses against one account nor one address against many
 accounts gets more tries than the limit.
 
-How much: the limits below, used by the views' ``@limiter.limit`` decorators. A request over
-a limit gets a 429 with a clear message and a Retry-After header (errors.py).
+How much: `DEFAULTS` below, each overridable in the app's config (``RATELIMITS = {name:
+"5/minute"}``), used by the views' ``@limiter.limit(limit_for(name), ...)`` decorators. A
+request over a limit gets a 429 with a clear message and a Retry-After header (errors.py).
 """
 from __future__ import annotations
 
@@ -21,24 +22,38 @@ import hashlib
 import random
 import time
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
 from limits.errors import ConfigurationError
 from limits.storage import Storage
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-# Per client address.
-SIGNIN_PER_ADDRESS = "30/minute"
-REGISTER_PER_ADDRESS = "20/hour"
-# Per account (the e-mail address typed into the sign-in form).
-SIGNIN_PER_ACCOUNT = "10/minute;50/hour"
-# Per signed-in account (per address for the rare anonymous caller).
-POSTS_PER_ACCOUNT = "30/minute"        # questions, answers, comments, requests and their replies
-IDEAS_PER_ACCOUNT = "20/hour"          # idea submissions and revisions
-INVITATIONS_PER_ACCOUNT = "120/hour"   # invitations sent (each creates a token and a mail)
-INVITATION_LINKS = "30/minute"         # accepting or declining through a link
-APPEALS_PER_ADDRESS = "20/hour"        # appeals through a mailed link (the account cannot sign in)
+DEFAULTS = {
+    # Per client address.
+    "signin_per_address": "30/minute",
+    "register_per_address": "20/hour",
+    "appeals_per_address": "20/hour",      # appeals through a mailed link (the account cannot sign in)
+    # Per account: the e-mail address typed into the sign-in form.
+    "signin_per_account": "10/minute;50/hour",
+    # Per signed-in account (per address for an anonymous caller, whom the view then refuses).
+    "posts_per_account": "30/minute",      # questions, answers, comments, requests, edits
+    "ideas_per_account": "20/hour",        # idea submissions and revisions
+    "invitations_per_account": "120/hour",  # invitations sent (each creates a token and a mail)
+    "invitation_links": "30/minute",       # accepting or declining through a link
+}
+
+
+def limit_for(name: str):
+    """The limit `name` as Flask-Limiter reads it on each request: config RATELIMITS[name],
+    else DEFAULTS[name]."""
+    default = DEFAULTS[name]
+
+    def value() -> str:
+        return (current_app.config.get("RATELIMITS") or {}).get(name, default)
+
+    value.__name__ = f"limit_{name}"
+    return value
 
 
 def client_address() -> str:

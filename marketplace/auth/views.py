@@ -18,7 +18,7 @@ from flask_login import current_user, login_required
 from ..auth_loader import current_session, end_session, start_session
 from ..extensions import limiter
 from ..params import safe_next
-from ..ratelimit import REGISTER_PER_ADDRESS, SIGNIN_PER_ACCOUNT, SIGNIN_PER_ADDRESS, client_address, signin_account
+from ..ratelimit import client_address, limit_for, signin_account
 from ..services import accounts
 from ..services import sessions as sessions_svc
 from ..services.common import ServiceError
@@ -29,7 +29,7 @@ log = logging.getLogger("marketplace.auth")
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(REGISTER_PER_ADDRESS, key_func=client_address, methods=["POST"])
+@limiter.limit(limit_for("register_per_address"), key_func=client_address, methods=["POST"])
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -48,8 +48,8 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(SIGNIN_PER_ADDRESS, key_func=client_address, methods=["POST"])
-@limiter.limit(SIGNIN_PER_ACCOUNT, key_func=signin_account, methods=["POST"],
+@limiter.limit(limit_for("signin_per_address"), key_func=client_address, methods=["POST"])
+@limiter.limit(limit_for("signin_per_account"), key_func=signin_account, methods=["POST"],
                error_message="Too many sign-in attempts for this account; please wait before trying again.")
 def login():
     if current_user.is_authenticated:

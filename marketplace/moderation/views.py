@@ -30,7 +30,7 @@ from ..models.moderation import (
     ReportStatus,
 )
 from ..params import int_arg
-from ..ratelimit import APPEALS_PER_ADDRESS, account_or_address, client_address
+from ..ratelimit import account_or_address, client_address, limit_for
 from ..policy import get_visible_or_404
 from ..services import moderation as svc
 from ..services.accounts import find_user
@@ -365,7 +365,7 @@ def appeal(action_id: int):
 
 
 @bp.route("/moderation/appeal/<token>", methods=["GET", "POST"])
-@limiter.limit(APPEALS_PER_ADDRESS, key_func=client_address, methods=["POST"])
+@limiter.limit(limit_for("appeals_per_address"), key_func=client_address, methods=["POST"])
 def appeal_by_token(token: str):
     """Suspended and banned accounts cannot sign in: their mailed link lets them appeal."""
     try:
