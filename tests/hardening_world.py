@@ -10,7 +10,9 @@ reaches the view's own code rather than the router's 404.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
@@ -226,3 +228,130 @@ def login(client, email: str, password: str = PASSWORD, csrf: str | None = None)
     r = client.post("/auth/login", data=data)
     assert r.status_code == 302, f"{email} could not sign in: {r.status_code}"
 
+
+
+# --------------------------------------------------------------------------- forms on a page
+
+
+@dataclass
+class Field:
+    name: str
+    kind: str  # input type, "textarea" or "select"
+    value: str = ""
+    options: list = field(default_factory=list)
+
+
+@dataclass
+class Form:
+    action: str
+    method: str
+    fields: list = field(default_factory=list)
+    submits: list = field(default_factory=list)  # (name, value) of named submit buttons
+
+    @property
+    def key(self) -> tuple:
+        return (self.action, tuple(sorted(f.name for f in self.fields)))
+
+
+class _FormParser(HTMLParser):
+    def __init__(self, page_url: str):
+        super().__init__(convert_charrefs=True)
+        self.page_url = page_url
+        self.forms: list[Form] = []
+        self._form: Form | None = None
+        self._select: Field | None = None
+        self._textarea: Field | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form":
+            action = a.get("action") or self.page_url
+            self._form = Form(action=action, method=(a.get("method") or "get").lower())
+            self.forms.append(self._form)
+        elif self._form is None:
+            return
+        elif tag == "input" and a.get("name"):
+            kind = (a.get("type") or "text").lower()
+            if kind == "submit":
+                self._form.submits.append((a["name"], a.get("value", "")))
+            else:
+                self._form.fields.append(Field(a["name"], kind, a.get("value", "")))
+        elif tag == "button" and a.get("name"):
+            self._form.submits.append((a["name"], a.get("value", "")))
+        elif tag == "textarea" and a.get("name"):
+            self._textarea = Field(a["name"], "textarea")
+            self._form.fields.append(self._textarea)
+        elif tag == "select" and a.get("name"):
+            self._select = Field(a["name"], "select")
+            self._form.fields.append(self._select)
+        elif tag == "option" and self._select is not None:
+            self._select.options.append(a.get("value", ""))
+            if "selected" in a:
+                self._select.value = a.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea.value += data
+
+
+def forms_on(html: str, page_url: str, method: str = "post") -> list[Form]:
+    parser = _FormParser(page_url)
+    parser.feed(html)
+    return [f for f in parser.forms if f.method == method]
+
+
+NUMERIC_NAMES = re.compile(r"(^|[-_])(id|days|version|winners|weight|hours|number|page|max_[a-z_]+|incentive|"
+                           r"user_id|list_id|parent_id|question_cutoff_hours|max_open_requests)$")
+
+
+def is_numeric(f: Field) -> bool:
+    if f.kind == "number" or NUMERIC_NAMES.search(f.name):
+        return True
+    if f.kind == "select":
+        values = [o for o in f.options if o]
+        return bool(values) and all(o.lstrip("-").isdigit() for o in values)
+    return f.kind == "hidden" and f.value.isdigit()
+
+
+def fill(form: Form, text: str = "Hardening text, long enough to pass.", number: str | None = None,
+         date: str = "2031-05-06T10:00", email: str = "someone@example.test") -> dict:
+    """Form data as a browser would send it, every field filled: `number` (if given) in every
+    numeric field, `text` in every text field, `date` in every date field."""
+    data: dict[str, str] = {}
+    for f in form.fields:
+        if f.kind in ("file", "image", "reset"):
+            continue
+        if f.name.endswith("csrf_token"):
+            data[f.name] = f.value
+        elif number is not None and is_numeric(f):
+            data[f.name] = number
+        elif f.kind == "checkbox":
+            data[f.name] = f.value or "y"
+        elif f.kind == "radio":
+            data.setdefault(f.name, f.value)
+        elif f.kind == "select":
+            data[f.name] = f.value or next((o for o in f.options if o), "")
+        elif f.kind == "hidden":
+            data[f.name] = f.value
+        elif f.kind in ("datetime-local", "date"):
+            data[f.name] = date
+        elif f.kind == "email":
+            data[f.name] = email
+        elif f.kind == "url":
+            data[f.name] = "https://example.org/"
+        elif f.kind == "password":
+            data[f.name] = "a-long-password-1"
+        else:
+            data[f.name] = text
+    if form.submits:
+        name, value = form.submits[0]
+        data[name] = value or "go"
+    return data
