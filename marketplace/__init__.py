@@ -84,6 +84,9 @@ def create_app(config: type | dict | None = None) -> Flask:
 
     from .blueprints import register_blueprints
     register_blueprints(app)
+    from .extensions import CSRF_EXEMPT_BLUEPRINTS
+    for name in CSRF_EXEMPT_BLUEPRINTS:
+        csrf.exempt(app.blueprints[name])
 
     from . import cli
     cli.init_app(app)

@@ -117,6 +117,10 @@ def build_world() -> World:
     lidar = db.session.execute(select(Item).where(Item.title.like("Confidential:%"))).scalar_one()
     _inv, world.invitation_token = inv_svc.create_invitation(users["owner"], lidar, "guest@hardening.test")
     db.session.commit()
+    # Index everything now (the search outbox is background work, not something a request did).
+    from marketplace.search import get_runtime
+
+    get_runtime().apply_now(wait=True)
     return world
 
 
