@@ -142,7 +142,9 @@ REQUEST_KIND_CHOICES = [
 
 class RequestForm(FlaskForm):
     kind = SelectField("What you are asking for", choices=REQUEST_KIND_CHOICES, validate_choice=True)
-    on_behalf_of = SelectField("Sent by", choices=[("", "Myself")], validate_choice=True)
+    # default "": the page shows this choice only to people who may speak for an organisation;
+    # the others send no value at all, which means "myself".
+    on_behalf_of = SelectField("Sent by", choices=[("", "Myself")], default="", validate_choice=True)
     message = TextAreaField("Message (Markdown; required for licence and collaboration requests)",
                             filters=[strip], validators=[Optional(), Length(
                                 max=MAX_MESSAGE, message=f"The message is too long: at most {MAX_MESSAGE:,} characters.")])
