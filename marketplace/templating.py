@@ -24,7 +24,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-HSTS = "max-age=31536000"
+HSTS = "max-age=31536000; includeSubDomains"  # ASVS 5.0 3.4.1 (L2): a year, subdomains too
 PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
