@@ -3,6 +3,7 @@
 #   make test     install test extras, Debian Chromium and PostgreSQL if missing, run everything
 #   make serve    gunicorn on 127.0.0.1:8000 (gunicorn.conf.py), same database as `make run`
 #   make pg       start a throwaway PostgreSQL and print its DATABASE_URL (scripts/pg.sh)
+#   make mutants  mutation testing of marketplace/policy/ (mutmut; slow)
 # Extra pytest arguments: make test PYTEST_ARGS="-k visibility -x"
 PY ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 export FLASK_APP := app
 
-.PHONY: run serve test bench install install-test browser clean pg pg-stop
+.PHONY: run serve test bench install install-test browser clean pg pg-stop mutants
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +55,11 @@ pg:
 
 pg-stop:
 	@scripts/pg.sh stop
+
+# Mutation testing of the rule book (slow: tens of minutes). Prints killed/survived.
+mutants: $(TEST_STAMP)
+	$(BIN)/pip install -q -e '.[mutants]'
+	@scripts/mutants.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/search_bench.py

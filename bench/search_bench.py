@@ -3,6 +3,13 @@ the reference engine, and a leak check against the policy module. Prints one tab
 
     python bench/search_bench.py                 # 100,000 documents (a few minutes)
     python bench/search_bench.py --docs 20000    # smaller corpus
+    python bench/search_bench.py --docs 20000 --engine both --queries 100 --no-fts
+                                                 # the fast engine and Whoosh's own Searcher
+                                                 # (SEARCH_ENGINE=whoosh) on the same index
+    python bench/search_bench.py --rebuild-only --builder whoosh   # rebuild figure only, with
+                                                 # Whoosh's own writer instead of segments.py
+    python bench/search_bench.py --rebuild-only --dir /tmp/sb       # keeps the corpus: a second
+                                                 # run with the same --dir rebuilds it only
 
 The corpus is generated with a fixed seed: documents of 50-600 words drawn from a Zipf
 distribution over a 30,000-word vocabulary (with real words among the most frequent),
@@ -11,6 +18,9 @@ organisations, tags, access grants (the contributor holds 200, plus a few lapsed
 and invitation lists. Queries mix single words of every frequency, AND of two or three
 words, phrases taken from the documents, OR, exclusions and the filters type:, tag:,
 status: and org:; every query also computes the facets, as the search page does.
+
+With --engine both, the index is built once (by the fast rebuild) and the same queries run
+through each query engine in turn, each after its own warm-up.
 
 Latency is measured two ways: "engine" is backend.search() alone; "page" is the whole
 service.search() a request runs (principals and re-checks from the database, the search,
@@ -358,6 +368,13 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=2, help="rebuild worker processes")
     ap.add_argument("--dir", help="work folder (default: a temporary one, removed afterwards)")
     ap.add_argument("--no-fts", action="store_true", help="skip the FTS5 reference")
+    ap.add_argument("--engine", choices=("fast", "whoosh", "both"), default="fast",
+                    help="query engine(s) to measure (SEARCH_ENGINE); the rebuild uses the first")
+    ap.add_argument("--builder", choices=("fast", "whoosh"), default="fast",
+                    help="rebuild with the fast segment builder (default) or Whoosh's own writer")
+    ap.add_argument("--rebuild-only", action="store_true",
+                    help="measure the rebuild only (no queries, no FTS5); with --dir, an existing corpus "
+                         "there is reused")
     ap.add_argument("--reuse", action="store_true",
                     help="with --dir: reuse the corpus, index and FTS5 table made by an earlier run "
                          "(rebuild figures are then not measured)")
@@ -369,17 +386,21 @@ def main() -> int:
     from marketplace.config import TestingConfig
     from marketplace.extensions import db
     from marketplace.models import Organisation, User
-    from marketplace.search import get_backend, service
+    from marketplace.search import get_backend, get_runtime, service
     from marketplace.search.backend import SearchQuery
     from marketplace.search.cli import rebuild_index
     from marketplace.search.documents import DOC_TYPES, all_ids, load_docs, split_key
     from marketplace.search.querylang import parse
+    from marketplace.search.whoosh_backend import WhooshBackend
+
+    engines = ["fast", "whoosh"] if args.engine == "both" else [args.engine]
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="search-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "bench.db"
     reuse = args.reuse and db_path.exists() and (work / "search" / "CURRENT").exists()
-    if not reuse:
+    reuse_corpus = args.rebuild_only and db_path.exists()
+    if not reuse and not reuse_corpus:
         for p in (db_path, work / "fts.db"):
             if p.exists():
                 p.unlink()
@@ -389,6 +410,7 @@ def main() -> int:
         SQLALCHEMY_DATABASE_URI = f"sqlite:///{db_path}"
         SEARCH_INDEX_DIR = str(work / "search")
         SEARCH_WORKER = "off"
+        SEARCH_ENGINE = engines[0]
         UPLOAD_DIR = str(work / "uploads")
         PROPAGATE_UNHANDLED = True
 
@@ -399,20 +421,42 @@ def main() -> int:
             c = Corpus(args.seed)
             info = {"corpus": c, "tag_pool": _tag_pool(c)}
         else:
-            db.create_all()
-            t = time.perf_counter()
-            info = build_corpus(app, args.docs, args.seed)
-            print(f"corpus: {args.docs} documents generated in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+            if reuse_corpus:
+                print("corpus: reused from " + str(db_path), file=sys.stderr)
+            else:
+                db.create_all()
+                t = time.perf_counter()
+                info = build_corpus(app, args.docs, args.seed)
+                print(f"corpus: {args.docs} documents generated in {time.perf_counter() - t:.0f} s",
+                      file=sys.stderr)
 
             t, cpu = time.perf_counter(), _cpu()
-            res = rebuild_index(procs=args.procs)
+            res = rebuild_index(procs=args.procs, builder=args.builder)
             rb_secs, rb_cpu = time.perf_counter() - t, _cpu() - cpu
             rate = res["documents"] / rb_secs
-            rows.append(("rebuild (whoosh, %d procs)" % args.procs,
+            rows.append((f"rebuild ({engines[0]} engine, {args.builder} builder, "
+                         f"{args.procs if engines[0] == 'fast' else 1} procs)",
                          f"{rate:,.0f} docs/s  ({res['documents']:,} docs, {rb_secs:.0f} s wall, "
                          f"{res['documents'] / rb_cpu:,.0f} docs per CPU-second; index "
                          f"{res['size_bytes'] / 1e6:,.0f} MB)"))
             print(f"rebuild: {rate:.0f} docs/s", file=sys.stderr)
+            if args.rebuild_only:
+                from whoosh import index as whoosh_index
+
+                ix = whoosh_index.open_dir(str(work / "search" / res["folder"]))
+                with ix.reader() as r:  # the rebuilt index must also merge as Whoosh merges
+                    n = r.doc_count()
+                t = time.perf_counter()
+                try:
+                    ix.optimize()
+                    merged = f"{time.perf_counter() - t:.1f} s for {n:,} docs"
+                except Exception as e:  # what issue 14's builder did: report it, do not hide it
+                    merged = f"FAILED: {type(e).__name__}: {e}"
+                rows.append(("optimize after rebuild (Whoosh merge)", merged))
+                _print(rows, args)
+                if not args.dir:
+                    shutil.rmtree(work, ignore_errors=True)
+                return 0
 
         queries = make_queries(app, info["corpus"], info["tag_pool"], args.queries, args.seed)
         users = {
@@ -453,68 +497,85 @@ def main() -> int:
 
         violations = 0
         checked = 0
-        # A server answers from warm caches: warm them with other queries of the same mix.
         warmup = make_queries(app, info["corpus"], info["tag_pool"], max(100, args.queries // 3), args.seed + 7)
-        for user in users.values():
-            for q in warmup:
-                service.search(user, q)
-            db.session.rollback()
-        for label, user in users.items():
-            principals = policy.principals(user)
-            eng, page, ref, page_cpu, ref_cpu = [], [], [], [], []
-            for q in queries:
-                parsed = parse(q)
-                # the whole search a request runs (first, so it meets the caches as they are)
-                t, c0 = time.perf_counter(), time.process_time()
-                service.search(user, q)
-                page.append(time.perf_counter() - t)
-                page_cpu.append(time.process_time() - c0)
+        runtime = get_runtime()
+        for engine_no, engine in enumerate(engines):
+            if engine != backend.engine_name:
+                backend.close()
+                backend = runtime.backend = WhooshBackend(BenchConfig.SEARCH_INDEX_DIR, engine=engine)
+            # A server answers from warm caches: warm them with other queries of the same mix.
+            for user in users.values():
+                for q in warmup:
+                    service.search(user, q)
                 db.session.rollback()
-                # the engine alone
-                filters, not_filters = service._resolve_filters(parsed)
-                t = time.perf_counter()
-                hits = backend.search(SearchQuery(parsed=parsed, principals=principals, filters=filters,
-                                                  not_filters=not_filters,
-                                                  exclude_keys=service.excluded_keys(user, principals, backend)))
-                eng.append(time.perf_counter() - t)
-                # leak check on what the engine returned, before any later filtering
-                for key, _s in hits.hits:
-                    doc_type, doc_id = split_key(key)
-                    obj = db.session.get(DOC_TYPES[doc_type].model, doc_id)
-                    checked += 1
-                    if obj is None or not policy.can(user, "view", obj):
-                        violations += 1
-                if fts_con is not None:
-                    org_ids = [org_by_slug[s] for s in parsed.filters.get("org", []) if s in org_by_slug]
+            all_eng: list[float] = []
+            for label, user in users.items():
+                principals = policy.principals(user)
+                eng, page, ref, page_cpu, ref_cpu = [], [], [], [], []
+                for q in queries:
+                    parsed = parse(q)
+                    # the whole search a request runs (first, so it meets the caches as they are)
                     t, c0 = time.perf_counter(), time.process_time()
-                    fts_query(fts_con, parsed, org_ids, principals)
-                    ref.append(time.perf_counter() - t)
-                    ref_cpu.append(time.process_time() - c0)
-            ms = lambda xs, p: pct(xs, p) * 1000  # noqa: E731
-            line = (f"page p50 {ms(page, 50):5.1f}  p95 {ms(page, 95):5.1f}  p99 {ms(page, 99):5.1f} "
-                    f"(cpu p95 {ms(page_cpu, 95):5.1f}) | "
-                    f"engine p50 {ms(eng, 50):5.1f}  p95 {ms(eng, 95):5.1f}  p99 {ms(eng, 99):5.1f}")
-            if ref:
-                line += (f" | FTS5 p50 {ms(ref, 50):5.1f}  p95 {ms(ref, 95):5.1f} (cpu p95 {ms(ref_cpu, 95):5.1f})"
-                         f" | page/FTS5 p95 {pct(page, 95) / max(pct(ref, 95), 1e-9):.2f}")
-            line += " ms"
-            rows.append((f"queries: {label}", line))
-            print(f"{label}: done", file=sys.stderr)
+                    service.search(user, q)
+                    page.append(time.perf_counter() - t)
+                    page_cpu.append(time.process_time() - c0)
+                    db.session.rollback()
+                    # the engine alone
+                    filters, not_filters = service._resolve_filters(parsed)
+                    excluded = service.excluded_keys(user, principals, backend)
+                    t = time.perf_counter()
+                    hits = backend.search(SearchQuery(parsed=parsed, principals=principals, filters=filters,
+                                                      not_filters=not_filters, exclude_keys=excluded))
+                    eng.append(time.perf_counter() - t)
+                    # leak check on what the engine returned, before any later filtering
+                    for key, _s in hits.hits:
+                        doc_type, doc_id = split_key(key)
+                        obj = db.session.get(DOC_TYPES[doc_type].model, doc_id)
+                        checked += 1
+                        if obj is None or not policy.can(user, "view", obj):
+                            violations += 1
+                    if fts_con is not None and engine_no == 0:
+                        org_ids = [org_by_slug[s] for s in parsed.filters.get("org", []) if s in org_by_slug]
+                        t, c0 = time.perf_counter(), time.process_time()
+                        fts_query(fts_con, parsed, org_ids, principals)
+                        ref.append(time.perf_counter() - t)
+                        ref_cpu.append(time.process_time() - c0)
+                all_eng += eng
+                ms = lambda xs, p: pct(xs, p) * 1000  # noqa: E731
+                line = (f"page p50 {ms(page, 50):6.1f}  p95 {ms(page, 95):6.1f}  p99 {ms(page, 99):6.1f} "
+                        f"(cpu p95 {ms(page_cpu, 95):6.1f}) | "
+                        f"engine p50 {ms(eng, 50):6.1f}  p95 {ms(eng, 95):6.1f}  p99 {ms(eng, 99):6.1f} "
+                        f"mean {statistics.mean(eng) * 1000:6.1f}")
+                if ref:
+                    line += (f" | FTS5 p50 {ms(ref, 50):5.1f}  p95 {ms(ref, 95):5.1f} (cpu p95 {ms(ref_cpu, 95):5.1f})"
+                             f" | page/FTS5 p95 {pct(page, 95) / max(pct(ref, 95), 1e-9):.2f}")
+                line += " ms"
+                rows.append((f"queries ({engine}): {label}", line))
+                print(f"{engine}, {label}: done", file=sys.stderr)
+            rows.append((f"engine throughput ({engine})",
+                         f"{len(all_eng) / sum(all_eng):,.1f} queries/s, mean {statistics.mean(all_eng) * 1000:.1f} ms "
+                         f"per query (backend.search over all {len(all_eng)} queries, one thread)"))
         rows.append(("leak check", f"{violations} violations in {checked:,} returned ids (re-checked with policy.can)"))
         rows.append(("queries per user", f"{len(queries)} (mean {statistics.mean(len(q) for q in queries):.0f} chars)"))
         stats = backend.stats()
-        rows.append(("index", f"{stats['documents']:,} docs in {len(stats['segments'])} segments; cache "
-                              f"{stats['engine']['cached_postings']:,} postings"))
+        line = f"{stats['documents']:,} docs in {len(stats['segments'])} segments"
+        if "cached_postings" in stats["engine"]:
+            line += f"; cache {stats['engine']['cached_postings']:,} postings"
+        rows.append(("index", line))
 
+    _print(rows, args)
+    if not args.dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if violations else 0
+
+
+def _print(rows, args) -> None:
     width = max(len(k) for k, _ in rows)
     print()
     print(f"Search benchmark: {args.docs:,} documents, seed {args.seed}, {os.cpu_count()} cores")
     print("-" * (width + 3 + max(len(v) for _, v in rows)))
     for k, v in rows:
         print(f"{k:<{width}} | {v}")
-    if not args.dir:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if violations else 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def create_app(config: type | dict | None = None) -> Flask:
     _check_numbers(app)
     _check_secret(app)
     _check_ratelimit_storage(app)
+    _check_timezone(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from . import logs
@@ -76,6 +77,9 @@ def create_app(config: type | dict | None = None) -> Flask:
     from . import search
     search.init_app(app)
 
+    from . import mail
+    mail.init_app(app)
+
     from . import textclean
     textclean.init_app(app)  # NUL refused, other characters XML cannot carry stripped / refused
 
@@ -84,9 +88,11 @@ def create_app(config: type | dict | None = None) -> Flask:
 
     from .blueprints import register_blueprints
     register_blueprints(app)
-    from .extensions import CSRF_EXEMPT_BLUEPRINTS
+    from .extensions import CSRF_EXEMPT_BLUEPRINTS, CSRF_EXEMPT_VIEWS
     for name in CSRF_EXEMPT_BLUEPRINTS:
         csrf.exempt(app.blueprints[name])
+    for endpoint in CSRF_EXEMPT_VIEWS:
+        csrf.exempt(app.view_functions[endpoint])
 
     from . import cli
     cli.init_app(app)
@@ -122,6 +128,15 @@ def _check_numbers(app: Flask) -> None:
     if (app.config.get("TRUSTED_PROXIES") or 0) < 0:
         raise ConfigError(f"TRUSTED_PROXIES={app.config['TRUSTED_PROXIES']} must be 0 (no proxy) or the number "
                           "of proxies in front.")
+
+
+def _check_timezone(app: Flask) -> None:
+    from .timezones import is_valid_zone
+
+    name = app.config.get("DEFAULT_TIMEZONE") or "UTC"
+    if not is_valid_zone(name):
+        raise ConfigError(f"DEFAULT_TIMEZONE={name!r} is not a time zone this system knows: use an IANA name "
+                          "such as Europe/Paris or UTC (Debian: apt-get install tzdata).")
 
 
 def _check_ratelimit_storage(app: Flask) -> None:

@@ -203,7 +203,8 @@ EXTRA_COMMANDS: list = []
 
 
 def init_app(app: Flask) -> None:
+    from .mail.cli import mail_cli
     from .search.cli import search_cli
 
-    for group in (users_cli, orgs_cli, demo_cli, keys_cli, search_cli, *EXTRA_COMMANDS):
+    for group in (users_cli, orgs_cli, demo_cli, keys_cli, search_cli, mail_cli, *EXTRA_COMMANDS):
         app.cli.add_command(group)

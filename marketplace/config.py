@@ -76,6 +76,9 @@ class Config:
     # "thread": a background thread in each web process drains the outbox;
     # "sync": applied right after each commit (tests); "off": an external worker does it.
     SEARCH_WORKER = os.environ.get("SEARCH_WORKER", "thread")
+    # "fast": numpy engine over Whoosh's internals (proven against Whoosh 2.7.4 by the
+    # differential test); "whoosh": Whoosh's own Searcher and writer, public API only.
+    SEARCH_ENGINE = os.environ.get("SEARCH_ENGINE", "fast")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     # The site's public address, for links built outside a request (mails sent by the CLI
@@ -116,7 +119,33 @@ class Config:
     LEGACY_RECEIPT_SECRETS = _list("LEGACY_RECEIPT_SECRETS")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     LOG_FILE = os.environ.get("LOG_FILE") or None
+    # E-mail (names as Flask-Mailman reads them). MAIL_BACKEND: "smtp" (MAIL_SERVER, MAIL_PORT,
+    # MAIL_USE_TLS for STARTTLS or MAIL_USE_SSL, MAIL_USERNAME, MAIL_PASSWORD), "file" (one
+    # .eml file per message in MAIL_FILE_PATH: the default, so nothing is ever sent by
+    # accident) or "locmem" (kept in memory: tests).
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "").strip().lower() or "file"
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "").strip() or "localhost"
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    # Unset: "Open Innovation Marketplace <noreply@SERVER_NAME's host>".
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "").strip() or None
+    MAIL_FILE_PATH = os.environ.get("MAIL_FILE_PATH", str(INSTANCE_DIR / "mail"))
+    MAIL_TIMEOUT = _int("MAIL_TIMEOUT", 30)
+    # Who sends the outbox: "thread" (a background thread in each web process; rows are
+    # claimed one by one, so any number of senders is safe), "off" (a separate
+    # `flask mail send-pending --watch`), "sync" (at the end of each request: tests).
+    MAIL_WORKER = os.environ.get("MAIL_WORKER", "").strip().lower() or "thread"
+    MAIL_MAX_ATTEMPTS = _int("MAIL_MAX_ATTEMPTS", 6)
+    # Deadline reminders, hours before a challenge's deadline (comma-separated).
+    NOTIFY_DEADLINE_LEAD_HOURS = os.environ.get("NOTIFY_DEADLINE_LEAD_HOURS", "").strip() or "72,24"
+    # The hour (UTC) after which the day's notification digests go out.
+    NOTIFY_DIGEST_HOUR = _int("NOTIFY_DIGEST_HOUR", 7)
     PAGE_SIZE = 20
+    # The time zone anonymous visitors see times in (an IANA name); signed-in people choose theirs.
+    DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "").strip() or "UTC"
     TESTING = False
     DEBUG = _bool("FLASK_DEBUG")
 
@@ -137,6 +166,10 @@ class TestingConfig(Config):
     RECEIPT_KEYS_DIR = None
     LEGACY_RECEIPT_SECRETS: list = []
     LOG_FILE = None
+    MAIL_BACKEND = "locmem"
+    MAIL_WORKER = "off"  # tests send with marketplace.mail.worker.send_pending() when they mean to
+    MAIL_DEFAULT_SENDER = None
+    MAIL_FILE_PATH = None
     # Tests share one process: leave the logging set-up to pytest unless a test asks for it.
     LOG_CONFIGURE = False
     PROPAGATE_UNHANDLED = True

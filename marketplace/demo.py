@@ -22,6 +22,7 @@ from .models import (
     utcnow,
 )
 from .sanitize import render_markdown
+from .templating import excerpt
 from .security import hash_password
 from .services.common import parse_tags, slugify
 
@@ -97,7 +98,8 @@ ITEMS = [
 def _user(email: str, name: str, role: str) -> User:
     u = db.session.execute(select(User).where(User.email == email)).scalar()
     if u is None:
-        u = User(email=email, display_name=name, password_hash=hash_password(DEMO_PASSWORD), site_role=role)
+        u = User(email=email, display_name=name, password_hash=hash_password(DEMO_PASSWORD), site_role=role,
+                 email_verified_at=utcnow())
         db.session.add(u)
         db.session.flush()
     return u
@@ -129,7 +131,7 @@ def load_demo() -> list[tuple[str, str]]:
         deadline_days = extra.pop("deadline_days", None)
         grant_to = extra.pop("grant", None)
         item = MODEL_BY_KIND[kind](org_id=org.id, title=title, visibility=vis, status=status,
-                                   summary=extra.get("body", "")[:140],
+                                   summary=excerpt(extra.get("body", ""), 140),
                                    created_by_id=users[[o for o in ORGS if o[0] == org_name][0][2]].id)
         for k, v in extra.items():
             setattr(item, k, v)
@@ -148,8 +150,24 @@ def load_demo() -> list[tuple[str, str]]:
     from . import demo_hooks
     for hook in demo_hooks.HOOKS:
         hook(users, orgs)
+    _close_what_may_not_open()
     db.session.commit()
     return describe_accounts()
+
+
+def _close_what_may_not_open() -> None:
+    """Demo rows are written directly, so hold them to the rules the site applies when an
+    item opens (a challenge needs a deadline and a terms sheet): an open demo item that
+    fails them goes back to draft instead of being shown open."""
+    from .services.items import OPEN_CHECKS
+
+    demo_titles = {(org_name, title) for org_name, _k, title, *_rest in ITEMS}
+    for item in db.session.execute(select(Item).where(Item.status == Status.OPEN.value)).scalars().all():
+        if (item.organisation.name, item.title) not in demo_titles:
+            continue  # only the demo's own rows: anything else was opened through the services
+        missing = item.kind == "challenge" and item.deadline is None
+        if missing or any(check(item) for check in OPEN_CHECKS):
+            item.status = Status.DRAFT.value
 
 
 def describe_accounts() -> list[tuple[str, str]]:

@@ -10,7 +10,8 @@ Who: anonymous actions count per client address (the real one behind TRUSTED_PRO
 `_trust_proxies` in marketplace/__init__.py); signed-in actions per account, so changing
 address does not reset them. Sign-in counts twice: per address and per account (the e-mail
 address typed), so neither many addresses against one account nor one address against many
-accounts gets more tries than the limit.
+accounts gets more tries than the limit. Forms that mail the address typed into them
+(registration, password reset) count per mailbox too (`typed_mailbox`).
 
 How much: `DEFAULTS` below, each overridable in the app's config (``RATELIMITS = {name:
 "5/minute"}``), used by the views' ``@limiter.limit(limit_for(name), ...)`` decorators. A
@@ -33,7 +34,15 @@ DEFAULTS = {
     # Per client address.
     "signin_per_address": "30/minute",
     "register_per_address": "20/hour",
+    "reset_per_address": "10/hour",        # "forgot my password" requests
+    "account_links": "60/minute",          # opening a mailed verification link
+    "account_link_posts": "30/hour",       # setting a password or confirming an address through a mailed link
+    "unsubscribe_links": "60/minute",      # unsubscribe links in mails (no sign-in needed)
     "appeals_per_address": "20/hour",      # appeals through a mailed link (the account cannot sign in)
+    # Per mailbox: the address typed into a form that mails it (hashed), so nobody floods one
+    # mailbox from many places. Values that are no address are not counted (no mail goes out).
+    "register_per_mailbox": "5/hour",
+    "reset_per_mailbox": "3/hour",
     # Per account: the e-mail address typed into the sign-in form.
     "signin_per_account": "10/minute;50/hour",
     # Per signed-in account (per address for an anonymous caller, whom the view then refuses).
@@ -41,6 +50,10 @@ DEFAULTS = {
     "ideas_per_account": "20/hour",        # idea submissions and revisions
     "invitations_per_account": "120/hour",  # invitations sent (each creates a token and a mail)
     "invitation_links": "30/minute",       # accepting or declining through a link
+    "verification_resends": "5/hour",      # a new verification mail
+    "email_changes": "5/hour",             # a confirmation mail to a new address
+    "follows_per_account": "120/hour",     # following and unfollowing
+    "announcements_per_account": "30/hour",  # challenge announcements (each mails the participants)
 }
 
 
@@ -80,6 +93,25 @@ def signin_account() -> str:
     if not email:
         return client_address()
     return "signin:" + hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def typed_mailbox() -> str:
+    """The mailbox a form that mails it names: the typed address, hashed (per mailbox, not per
+    visitor), so nobody floods one mailbox with our mails from many places."""
+    typed = (request.form.get("email") or "").strip().lower()
+    return "mailbox:" + hashlib.sha256(typed.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def no_mail_possible() -> bool:
+    """A typed value that is no address gets no mail, so the per-mailbox limits leave it out
+    (the per-address limit still counts it)."""
+    from .email_address import InvalidEmail, check
+
+    try:
+        check(request.form.get("email") or "")
+    except InvalidEmail:
+        return True
+    return False
 
 
 class DatabaseStorage(Storage):

@@ -1,5 +1,5 @@
-"""Jinja globals and filters (the policy is exposed to templates as `can`) and
-security headers on every response.
+"""Jinja globals and filters (the policy is exposed to templates as `can`; `dt` shows a
+time in the viewer's zone, see timezones.py) and security headers on every response.
 
 Headers (`security_headers`): a Content-Security-Policy that allows scripts, styles, images
 and fonts from this site only, no inline script or style, no plugins, no <base>, forms posting
@@ -12,12 +12,14 @@ signed-in viewer, whose pages may hold private content.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Flask
 from flask_login import current_user
 
-from . import policy
+from . import policy, timezones
+from .formtools import error_list
+from .sanitize import plain_text
 from .models import ItemKind, Status, Visibility, utcnow
 
 CSP = (
@@ -28,23 +30,45 @@ HSTS = "max-age=31536000; includeSubDomains"  # ASVS 5.0 3.4.1 (L2): a year, sub
 PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
-def fmt_dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime(fmt)
+def fmt_dt(value: datetime | None, zone: str | None = None) -> str:
+    """The `dt` filter: a stored time in the viewer's zone (or `zone`), with its abbreviation."""
+    return timezones.format_dt(value, zone)
 
 
-def fmt_date(value: datetime | None) -> str:
-    return fmt_dt(value, "%Y-%m-%d")
+def excerpt(value: str | None, limit: int = 300) -> str:
+    """The `excerpt` filter: Markdown as the words a reader sees (`**1 in 500**` reads
+    "1 in 500"), cut at a word near `limit` characters. Plain text: Jinja escapes it."""
+    text = plain_text(value)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut.rstrip(" ,;:.") + "…"
 
 
-# Features add header/footer links: (label, endpoint, predicate(user) -> bool).
-NAV_LINKS: list[tuple[str, str, object]] = [
-    ("Notifications", "notifications.index", lambda u: u.is_authenticated),
+def fmt_date(value: datetime | None, zone: str | None = None) -> str:
+    """The day of a stored time in the viewer's zone (or `zone`)."""
+    return timezones.format_dt(value, zone, date_only=True)
+
+
+def _notifications_label(user) -> str:
+    from .notify import nav_label  # with the unread count
+    return nav_label(user)
+
+
+# Features add header/footer links: (label or label(user), endpoint, predicate(user) -> bool).
+NAV_LINKS: list[tuple[object, str, object]] = [
+    (_notifications_label, "notifications.index", lambda u: u.is_authenticated),
 ]
 FOOTER_LINKS: list[tuple[str, str]] = []
+# Header links shown in the bar itself (with its unread count); the others are in the
+# account menu, so the header keeps to one row at 1280 px.
+BAR_ENDPOINTS = frozenset({"notifications.index"})
+
+
+def _organisation_names() -> list[str]:
+    from .services.orgs import organisation_names
+
+    return organisation_names()
 
 
 def init_app(app: Flask) -> None:
@@ -54,7 +78,7 @@ def init_app(app: Flask) -> None:
 
         eps = set(app.view_functions)
         nav = [
-            {"label": label, "url": url_for(ep)}
+            {"label": label(current_user) if callable(label) else label, "url": url_for(ep), "endpoint": ep}
             for label, ep, pred in NAV_LINKS
             if ep in eps and pred(current_user)
         ]
@@ -67,9 +91,14 @@ def init_app(app: Flask) -> None:
         Status=Status,
         ItemKind=ItemKind,
         now=utcnow,
+        describe_zone=timezones.describe_zone,
+        form_error_list=error_list,
+        BAR_ENDPOINTS=BAR_ENDPOINTS,
+        organisation_names=_organisation_names,
     )
     app.jinja_env.filters["dt"] = fmt_dt
     app.jinja_env.filters["date"] = fmt_date
+    app.jinja_env.filters["excerpt"] = excerpt
 
     @app.after_request
     def security_headers(resp):
@@ -88,8 +117,10 @@ def init_app(app: Flask) -> None:
         if request.endpoint == "static":
             return resp  # Flask's own caching of static files; no viewer to load
         if current_user and getattr(current_user, "is_authenticated", False):
-            # Pages for signed-in users may hold private data: never cache them anywhere.
-            resp.headers["Cache-Control"] = "private, no-store"
+            # Pages for signed-in users may hold private data: never cache them anywhere
+            # (a view's own "no-store", e.g. a mailed link's page, already says so).
+            if "no-store" not in resp.headers.get("Cache-Control", ""):
+                resp.headers["Cache-Control"] = "private, no-store"
         else:
             # Anonymous pages too may show what a token opened (an invitation, an appeal) or
             # carry a form's token: not stored unless the view chose otherwise.

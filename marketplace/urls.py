@@ -1,8 +1,8 @@
-"""Absolute links for mails: the request's own host inside a request, else the configured
-public address (SERVER_NAME, PREFERRED_URL_SCHEME, APPLICATION_ROOT).
-
-Without SERVER_NAME, links built outside a request (the CLI, background work) point at
-`make run`'s address, which is right on a development checkout and says plainly on a
+"""Absolute links for mails: the configured public address (SERVER_NAME,
+PREFERRED_URL_SCHEME, APPLICATION_ROOT) whenever it is set, inside a request too: a link
+in a password-reset mail must never take its host from the request's Host header, which
+the person asking chooses. Without SERVER_NAME: the request's own host inside a request,
+else `make run`'s address, which is right on a development checkout and says plainly on a
 server that SERVER_NAME is missing.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ def external_base_configured() -> bool:
 
 
 def external_url(endpoint: str, **values) -> str:
-    if has_request_context():
+    if has_request_context() and not external_base_configured():
         return url_for(endpoint, _external=True, **values)
     cfg = current_app.config
     adapter = current_app.url_map.bind(

@@ -29,6 +29,8 @@ def main() -> int:
     # each demo account with what it is (marketplace.demo.describe_accounts).
     demo_cli.main(["load", "--if-empty"], prog_name="flask demo",
                   obj=ScriptInfo(create_app=lambda: app), standalone_mode=False)
+    from marketplace.mail import describe_backend
+    print(describe_backend(app), flush=True)  # make run: the .eml files of every mail sent
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     print(f"\nServing on http://{host}:{port}  (Ctrl-C to stop)", flush=True)

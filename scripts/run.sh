@@ -6,7 +6,9 @@
 #   scripts/run.sh gunicorn   migrate, then gunicorn -c gunicorn.conf.py (127.0.0.1:8000);
 #                             when the search feature has an out-of-process index writer
 #                             (`flask search worker` or `flask search apply --watch`), one of
-#                             it runs beside gunicorn and the web workers use SEARCH_WORKER=off
+#                             it runs beside gunicorn and the web workers use SEARCH_WORKER=off;
+#                             if the writer ends it is restarted with back-off (the site
+#                             keeps serving); only gunicorn's end stops `make serve`
 #
 # SECRET_KEY: taken from the environment when set, otherwise from instance/secret_key, which
 # is generated (random, mode 600) on first use; the app reads that file itself too, so `flask`
@@ -62,23 +64,43 @@ case "$MODE" in
       exec "$BIN/gunicorn" -c gunicorn.conf.py
     fi
     export SEARCH_WORKER=off
-    # A two-process supervisor: if either ends, stop the other; Ctrl-C / TERM stop both.
-    # shellcheck disable=SC2086  # $writer is several words on purpose
-    "$BIN/flask" --app app $writer &
-    writer_pid=$!
-    echo "run.sh: search index writer \`flask $writer\` (pid $writer_pid); web workers use SEARCH_WORKER=off" >&2
+    # The writer is supervised here, not made a reason to stop the site: whenever it ends
+    # it is started again after 1, 2, 4 ... up to 60 s (back to 1 s after a run of 5 min).
+    # Meanwhile gunicorn serves; jobs wait in the outbox and /healthz shows the lag.
+    supervise_writer() {
+      local delay=1 started rc child=""
+      trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait 2>/dev/null; exit 0' TERM
+      while true; do
+        started=$SECONDS
+        # shellcheck disable=SC2086  # $writer is several words on purpose
+        "$BIN/flask" --app app $writer &
+        child=$!
+        echo "run.sh: search index writer \`flask $writer\` started (pid $child); web workers use SEARCH_WORKER=off" >&2
+        rc=0
+        wait "$child" || rc=$?
+        if (( SECONDS - started >= 300 )); then delay=1; fi
+        echo "run.sh: the search index writer (pid $child) ended with status $rc; starting it again in ${delay} s (the site keeps serving)" >&2
+        child=""
+        sleep "$delay" &
+        wait $! || true
+        delay=$(( delay * 2 > 60 ? 60 : delay * 2 ))
+      done
+    }
+    supervise_writer &
+    supervisor_pid=$!
     "$BIN/gunicorn" -c gunicorn.conf.py &
     web_pid=$!
-    stop() { kill -TERM "$web_pid" "$writer_pid" 2>/dev/null || true; }
+    stop() { kill -TERM "$web_pid" "$supervisor_pid" 2>/dev/null || true; }
     trap stop INT TERM
+    # Only gunicorn's end (or Ctrl-C / TERM) ends `make serve`; the writer's never does.
     rc=0
-    wait -n "$web_pid" "$writer_pid" || rc=$?
+    wait "$web_pid" || rc=$?
     stop
-    wait "$web_pid" "$writer_pid" 2>/dev/null || true
+    wait "$web_pid" "$supervisor_pid" 2>/dev/null || true
     exit "$rc"
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -47,7 +47,9 @@ def sign_in_client(client, app, user_id: int) -> None:
 
 class Factories:
     def make_user(self, email: str | None = None, name: str | None = None, site_role: str = "user", **kw) -> User:
+        """A user with a verified address unless ``email_verified_at=None`` is given."""
         n = next(_seq)
+        kw.setdefault("email_verified_at", utcnow())
         u = User(email=email or f"user{n}@example.test", display_name=name or f"User {n}",
                  password_hash=_pw_hash(), site_role=site_role, **kw)
         db.session.add(u)

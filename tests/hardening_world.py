@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from flask import current_app
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 from werkzeug.routing import AnyConverter
@@ -42,6 +43,7 @@ from marketplace.models import (
     ModerationFlag,
     ModeratorScope,
     Organisation,
+    OutgoingMail,
     Question,
     ReviewCriterion,
     ReviewerAppointment,
@@ -74,6 +76,7 @@ VIEWERS = {
 class World:
     invitation_token: str = ""
     appeal_token: str = ""
+    unsubscribe_token: str = ""  # the outsider's, for announcement mails
     ids: dict = field(default_factory=dict)
 
 
@@ -117,6 +120,11 @@ def build_world() -> World:
     lidar = db.session.execute(select(Item).where(Item.title.like("Confidential:%"))).scalar_one()
     _inv, world.invitation_token = inv_svc.create_invitation(users["owner"], lidar, "guest@hardening.test")
     db.session.commit()
+    # The outsider's unsubscribe link (for announcements), as mails carry it.
+    from marketplace.notify import unsubscribe_url
+
+    with current_app.test_request_context():
+        world.unsubscribe_token = unsubscribe_url(users["outsider"], "announcements").rsplit("/", 1)[-1]
     # Index everything now (the search outbox is background work, not something a request did).
     from marketplace.search import get_runtime
 
@@ -173,6 +181,11 @@ def _combos(rule, world: World) -> list[dict]:
         for type_name, entry in registry.REGISTRY.items():
             for (tid,) in _ids(select(entry.model.id).order_by(entry.model.id), 2):
                 out.append({"target_type": type_name, "target_id": tid})
+    elif fixed == {"kind", "key"}:  # /follow/<kind>/<key>
+        out = [{"kind": "challenge", "key": cid} for (cid,) in _ids(select(Item.id).where(Item.kind == "challenge")
+                                                                  .order_by(Item.id), 2)]
+        out += [{"kind": "organisation", "key": oid} for (oid,) in _ids(select(Organisation.id).order_by(Organisation.id), 2)]
+        out += [{"kind": "tag", "key": "robotics"}, {"kind": "nonsense", "key": "1"}]
     elif fixed == {"obj_id"}:  # /engage/<what>/<obj_id>/...
         models = {"questions": Question, "answers": Answer, "comments": Comment}
         for what in any_args.pop("what"):
@@ -198,11 +211,18 @@ def _single(arg: str, rule: str, world: World) -> list:
         "appeal_id": select(Appeal.id), "domain_id": select(BlockedDomain.id), "flag_id": select(ModerationFlag.id),
         "scope_id": select(ModeratorScope.id), "comment_id": select(Comment.id), "question_id": select(Question.id),
         "request_id": select(AssetRequest.id), "slug": select(Organisation.slug),
+        "mail_id": select(OutgoingMail.id),
     }
     if arg == "item_id":
         return _item_ids(rule)
     if arg == "token":
-        return [world.appeal_token if rule.startswith("/moderation/") else world.invitation_token]
+        if rule.startswith("/moderation/"):
+            return [world.appeal_token]
+        if rule.startswith("/notifications/unsubscribe/"):
+            return [world.unsubscribe_token]
+        # Mailed-link pages of other kinds (verification, reset, address change, co-authors)
+        # answer a token that is not theirs with their "link problem" page.
+        return [world.invitation_token]
     if arg == "filename":
         return ["css/site.css"]
     if arg in models:

@@ -124,7 +124,13 @@ def test_templates_hold_no_inline_script_handler_or_style():
     problems = []
     for path in sorted((ROOT / "templates").rglob("*.html")):
         text = path.read_text(encoding="utf-8")
+        # HTML mail (templates/mail/) is read in mail programs, which drop <style> elements
+        # and apply no CSP: there styles must be inline. Scripts, handlers and javascript:
+        # URLs stay forbidden there too.
+        mail = path.relative_to(ROOT / "templates").parts[0] == "mail"
         for pattern, what in INLINE:
+            if mail and "style" in what:
+                continue
             for m in pattern.finditer(text):
                 line = text.count("\n", 0, m.start()) + 1
                 problems.append(f"{path.relative_to(ROOT)}:{line}: {what}")

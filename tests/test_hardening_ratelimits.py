@@ -200,7 +200,8 @@ def test_each_limited_action_answers_429_past_its_limit(signed_in, path):
 
 def test_limits_are_keyed_as_documented(limited):
     """Every limited view names its key: per account (or address when anonymous) for signed-in
-    actions, per address for sign-up and appeals, both for sign-in."""
+    actions, per address for sign-up and appeals, both for sign-in, per address and mailbox
+    for the forms that mail the address typed."""
     from marketplace import ratelimit
 
     keyed = {}
@@ -210,7 +211,9 @@ def test_limits_are_keyed_as_documented(limited):
             limits = limiter.limit_manager.decorated_limits(name)
             keyed[name.rsplit(".", 1)[-1]] = {lim.key_func.__name__ for lim in limits}
     assert keyed["login"] == {"client_address", "signin_account"}
-    assert keyed["register"] == {"client_address"}
+    assert keyed["register"] == keyed["forgot_password"] == {"client_address", "typed_mailbox"}
+    for view in ("resend_verification", "change_email", "follow", "announce"):
+        assert keyed[view] == {"account_or_address"}, view
     for view in ("ask", "answer", "edit", "comment", "send_request", "request_action", "submit", "revise",
                  "for_item", "accept", "decline", "report"):
         assert keyed[view] == {"account_or_address"}, view

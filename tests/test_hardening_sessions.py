@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from marketplace.extensions import db
-from marketplace.models import User, UserSession, utcnow
+from marketplace.models import Item, User, UserSession, utcnow
 from marketplace.services import moderation as mod_svc
 from marketplace.services import sessions as sessions_svc
 
@@ -93,6 +93,34 @@ def test_a_cookie_captured_before_a_password_change_is_signed_out(app, client, a
     assert not is_signed_in(elsewhere)
 
 
+def test_a_password_reset_by_mailed_link_ends_every_session(app, client, alice):
+    """The reset link (marketplace/auth/views.py reset_password) ends every session of the
+    account, the one of the browser that follows the link included, and revokes their rows."""
+    import re
+
+    from marketplace.models import OutgoingMail
+
+    uid, _ = alice
+    sign_in(client)
+    elsewhere = app.test_client()
+    sign_in(elsewhere)
+    stolen = captured_cookie(elsewhere)
+    assert client.post("/auth/reset", data={"email": "alice@example.test"}).status_code == 200
+    with app.app_context():
+        mail = db.session.execute(select(OutgoingMail).where(OutgoingMail.to_email == "alice@example.test")
+                                  .order_by(OutgoingMail.id.desc())).scalars().first()
+        path = re.search(r"https?://[^/\s]+(/auth/reset/[^\s\"<]+)", mail.body).group(1)
+    here = captured_cookie(client)
+    r = client.post(path, data={"password": "a-brand-new-password", "confirm": "a-brand-new-password"})
+    assert r.status_code == 302 and "/auth/login" in r.headers["Location"]
+    for c in (client, elsewhere, replay(app, stolen), replay(app, here)):
+        assert not is_signed_in(c)
+    rows = session_rows(app, uid)
+    assert len(rows) == 2 and all(r.revoked_at is not None for r in rows)
+    assert {r.revoked_reason for r in rows} == {"password reset by link"}
+    sign_in(client, password="a-brand-new-password")
+
+
 @pytest.mark.parametrize("kind", ["suspend", "ban"])
 def test_a_cookie_captured_before_a_suspension_or_ban_is_signed_out(app, client, alice, kind):
     uid, item_id = alice
@@ -172,12 +200,31 @@ def test_every_sign_in_gets_a_new_session_id_and_drops_what_the_cookie_held(app,
     assert all(r.token_hash != first and len(r.token_hash) == 64 for r in rows)
 
 
-def test_registration_begins_a_server_side_session(app, client):
+def test_registration_signs_in_only_from_an_invitation_and_then_through_a_session(app, client, alice):
+    # Registration alone signs nobody in (the address is confirmed by a mailed link first).
     r = client.post("/auth/register", data={"email": "new@example.test", "display_name": "New Person",
                                             "password": "a-long-password", "confirm": "a-long-password"})
-    assert r.status_code == 302
-    stolen = captured_cookie(client)
-    client.post("/auth/logout")
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert not is_signed_in(client)
+    with app.app_context():
+        assert db.session.execute(select(UserSession)).scalars().all() == []
+    # From an invitation mailed to the address, the account is signed in at once: through a
+    # server-side session, which a captured cookie does not outlive.
+    from .factories_invitations import make_invitation
+
+    with app.app_context():
+        _inv, token = make_invitation(db.session.get(Item, alice[1]), "invited@example.test",
+                                      invited_by=db.session.get(User, alice[0]))
+    c = app.test_client()
+    r = c.post(f"/auth/register?next=/invitations/t/{token}",
+               data={"email": "invited@example.test", "display_name": "Invited Person",
+                     "password": "a-long-password", "confirm": "a-long-password"})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/invitations/t/{token}")
+    with app.app_context():
+        uid = db.session.execute(select(User.id).where(User.email == "invited@example.test")).scalar_one()
+    assert len(session_rows(app, uid)) == 1
+    stolen = captured_cookie(c)
+    c.post("/auth/logout")
     assert not is_signed_in(replay(app, stolen))
 
 

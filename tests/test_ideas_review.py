@@ -60,7 +60,9 @@ def test_outside_judge_needs_the_nda_and_gets_access(f, fi, world, client, auth)
     assert not policy.can(judge, "view", idea)  # but no sealed ideas before the NDA
     auth.login(judge.email)
     assert client.get(f"/ideas/{idea.id}").status_code == 404
-    assert client.get(f"/challenges/{s.challenge.id}/review").status_code == 403
+    # Not a bare 403: the judge is sent to the NDA they have to accept.
+    r = client.get(f"/challenges/{s.challenge.id}/review")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/challenges/{s.challenge.id}/reviewer-nda")
     r = client.post(f"/challenges/{s.challenge.id}/reviewer-nda", data={"nda_digest": appt.nda_digest, "accept": "y"})
     assert r.status_code == 302
     assert policy.can(judge, "view", reload(idea))
@@ -139,7 +141,11 @@ def test_shortlist_decline_with_reason(f, fi, world, client, auth):
     auth.login(reviewer.email)
     r = client.post(f"/ideas/{idea.id}/decline", data={"reason": ""})
     assert r.status_code == 400
+    # Without the page's confirmation the server asks first, and nothing changes yet.
     r = client.post(f"/ideas/{idea.id}/decline", data={"reason": "Too expensive to build."})
+    assert r.status_code == 200 and b"Decline the idea?" in r.data and reload(idea).status == "submitted"
+    assert b'name="reason" value="Too expensive to build."' in r.data  # re-posted as it was
+    r = client.post(f"/ideas/{idea.id}/decline", data={"reason": "Too expensive to build.", "confirmed": "yes"})
     assert r.status_code == 302
     idea = reload(idea)
     assert idea.status == "declined" and idea.decision_reason == "Too expensive to build."
@@ -154,7 +160,10 @@ def test_award_records_incentive_and_payment_records_ip_transfer(f, world, clien
     assert client.post(f"/ideas/{idea.id}/award", data={"incentive": "0"}).status_code == 403  # not shortlisted
     assert client.post(f"/ideas/{idea.id}/shortlist").status_code == 302
     assert client.post(f"/ideas/{idea.id}/award", data={"incentive": "7"}).status_code == 400
-    assert client.post(f"/ideas/{idea.id}/award", data={"incentive": "0", "note": "Great."}).status_code == 302
+    r = client.post(f"/ideas/{idea.id}/award", data={"incentive": "0", "note": "Great."})
+    assert r.status_code == 200 and b"Award the idea?" in r.data and reload(idea).status == "shortlisted"
+    assert client.post(f"/ideas/{idea.id}/award",
+                       data={"incentive": "0", "note": "Great.", "confirmed": "yes"}).status_code == 302
     idea = reload(idea)
     award = db.session.execute(select(IdeaAward)).scalar_one()
     assert idea.status == "awarded" and award.incentive["kind"] == "cash-prize"

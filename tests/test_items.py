@@ -249,13 +249,16 @@ def test_status_visibility_and_delete(app, client, auth, acme, indb):
     iid = indb(lambda f: f.make_item(db.session.get(Organisation, acme.org_id), kind="asset").id)
     auth.login("owner@acme.test")
     assert client.post(f"/assets/{iid}/visibility", data={"visibility": "invited"}).status_code == 302
-    assert client.post(f"/assets/{iid}/status", data={"status": "closed"}).status_code == 302
+    # Closing asks first (a confirmation page without JavaScript); confirmed, it acts.
+    r = client.post(f"/assets/{iid}/status", data={"status": "closed"})
+    assert r.status_code == 200 and b"Close the asset?" in r.data and load(app, iid).status == "open"
+    assert client.post(f"/assets/{iid}/status", data={"status": "closed", "confirmed": "yes"}).status_code == 302
     assert (load(app, iid).visibility, load(app, iid).status) == ("invited", "closed")
     r = client.post(f"/assets/{iid}/status", data={"status": "draft"}, follow_redirects=True)
     assert b"cannot become draft" in r.data and load(app, iid).status == "closed"
     r = client.post(f"/assets/{iid}/delete")
     assert r.status_code == 409 and b"archive them instead" in r.data
-    assert client.post(f"/assets/{iid}/status", data={"status": "archived"}).status_code == 302
+    assert client.post(f"/assets/{iid}/status", data={"status": "archived", "confirmed": "yes"}).status_code == 302
     assert client.get(f"/assets/{iid}/edit").status_code == 403  # archived items are frozen
     assert audit_actions(app, iid) == ["item.visibility_changed", "item.status_changed", "item.status_changed"]
     draft = indb(lambda f: f.make_item(db.session.get(Organisation, acme.org_id), status="draft").id)
@@ -356,7 +359,7 @@ def test_bad_posts_to_item_actions(app, client, auth, acme, indb):
     assert r.status_code == 400
     for data, msg in [({}, b"either a person"), ({"email": "x@y.test", "org": "acme-robotics"}, b"either a person"),
                       ({"email": "nobody@nowhere.test"}, b"No account has this e-mail"),
-                      ({"org": "no-such-org"}, b"No organisation has this short name"),
+                      ({"org": "no-such-org"}, b"No organisation has this name"),
                       ({"email": "outsider@example.test", "expires_at": fmt(utcnow() - timedelta(days=1))},
                        b"The expiry must be in the future"),
                       ({"email": "outsider@example.test", "expires_at": "soon"}, b"Not a valid datetime")]:

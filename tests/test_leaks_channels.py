@@ -10,7 +10,6 @@ from marketplace import policy
 from marketplace.extensions import db
 from marketplace.models import Idea, OutgoingMail, utcnow
 from marketplace.services import engagement as eng_svc
-from marketplace.services import ideas as ideas_svc
 from marketplace.services import invitations as inv_svc
 from marketplace.services import moderation as mod_svc
 
@@ -68,7 +67,7 @@ def test_a_hidden_idea_is_shown_on_its_case_only_to_those_who_may_see_it(case_wo
 
 
 def test_a_private_asset_request_is_a_case_only_while_a_report_on_it_is_open(f, client, auth):
-    owner, requester, reporter = f.make_user(), f.make_user(), f.make_user()
+    owner, requester = f.make_user(), f.make_user()
     org = f.make_org(owner=owner)
     asset = f.make_item(org, kind="asset", visibility="public", title="Test rig")
     req = eng_svc.send_request(requester, asset, "interest", "Private plans for the rig, canary-7731.",

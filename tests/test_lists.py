@@ -166,7 +166,7 @@ def test_readding_sets_a_new_expiry_and_past_expiry_is_refused(w, client, auth, 
 
 @pytest.mark.parametrize("data, message", [
     ({"email": "nobody@x.test"}, "No account has this e-mail address"),
-    ({"org": "no-such-org"}, "No organisation has this short name."),
+    ({"org": "no-such-org"}, "No organisation has this name."),
     ({}, "Give either a person"),
     ({"email": "a@x.test", "org": "org-1"}, "Give either a person"),
     ({"email": "a@x.test", "expires_at": "tomorrow"}, "Not a valid datetime value."),
@@ -234,8 +234,8 @@ def test_unsharing_detaches_the_list_from_that_orgs_items(w, f, client, auth, sh
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"org": "no-such-org"}, "No organisation has this short name."),
-    ({"org": ""}, "Give the short name of the organisation."),
+    ({"org": "no-such-org"}, "No organisation has this name."),
+    ({"org": ""}, "Give the name of the organisation."),
 ])
 def test_bad_share_input(w, f, client, auth, data, message):
     lst = f.make_list(w.cluster)

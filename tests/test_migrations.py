@@ -67,3 +67,13 @@ def test_downgrade_to_base_removes_every_table(empty_app):
     assert r.exit_code == 0, r.output + repr(r.exception)
     with app.app_context():
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_revision_ids_fit_alembic_version_column(empty_app):
+    """PostgreSQL stores the revision in alembic_version.version_num, a VARCHAR(32): a longer
+    id upgrades on SQLite (which ignores the length) and fails on PostgreSQL."""
+    app, _ = empty_app
+    with app.app_context():
+        script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+        too_long = [r.revision for r in script.walk_revisions() if len(r.revision) > 32]
+    assert too_long == []

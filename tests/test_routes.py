@@ -259,7 +259,9 @@ def test_change_status_route(site, viewer, key):
     iid, kind, title = site.fresh_item(key)
     before = _item_row(site, iid)
     target = NEXT_STATUS[before[1]]
-    r = site.client(viewer).post(f"/{PLURAL[kind]}/{iid}/status", data={"status": target})
+    # confirmed=yes: what the page's confirmation dialog adds (tests/test_walkthrough.py
+    # covers the confirmation page itself).
+    r = site.client(viewer).post(f"/{PLURAL[kind]}/{iid}/status", data={"status": target, "confirmed": "yes"})
     want = _code(viewer, key, "change_status", 302)
     allowed = _allowed(viewer, key, "change_status")
     if allowed and before[1] == "archived":
@@ -457,16 +459,42 @@ def test_notification_pages(site, viewer):
         302 if not signed_in else 200 if viewer == "site_admin" else 403)
 
 
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_account_and_notification_pages(site, viewer):
+    """Mailed-link pages answer a bad link with a clear 404 (never a 500), whoever asks;
+    choices and follows need a sign-in; the mail failures page is for site admins."""
+    c = site.client(viewer)
+    signed_in = _signed_in(viewer)
+    assert c.get("/auth/reset").status_code == 200
+    for path in ("/auth/verify/x", "/auth/reset/x", "/auth/email/x", "/notifications/unsubscribe/x"):
+        assert c.get(path).status_code == 404, path
+    assert c.post("/auth/reset/x").status_code == 404
+    assert c.post("/auth/email/x").status_code == 404
+    assert c.post("/notifications/unsubscribe/x").status_code == 404
+    assert c.get("/notifications/settings").status_code == (200 if signed_in else 302)
+    assert c.get("/following").status_code == (200 if signed_in else 302)
+    assert c.post("/auth/verify/resend").status_code == 302
+    assert c.post("/auth/email", data={"e-email": "not-an-address", "e-password": "x"}).status_code == (
+        400 if signed_in else 302)
+    assert c.get("/mail/failures").status_code == (
+        302 if not signed_in else 200 if viewer == "site_admin" else 403)
+    assert c.post("/mail/999999/retry").status_code == (302 if not signed_in else 404)
+
+
 def test_every_foundation_route_is_covered(site):
     """A new route in a foundation blueprint must be added to this module."""
     covered = {
         "main.index", "main.about", "main.healthz", "main.receipt_keys_jwks",
         "auth.register", "auth.login", "auth.logout", "auth.account",
+        "auth.verify_email", "auth.resend_verification", "auth.forgot_password", "auth.reset_password",
+        "auth.change_email", "auth.confirm_email_change",
+        "auth.account_timezone",  # tests/test_timezones.py
         "orgs.index", "orgs.new", "orgs.detail", "orgs.edit", "orgs.members", "orgs.member_role",
         "orgs.member_remove",
         "items.list_kind", "items.new", "items.detail", "items.edit", "items.visibility", "items.status",
         "items.delete", "items.access", "items.revoke",
         "notifications.index", "notifications.mark_read", "notifications.mail_log",
+        "notifications.settings", "notifications.unsubscribe",
     }
     covered |= {"api.items", "api.items_of_kind", "api.item", "api.orgs", "api.org", "api.me", "feeds.feed"}
     foundation = {"main", "auth", "orgs", "items", "notifications", "api", "feeds"}

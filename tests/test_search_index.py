@@ -1,9 +1,10 @@
 """Keeping the index true: the outbox survives a writer killed mid-batch, `search rebuild`
-swaps a new index in while searches go on, `search verify` names drift, and the fast
-segment builder writes exactly what Whoosh's own writer would.
+swaps a new index in while searches go on, and `search verify` names drift. (The fast
+segment builder is compared with Whoosh's own writer in test_search_segments.py.)
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -155,7 +156,7 @@ def test_a_commit_wakes_the_thread_writer(tmp_path):
         runtime._thread = OutboxThread(app, runtime.backend, interval=3600.0, sweep_interval=3600.0)
         runtime._thread.start()
         app.test_client().get("/")  # a live writer of this process is kept, not replaced
-        assert runtime._thread.interval == 3600.0
+        assert runtime._thread.loop.interval == 3600.0
         with app.app_context():
             f = Factories()
             org = f.make_org(owner=f.make_user())
@@ -270,10 +271,36 @@ def test_cli_rebuild_verify_stats_apply(app, f, runner):
     assert result.exit_code == 0, result.output
     assert "matches" in result.output
     result = runner.invoke(args=["search", "stats"])
-    assert result.exit_code == 0 and '"documents"' in result.output
+    assert result.exit_code == 0 and "documents   6 live" in result.output, result.output
+    result = runner.invoke(args=["search", "stats", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["index"]["documents"] == 6
     result = runner.invoke(args=["search", "apply"])
     assert result.exit_code == 0 and "Applied" in result.output
     assert len(found(None, "aquaponics")) == 5
+
+
+@pytest.mark.parametrize("engine", ["fast", "whoosh"])
+def test_each_engine_rebuilds_and_verifies(tmp_path, engine):
+    # SEARCH_ENGINE=whoosh rebuilds with Whoosh's own writer (no internals at all).
+    from .factories import Factories
+    from .factories_foundation import dispose, make_app
+
+    app = make_app(tmp_path, SEARCH_ENGINE=engine)
+    try:
+        with app.app_context():
+            f = Factories()
+            org = f.make_org(owner=f.make_user())
+            items = [f.make_item(org, title=f"Aquaponics {n}", visibility=("public", "organisation")[n % 2])
+                     for n in range(6)]
+            result = app.test_cli_runner().invoke(args=["search", "rebuild", "--procs", "2"])
+            assert result.exit_code == 0, result.output
+            stats = get_backend(app).stats()
+            assert stats["engine"]["name"] == engine and stats["documents"] == verify_index()["documents"]
+            report = verify_index()
+            assert (report["missing"], report["extra"], report["stale"]) == ([], [], [])
+            assert found(None, "aquaponics") == {i.id for i in items[::2]}
+    finally:
+        dispose(app)
 
 
 # --------------------------------------------------------------------------- verify
@@ -312,56 +339,6 @@ def test_verify_sees_principal_drift(app, f):
     db.session.execute(text("UPDATE items SET visibility = 'organisation' WHERE id = :i"), {"i": item.id})
     db.session.commit()
     assert verify_index()["stale"] == [f"item:{item.id}"]
-
-
-# --------------------------------------------------------------------------- the fast writer
-
-
-def _postings(reader):
-    out = {}
-    for (fieldname, tbytes), _info in reader:
-        m = reader.postings(fieldname, tbytes)
-        rows = []
-        while m.is_active():
-            rows.append((m.id(), round(m.weight(), 4), m.value() or None))  # no value: None or ""
-            m.next()
-        out[(fieldname, tbytes)] = rows
-    return out
-
-
-def test_segment_builder_writes_what_whoosh_would(tmp_path):
-    from whoosh import index
-    from whoosh.index import TOC
-
-    from marketplace.search.schema import build_schema
-    from marketplace.search.segments import SegmentBuilder
-
-    docs = [SearchDoc("item", i, ["challenge", "failure", "asset"][i % 3], "open", i % 4,
-                      ((f"Title {i} pump valve", 3.0), (f"Body **text** number {i} about pumps and "
-                                                         f"valves and the pump's [seal](http://x.y) " * (1 + i % 5),
-                                                         1.0)),
-                      ("public", f"org:{i % 4}"), tags=("a-tag", f"t{i % 7}"))
-            for i in range(1, 700)]
-    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-    a_dir.mkdir()
-    b_dir.mkdir()
-    ix_a = index.create_in(str(a_dir), build_schema())
-    w = ix_a.writer()
-    for d in docs:
-        w.add_document(**d.fields())
-    w.commit()
-    ix_b = index.create_in(str(b_dir), build_schema())
-    builder = SegmentBuilder(ix_b)
-    for d in docs:
-        builder.add(d.fields())
-    seg = builder.finish()
-    TOC(ix_b.schema, [seg], 1).write(ix_b.storage, ix_b.indexname)
-    with index.open_dir(str(a_dir)).reader() as ra, index.open_dir(str(b_dir)).reader() as rb:
-        assert ra.doc_count() == rb.doc_count() == len(docs)
-        assert _postings(ra) == _postings(rb)
-        for n in range(len(docs)):
-            assert ra.stored_fields(n) == rb.stored_fields(n)
-            assert ra.doc_field_length(n, "text") == rb.doc_field_length(n, "text")
 
 
 # --------------------------------------------------------------------------- analysis and the query language

@@ -20,6 +20,8 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.moderation", "bp", None),  # /moderation/..., /challenges/<id>/decisions, /audit
     ("marketplace.engagement", "bp", "/engage"),
     ("marketplace.search.views", "bp", None),
+    ("marketplace.mail", "bp", "/mail"),
+    ("marketplace.reach", "bp", None),
 ]
 
 

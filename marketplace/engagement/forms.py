@@ -1,7 +1,6 @@
 """Forms for engagement (CSRF on every one, via Flask-WTF)."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -20,7 +19,8 @@ from wtforms.validators import (
 )
 
 from ..converters import MAX_ID
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import FlaskForm, LocalDateTimeField
+from ..items.forms import strip
 from ..models.engagement import FeeModel, LicenceKind, Participation, RequestKind
 from ..params import parse_int
 from ..services.engagement import (
@@ -71,7 +71,7 @@ class EditForm(FlaskForm):
 
 
 class RulesForm(FlaskForm):
-    open_until = UTCDateTimeField("Open for participation until (UTC, optional)", validators=[Optional()])
+    open_until = LocalDateTimeField("Open for participation until", validators=[Optional()], optional=True)
     submit = SubmitField("Save rules")
     kind_fields: tuple[str, ...] = ()
 
@@ -142,9 +142,9 @@ REQUEST_KIND_CHOICES = [
 
 class RequestForm(FlaskForm):
     kind = SelectField("What you are asking for", choices=REQUEST_KIND_CHOICES, validate_choice=True)
-    # default "": the page shows this choice only to people who may speak for an organisation;
-    # the others send no value at all, which means "myself".
-    on_behalf_of = SelectField("Sent by", choices=[("", "Myself")], default="", validate_choice=True)
+    # Shown only to people who may speak for an organisation; for everyone else it is not on
+    # the page at all, so "not sent" must mean "myself" (default), never "not a valid choice".
+    on_behalf_of = SelectField("Sent by", choices=[("", "Myself")], validate_choice=True, default="")
     message = TextAreaField("Message (Markdown; required for licence and collaboration requests)",
                             filters=[strip], validators=[Optional(), Length(
                                 max=MAX_MESSAGE, message=f"The message is too long: at most {MAX_MESSAGE:,} characters.")])

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
-from ..formtools import attach_service_error
+from ..formtools import attach_service_error, zone_meta
 from ..extensions import db, limiter
 from ..models import Item, Organisation
 from ..models.engagement import (
@@ -75,7 +75,7 @@ def rules(item_id: int):
     if not policy.can(current_user, "manage_engagement", item):
         abort(403, "Only the organisation's owners and admins set participation rules.")
     current = policy.engagement_rules(item)
-    form = RULES_FORM_BY_KIND[item.kind](obj=current)
+    form = RULES_FORM_BY_KIND[item.kind](obj=current, meta=zone_meta(item.organisation))
     if form.validate_on_submit():
         try:
             svc.set_rules(current_user, item, form.data_for_service())

@@ -36,3 +36,12 @@ _once(_templating.NAV_LINKS, ("Reviewing", "ideas.reviewing", _reviews_something
 _once(_templating.FOOTER_LINKS, ("Verify a terms receipt", "ideas.verify"))
 _once(_cli.EXTRA_COMMANDS, terms_cli)
 _once(_demo_hooks.HOOKS, demo_hook)
+
+
+def _coauthor_address(args: dict) -> str | None:
+    from ..services.ideas import coauthor_link_address
+    return coauthor_link_address(args.get("token", ""))
+
+
+from ..auth.views import ADDRESS_PROOFS as _PROOFS  # noqa: E402
+_PROOFS["ideas.coauthor_link"] = _coauthor_address

@@ -98,3 +98,41 @@ def demo_hook(users: dict, orgs: dict) -> None:
         })
         ideas_svc.add_criterion(owner, grip, "Damage reduction", 3)
         ideas_svc.add_criterion(owner, grip, "Cycle time", 2)
+
+    # Every other open demo challenge gets a plain terms sheet too: no challenge is ever open
+    # without terms (demo.load_demo checks it once every hook has run).
+    from ..demo import ITEMS as DEMO_ITEMS
+
+    demo_titles = {(org_name, title) for org_name, kind, title, *_rest in DEMO_ITEMS if kind == "challenge"}
+    org_ids = [o.id for o in orgs.values()]
+    for ch in db.session.execute(select(Item).where(Item.kind == "challenge", Item.status == "open",
+                                                    Item.org_id.in_(org_ids)).order_by(Item.id)).scalars().all():
+        if (ch.organisation.name, ch.title) not in demo_titles or policy.current_terms(ch.id) is not None:
+            continue
+        owner_of = _owner_of(ch)
+        if owner_of is None:
+            continue
+        terms_svc.save_terms(owner_of, ch, _plain_terms(ch.organisation.name))
+        if policy.challenge_rules(ch.id) is None:
+            terms_svc.save_rules(owner_of, ch, terms_svc.default_rules_for(ch))
+
+
+def _owner_of(ch: Item):
+    from ..models import Membership, OrgRole, User
+
+    return db.session.execute(select(User).join(Membership, Membership.user_id == User.id).where(
+        Membership.org_id == ch.org_id, Membership.role == OrgRole.OWNER.value).order_by(User.id).limit(1)).scalar()
+
+
+def _plain_terms(org_name: str) -> dict:
+    return {
+        "ip_model": "contributor-retains", "open_licence": "",
+        "field_of_use": "Evaluating the idea for this challenge only.", "territory": "Worldwide.",
+        "licence_duration": "Not applicable: no licence is granted.",
+        "post_termination_rights": "The contributor keeps every right; unawarded ideas are deleted after the challenge.",
+        "background_ip": "Each party keeps its own background IP.",
+        "foreground_ip": f"The contributor owns it; {org_name} may only evaluate the idea.",
+        "confidentiality": "open", "reveal_at": None, "nda_text": "",
+        "incentives": [{"kind": "recognition", "description": f"Named as a winner by {org_name}."}],
+        "dispute_resolution": "Good-faith negotiation, then mediation.", "governing_law": "Dutch law",
+    }

@@ -1,7 +1,6 @@
 """Forms for terms, rules, ideas, co-authorship, review and receipts (CSRF on every one)."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 from wtforms import (
     BooleanField,
@@ -17,7 +16,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import FlaskForm, LocalDateTimeField
+from ..items.forms import strip
 from ..models import Confidentiality, IncentiveKind, IPModel, WhoMaySubmit
 from ..services.attachments import ALLOWED_EXTENSIONS
 
@@ -43,6 +43,13 @@ assert [c for c, _ in WHO_CHOICES] == WhoMaySubmit.values()
 TEXT = [Optional(), Length(max=5000, message="At most 5,000 characters.")]
 
 
+def _required_text(name: str, limit: int = 5000) -> list:
+    """A terms field every sheet must fill (services/terms.py checks it too, with the same words)."""
+    from ..services.terms import required_message
+
+    return [DataRequired(required_message(name)), Length(max=limit, message=f"At most {limit:,} characters.")]
+
+
 class IncentiveForm(Form):
     kind = SelectField("Type", choices=[("", "— none —")] + [(k.value, k.label) for k in IncentiveKind],
                        validate_choice=True, default="")
@@ -59,20 +66,21 @@ class TermsForm(FlaskForm):
     ip_model = SelectField("IP model", choices=IP_CHOICES, validate_choice=True)
     open_licence = StringField("Open licence (for the open-licence model)", filters=[strip],
                                validators=[Optional(), Length(max=80)])
-    field_of_use = TextAreaField("Field of use", validators=TEXT)
-    territory = TextAreaField("Territory", validators=TEXT)
-    licence_duration = StringField("Licence duration", filters=[strip], validators=[Optional(), Length(max=200)])
+    field_of_use = TextAreaField("Field of use", validators=_required_text("field_of_use"))
+    territory = TextAreaField("Territory", validators=_required_text("territory"))
+    licence_duration = StringField("Licence duration", filters=[strip],
+                                   validators=_required_text("licence_duration", 200))
     post_termination_rights = TextAreaField("Post-termination rights (after the challenge ends or is cancelled)",
-                                            validators=TEXT)
-    background_ip = TextAreaField("Background IP", validators=TEXT)
-    foreground_ip = TextAreaField("Foreground IP", validators=TEXT)
+                                            validators=_required_text("post_termination_rights"))
+    background_ip = TextAreaField("Background IP", validators=_required_text("background_ip"))
+    foreground_ip = TextAreaField("Foreground IP", validators=_required_text("foreground_ip"))
     confidentiality = SelectField("Confidentiality", choices=CONF_CHOICES, validate_choice=True)
-    reveal_at = UTCDateTimeField("Reveal date for sealed ideas (UTC, optional)", validators=[Optional()])
+    reveal_at = LocalDateTimeField("Reveal date for sealed ideas", validators=[Optional()], optional=True)
     nda_text = TextAreaField("NDA to accept before the full brief is shown (optional)",
                              validators=[Optional(), Length(max=20_000)])
-    incentives = FieldList(FormField(IncentiveForm), min_entries=5, max_entries=10)
-    dispute_resolution = TextAreaField("Dispute resolution", validators=TEXT)
-    governing_law = StringField("Governing law", filters=[strip], validators=[Optional(), Length(max=200)])
+    incentives = FieldList(FormField(IncentiveForm), "Incentive", min_entries=5, max_entries=10)
+    dispute_resolution = TextAreaField("Dispute resolution", validators=_required_text("dispute_resolution"))
+    governing_law = StringField("Governing law", filters=[strip], validators=_required_text("governing_law", 200))
     submit = SubmitField("Save as a new terms version")
 
     def data_for_service(self) -> dict:
@@ -80,7 +88,8 @@ class TermsForm(FlaskForm):
             "ip_model", "open_licence", "field_of_use", "territory", "licence_duration",
             "post_termination_rights", "background_ip", "foreground_ip", "confidentiality", "reveal_at",
             "nda_text", "dispute_resolution", "governing_law")}
-        out["incentives"] = [dict(e.data) for e in self.incentives.entries if e.data.get("kind")]
+        # Every row, empty ones too: the service names a faulty row by its place in the form.
+        out["incentives"] = [dict(e.data) for e in self.incentives.entries]
         return out
 
 

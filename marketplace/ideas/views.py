@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import policy
-from ..formtools import attach_service_error
+from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
 from ..ratelimit import account_or_address, limit_for
 from ..extensions import db, limiter
 from ..models import (
@@ -65,6 +65,8 @@ from .forms import (
 # --------------------------------------------------------------------------- helpers
 
 
+EXPIRED = "Your form expired; reload the page and try again."
+
 def _challenge(challenge_id: int) -> Item:
     item = get_visible_or_404(Challenge, challenge_id)
     if item.kind != ItemKind.CHALLENGE.value:
@@ -79,11 +81,6 @@ def _idea(idea_id: int) -> Idea:
 def _attach_error(form, e: ServiceError) -> None:
     db.session.rollback()
     attach_service_error(form, e)
-
-
-def _fail(e: ServiceError):
-    db.session.rollback()
-    abort(e.status, e.message)
 
 
 def _status_for(form, error: ServiceError | None = None) -> int:
@@ -169,7 +166,7 @@ def edit_terms(challenge_id: int):
     challenge = _challenge(challenge_id)
     require("manage_terms", challenge)
     current = policy.current_terms(challenge.id)
-    form = TermsForm()
+    form = TermsForm(meta=zone_meta(challenge.organisation))
     if request.method == "GET" and current is not None:
         for f in ("ip_model", "open_licence", "field_of_use", "territory", "licence_duration",
                   "post_termination_rights", "background_ip", "foreground_ip", "confidentiality", "reveal_at",
@@ -193,6 +190,14 @@ def edit_terms(challenge_id: int):
             flash(f"Terms version {terms.version} saved (digest {terms.digest[:12]}…)." if created
                   else "Nothing changed: the current terms version stands.", "success" if created else "info")
             return redirect(url_for("ideas.terms_sheet", challenge_id=challenge.id))
+    elif form.is_submitted():
+        # The sheet's own rules (incentive rows, reveal date...) alongside the form's: every
+        # error at once, not one more on each attempt.
+        for name, message in terms_svc.terms_problems(form.data_for_service()):
+            target = field_named(form, name)
+            if target is not None and any(isinstance(e, str) for e in target.errors):
+                continue  # the form already said what is wrong there
+            attach_error(form, name, message)
     accepted = current is not None and db.session.execute(select(TermsAcceptance.id).where(
         TermsAcceptance.terms_id == current.id).limit(1)).first() is not None
     return render_template("ideas/terms_form.html", item=challenge, form=form, current=current,
@@ -312,12 +317,13 @@ def detail(idea_id: int):
     v = policy.viewer_for(current_user)
     ctx = {"idea": idea, "item": idea.challenge, "is_author": policy.is_idea_author(v, idea),
            "sealed": policy.idea_is_sealed(idea), "award": svc.award_of(idea),
-           "revisions": svc.revisions_of(idea)}
+           "revisions": svc.revisions_of(idea), "team": svc.team_lines(idea)}
     if ctx["is_author"]:
         ctx["view_log"] = svc.view_log(idea)
         ctx["my_acceptances"] = [a for a in svc.acceptances_of(idea) if a.user_id == v.user_id]
     if policy.can(current_user, "view_review", idea):
         ctx["summary"] = svc.score_summary(idea)
+        ctx["is_reviewer"] = policy.is_active_reviewer(v, idea.challenge)
     if policy.can(current_user, "score", idea):
         ctx["criteria"] = svc.criteria_of(idea.challenge_id)
         ctx["my_scores"] = svc.my_scores(current_user, idea)
@@ -331,6 +337,24 @@ def detail(idea_id: int):
     ctx["disqualify_form"] = DisqualifyForm()
     ctx["action_form"] = ActionForm()
     return render_template("ideas/detail.html", **ctx)
+
+
+@bp.route("/ideas/<int:idea_id>/team")
+def team(idea_id: int):
+    """Who is on the idea (lead, co-authors, invitations and their answers) and each one's
+    acceptance of the terms: version, digest, date. Never a receipt's signature or a
+    conflict-of-interest note: those stay their owner's."""
+    idea = _idea(idea_id)
+    require("view_team", idea)
+    v = policy.viewer_for(current_user)
+    members = [a for a in svc.team_of(idea) if policy.team_member_shown(v, idea, a)]
+    shown = {a.user_id for a in members}
+    accepted: dict[int, list[TermsAcceptance]] = {}
+    for acc in svc.acceptances_of(idea):
+        if acc.user_id in shown:
+            accepted.setdefault(acc.user_id, []).append(acc)
+    return render_template("ideas/team.html", idea=idea, item=idea.challenge, members=members, accepted=accepted,
+                           current=policy.current_terms(idea.challenge_id))
 
 
 @bp.route("/ideas/<int:idea_id>/revisions/<int:number>")
@@ -383,11 +407,8 @@ def revise(idea_id: int):
 def withdraw(idea_id: int):
     idea = _idea(idea_id)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.withdraw_idea(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.withdraw_idea(current_user, idea)
     flash("Idea withdrawn.", "success")
     return redirect(url_for("ideas.detail", idea_id=idea.id))
 
@@ -424,11 +445,8 @@ def coauthor(idea_id: int):
 def coauthor_decline(idea_id: int):
     idea = _idea(idea_id)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.decline_coauthorship(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.decline_coauthorship(current_user, idea)
     flash("You declined to be a co-author.", "info")
     return redirect(url_for("ideas.mine"))
 
@@ -457,116 +475,94 @@ def download(idea_id: int, att_id: int):
 # --------------------------------------------------------------------------- review actions
 
 
-def _post_action(idea_id: int, action: str):
+def _checked_post(idea_id: int, action: str, form=None, invalid: str | None = None):
+    """The shape of every review action on an idea: load it (404 if unseen), check the
+    action with the policy (403), validate the form (400 naming what is wrong). The service
+    call that follows raises ServiceError on a refusal, which the app-wide handler rolls
+    back and answers with its status and message."""
     idea = _idea(idea_id)
     require(action, idea)
-    return idea
+    form = form if form is not None else ActionForm()
+    if not form.validate_on_submit():
+        abort(400, invalid or "; ".join(e for errs in form.errors.values() for e in errs
+                                        if isinstance(e, str) and "CSRF" not in e) or EXPIRED)
+    return idea, form
+
+
+def _done(idea: Idea, message: str):
+    flash(message, "success")
+    return redirect(url_for("ideas.detail", idea_id=idea.id))
 
 
 @bp.route("/ideas/<int:idea_id>/score", methods=["POST"])
 @login_required
 def score(idea_id: int):
-    idea = _post_action(idea_id, "score")
-    if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
+    idea, _ = _checked_post(idea_id, "score")
     scores = {k.split("-", 1)[1]: v for k, v in request.form.items() if k.startswith("score-") and v.strip()}
-    try:
-        svc.score_idea(current_user, idea, scores)
-    except ServiceError as e:
-        _fail(e)
-    flash("Scores saved.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    svc.score_idea(current_user, idea, scores)
+    return _done(idea, "Scores saved.")
 
 
 @bp.route("/ideas/<int:idea_id>/notes", methods=["POST"])
 @login_required
 def note(idea_id: int):
-    idea = _post_action(idea_id, "score")
-    form = NoteForm()
-    if not form.validate_on_submit():
-        abort(400, "; ".join(e for errs in form.errors.values() for e in errs) or "Write the note.")
-    try:
-        svc.add_note(current_user, idea, form.body.data)
-    except ServiceError as e:
-        _fail(e)
-    flash("Note saved (only you can see it).", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "score", NoteForm())
+    svc.add_note(current_user, idea, form.body.data)
+    return _done(idea, "Note saved (only you can see it).")
 
 
 @bp.route("/ideas/<int:idea_id>/shortlist", methods=["POST"])
 @login_required
 def shortlist(idea_id: int):
-    idea = _post_action(idea_id, "shortlist")
-    if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.shortlist_idea(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea shortlisted.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, _ = _checked_post(idea_id, "shortlist")
+    svc.shortlist_idea(current_user, idea)
+    return _done(idea, "Idea shortlisted.")
 
 
 @bp.route("/ideas/<int:idea_id>/decline", methods=["POST"])
 @login_required
 def decline(idea_id: int):
-    idea = _post_action(idea_id, "decline")
-    form = ReasonForm()
-    if not form.validate_on_submit():
-        abort(400, "Give the authors a reason for declining.")
-    try:
-        svc.decline_idea(current_user, idea, form.reason.data)
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea declined; the authors were told why.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "decline", ReasonForm(), "Give the authors a reason for declining.")
+    page = unconfirmed(f"Decline “{idea.title}”? The authors are told, with your reason; this cannot be undone.",
+                       "Decline the idea", url_for("ideas.detail", idea_id=idea.id), danger=True)
+    if page is not None:
+        return page
+    svc.decline_idea(current_user, idea, form.reason.data)
+    return _done(idea, "Idea declined; the authors were told why.")
 
 
 @bp.route("/ideas/<int:idea_id>/award", methods=["POST"])
 @login_required
 def award(idea_id: int):
-    idea = _post_action(idea_id, "award")
+    idea = _idea(idea_id)
     form = AwardForm()
     form.incentive.choices = [(i, terms_svc.describe_incentive(inc)) for i, inc in enumerate(idea.terms.incentives)]
-    if not form.validate_on_submit():
-        abort(400, "Choose one of the incentives in the terms the authors accepted.")
-    try:
-        svc.award_idea(current_user, idea, form.incentive.data, form.note.data or "")
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea awarded.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "award", form, "Choose one of the incentives in the terms the authors accepted.")
+    page = unconfirmed(f"Award “{idea.title}” {terms_svc.describe_incentive(idea.terms.incentives[form.incentive.data])}? "
+                       "The authors are told; an award cannot be undone.",
+                       "Award the idea", url_for("ideas.detail", idea_id=idea.id))
+    if page is not None:
+        return page
+    svc.award_idea(current_user, idea, form.incentive.data, form.note.data or "")
+    return _done(idea, "Idea awarded.")
 
 
 @bp.route("/ideas/<int:idea_id>/paid", methods=["POST"])
 @login_required
 def paid(idea_id: int):
-    idea = _post_action(idea_id, "confirm_payment")
-    if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.confirm_payment(current_user, idea)
-    except ServiceError as e:
-        _fail(e)
-    flash("Payment confirmed.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, _ = _checked_post(idea_id, "confirm_payment")
+    svc.confirm_payment(current_user, idea)
+    return _done(idea, "Payment confirmed.")
 
 
 @bp.route("/ideas/<int:idea_id>/disqualify", methods=["POST"])
 @login_required
 def disqualify(idea_id: int):
     """A moderation decision like any other: it names the rule broken and can be appealed."""
-    idea = _post_action(idea_id, "disqualify")
-    form = DisqualifyForm()
-    if not form.validate_on_submit():
-        abort(400, "; ".join(e for errs in form.errors.values() for e in errs))
-    try:
-        moderation_svc.take_action(current_user, "idea", idea.id, ActionKind.DISQUALIFY.value,
-                                   form.reason.data, rule=form.rule.data)
-    except ServiceError as e:
-        _fail(e)
-    flash("Idea disqualified; the authors were told the reason and the rule, and may appeal.", "success")
-    return redirect(url_for("ideas.detail", idea_id=idea.id))
+    idea, form = _checked_post(idea_id, "disqualify", DisqualifyForm())
+    moderation_svc.take_action(current_user, "idea", idea.id, ActionKind.DISQUALIFY.value,
+                               form.reason.data, rule=form.rule.data)
+    return _done(idea, "Idea disqualified; the authors were told the reason and the rule, and may appeal.")
 
 
 # --------------------------------------------------------------------------- reviewers and criteria
@@ -614,11 +610,8 @@ def revoke_reviewer(challenge_id: int, appt_id: int):
     if appt is None or appt.challenge_id != challenge.id:
         abort(404)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.revoke_reviewer(current_user, appt)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.revoke_reviewer(current_user, appt)
     flash("Reviewer removed.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
 
@@ -632,11 +625,8 @@ def remove_criterion(challenge_id: int, crit_id: int):
     if crit is None or crit.challenge_id != challenge.id:
         abort(404)
     if not ActionForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
-    try:
-        svc.remove_criterion(current_user, crit)
-    except ServiceError as e:
-        _fail(e)
+        abort(400, EXPIRED)
+    svc.remove_criterion(current_user, crit)
     flash("Criterion removed.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
 
@@ -671,12 +661,20 @@ def reviewer_nda(challenge_id: int):
 @login_required
 def review_dashboard(challenge_id: int):
     challenge = _challenge(challenge_id)
-    require("review_ideas", challenge)
+    if not policy.can(current_user, "review_ideas", challenge):
+        # An appointed judge who has not accepted the reviewer NDA yet: show them the NDA,
+        # not a bare refusal.
+        appt = policy.reviewer_appointment(policy.viewer_for(current_user), challenge.id)
+        if appt is not None and policy.can(current_user, "accept_reviewer_nda", appt):
+            flash("Accept the reviewer NDA to open the review dashboard.", "info")
+            return redirect(url_for("ideas.reviewer_nda", challenge_id=challenge.id))
+        abort(403, "Only the challenge's reviewers and its organisation's owners and admins review its ideas.")
     ideas = db.session.execute(
         policy.visible(current_user, Idea).where(Idea.challenge_id == challenge.id)
         .order_by(Idea.submitted_at.asc(), Idea.id)).scalars().all()
     rows = [(i, svc.score_summary(i)) for i in ideas]
-    return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id))
+    return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id),
+                           is_reviewer=policy.is_active_reviewer(policy.viewer_for(current_user), challenge))
 
 
 @bp.route("/ideas/reviewing")
@@ -750,3 +748,50 @@ def verify():
     elif request.method == "POST":
         status = 400
     return render_template("ideas/verify.html", form=form, result=result), status
+
+
+# --------------------------------------------------------------------------- co-author links
+
+
+def _coauthor_link_page(token: str, inv, problem: str | None = None, status: int = 200):
+    """The page behind a mailed co-author link. Never cached, never sent on as a referrer."""
+    from flask import make_response
+
+    challenge = inv.idea.challenge if inv is not None and inv.idea is not None else None
+    resp = make_response(render_template(
+        "ideas/coauthor_link.html", token=token, inv=inv, problem=problem, action_form=ActionForm(),
+        challenge_title=challenge.title if challenge is not None and policy.invitation_reveals_item(challenge)
+        else None, org=challenge.organisation.name if challenge is not None else None,
+        here=url_for("ideas.coauthor_link", token=token)), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.route("/ideas/coauthor/t/<token>")
+def coauthor_link(token: str):
+    """A co-author named by address: signed in with it, take it up and answer; otherwise
+    sign in or register with that address (registering from here confirms it)."""
+    inv = svc.find_coauthor_invitation(token)
+    problem = svc.coauthor_link_refusal(inv, current_user)
+    if problem:
+        return _coauthor_link_page(token, inv, *problem)
+    if not current_user.is_authenticated:
+        return _coauthor_link_page(token, inv)
+    try:
+        idea = svc.claim_coauthor_invitation(current_user, token)
+    except ServiceError as e:
+        return _coauthor_link_page(token, svc.find_coauthor_invitation(token), e.message, e.status)
+    return redirect(url_for("ideas.coauthor", idea_id=idea.id))
+
+
+@bp.route("/ideas/coauthor/t/<token>/decline", methods=["POST"])
+def coauthor_link_decline(token: str):
+    if not ActionForm().validate_on_submit():
+        abort(400, "Your form expired. Open the link again.")
+    try:
+        svc.decline_coauthor_invitation(current_user, token)
+    except ServiceError as e:
+        return _coauthor_link_page(token, svc.find_coauthor_invitation(token), e.message, e.status)
+    flash("You declined to be a co-author. The link no longer works.", "info")
+    return redirect(url_for("ideas.mine") if current_user.is_authenticated else url_for("main.index"))

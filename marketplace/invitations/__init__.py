@@ -25,6 +25,19 @@ def _register_once() -> None:
     from .demo import load_demo
     if load_demo not in demo_hooks.HOOKS:
         demo_hooks.HOOKS.append(load_demo)
+    from ..auth.views import ADDRESS_PROOFS
+    ADDRESS_PROOFS["invitations.open_link"] = _invited_address
+
+
+def _invited_address(args: dict) -> str | None:
+    """A pending invitation link proves its address (registering from it confirms it)."""
+    from ..models import InvitationState
+    from ..services.invitations import find_by_token
+
+    inv = find_by_token(args.get("token", ""))
+    if inv is None or policy.invitation_state(inv) != InvitationState.PENDING.value:
+        return None
+    return inv.email
 
 
 _register_once()

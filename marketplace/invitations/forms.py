@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..email_address import EmailAddress
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import FlaskForm, LocalDateTimeField
+from ..items.forms import strip
 from ..services.invitations import DEFAULT_DAYS, MAX_DAYS
 
 
@@ -16,7 +16,7 @@ class InviteForm(FlaskForm):
     days = IntegerField("Link valid for (days)", default=DEFAULT_DAYS, validators=[
         InputRequired("Say for how many days the link works."),
         NumberRange(min=1, max=MAX_DAYS, message=f"Use 1 to {MAX_DAYS} days.")])
-    access_until = UTCDateTimeField("Access ends (UTC, optional)", validators=[Optional()])
+    access_until = LocalDateTimeField("Access ends", validators=[Optional()], optional=True)
     submit = SubmitField("Send invitation")
 
 

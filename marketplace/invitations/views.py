@@ -23,6 +23,7 @@ from ..services import invitations as svc
 from ..services.common import ServiceError
 from . import bp
 from .forms import ConfirmForm, InviteForm
+from ..formtools import zone_meta
 
 
 def _token_page(token: str, inv: Invitation | None, problem: str | None = None, status: int = 200):
@@ -91,7 +92,7 @@ def for_item(item_id: int):
     """The item's invitations: list, send (the link is shown here once), revoke."""
     item = get_visible_or_404(Item, item_id)
     require("manage_invitations", item)
-    form = InviteForm()
+    form = InviteForm(meta=zone_meta(item.organisation))
     created = link = None
     if form.validate_on_submit():
         try:
@@ -101,7 +102,7 @@ def for_item(item_id: int):
             attach_service_error(form, e)
         else:
             link = svc.accept_url(token)
-            form = InviteForm(formdata=None)
+            form = InviteForm(formdata=None, meta=zone_meta(item.organisation))
     rows = svc.invitations_for_item(item)
     now = utcnow()
     resp = make_response(render_template(

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from datetime import timezone
-
-from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..formtools import FlaskForm, LocalDateTimeField
 from ..models import AssetKind, Visibility
 
 VIS_CHOICES = [
@@ -20,29 +18,9 @@ def strip(s):
     return s.strip() if isinstance(s, str) else s
 
 
-class UTCDateTimeField(DateTimeLocalField):
-    """datetime-local input interpreted as UTC (the form says so), between the years
-    MIN_YEAR and MAX_YEAR: Python's datetimes end at year 9999, so a date near either end
-    overflows as soon as a duration is added to it (a deadline minus the question cut-off)."""
-
-    MIN_YEAR, MAX_YEAR = 1900, 9000
-
-    def __init__(self, *a, **kw):
-        kw.setdefault("format", ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
-        super().__init__(*a, **kw)
-
-    def process_formdata(self, valuelist):
-        super().process_formdata(valuelist)
-        if self.data is not None:
-            if not self.MIN_YEAR <= self.data.year <= self.MAX_YEAR:
-                self.data = None
-                raise ValueError(f"Give a date between the years {self.MIN_YEAR} and {self.MAX_YEAR}.")
-            self.data = self.data.replace(tzinfo=timezone.utc)
-
-    def _value(self):
-        if self.raw_data:
-            return " ".join(self.raw_data)
-        return self.data.strftime("%Y-%m-%dT%H:%M") if self.data else ""
+# Times organisations enter are read in the organisation's time zone (formtools). The old
+# name stays importable for code written before time zones.
+UTCDateTimeField = LocalDateTimeField
 
 
 class ItemForm(FlaskForm):
@@ -80,8 +58,8 @@ class ChallengeForm(ItemForm):
     expected_outcome = TextAreaField("Expected outcome (Markdown)", validators=LONG)
     incentive_summary = StringField("Prize or incentive, in one line", filters=[strip],
                                     validators=[Optional(), Length(max=300)])
-    opens_at = UTCDateTimeField("Opens at (UTC)", validators=[Optional()])
-    deadline = UTCDateTimeField("Deadline (UTC)", validators=[Optional()])
+    opens_at = LocalDateTimeField("Opens at", validators=[Optional()])
+    deadline = LocalDateTimeField("Deadline", validators=[Optional()])
     kind_fields = ("context", "expected_outcome", "incentive_summary", "opens_at", "deadline")
 
     def validate(self, extra_validators=None):
@@ -121,8 +99,9 @@ class VisibilityForm(FlaskForm):
 class GrantForm(FlaskForm):
     email = StringField("Person (e-mail of a registered account)", filters=[strip],
                         validators=[Optional(), Length(max=254)])
-    org = StringField("or organisation (its short name)", filters=[strip], validators=[Optional(), Length(max=140)])
-    expires_at = UTCDateTimeField("Access ends (UTC, optional)", validators=[Optional()])
+    org = StringField("or organisation (its name)", filters=[strip], validators=[Optional(), Length(max=140)],
+                      render_kw={"list": "organisation-names", "autocomplete": "off"})
+    expires_at = LocalDateTimeField("Access ends", validators=[Optional()], optional=True)
     submit = SubmitField("Grant access")
 
     def validate(self, extra_validators=None):

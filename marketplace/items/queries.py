@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import db
-from ..models import MODEL_BY_KIND, Item, ItemTag, Organisation, Status
+from ..models import MODEL_BY_KIND, Item, ItemTag, Status
 from ..params import parse_int
+from ..services.orgs import find_org
 
 SORTS = ("newest", "deadline", "oldest", "title")
 MAX_PAGE = 10_000
@@ -52,18 +53,22 @@ class ListArgs:
                    org=(args.get("org") or "").strip()[:140], status=status, sort=sort, page=page)
 
 
-def item_list(user, a: ListArgs, page_size: int):
-    """(rows, total, org) for one page of the items `user` may see, filtered and ordered."""
+def item_list(user, a: ListArgs, page_size: int, *, hide_archived: bool = False):
+    """(rows, total, org) for one page of the items `user` may see, filtered and ordered.
+    `hide_archived` (the list pages): without a status filter, archived items are left out."""
     model = MODEL_BY_KIND[a.kind] if a.kind else Item
     q = policy.visible(user, model)
     org = None
     if a.tag:
         q = q.where(model.id.in_(select(ItemTag.item_id).where(ItemTag.tag == a.tag)))
     if a.org:
-        org = db.session.execute(select(Organisation).where(Organisation.slug == a.org)).scalar()
+        org = find_org(a.org)  # its name, or its short name from an address
         q = q.where(model.org_id == (org.id if org else -1))
     if a.status:
         q = q.where(model.status == a.status)
+    elif hide_archived:
+        # Archived items are kept for the record, not offered: only a status filter shows them.
+        q = q.where(model.status != Status.ARCHIVED.value)
     if a.sort == "deadline":
         q = q.order_by(model.deadline.is_(None), model.deadline.asc(), model.id.desc())
     elif a.sort == "oldest":

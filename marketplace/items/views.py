@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
-from ..formtools import attach_service_error
+from ..formtools import attach_service_error, unconfirmed, zone_meta
 from ..extensions import db
 from ..models import (
     MODEL_BY_KIND,
@@ -21,12 +21,20 @@ from ..params import id_arg
 from ..policy import get_visible_or_404, require
 from ..services import items as svc
 from ..services.accounts import find_user
+from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from . import bp
 from .forms import FORM_BY_KIND, GrantForm, VisibilityForm
 from .queries import BadListArgs, ListArgs, item_list
 
 PLURAL = {"challenge": "challenges", "failure": "failures", "asset": "assets"}
+# Status changes that ask first (the dialog's text is the button's data-confirm in the page).
+CONFIRMED_STATUSES = {
+    Status.CLOSED.value: "Close the {kind} “{title}”? It stops taking part (no new ideas, questions or "
+                         "requests); you can reopen it.",
+    Status.ARCHIVED.value: "Archive the {kind} “{title}” for good? Archived items leave the lists and "
+                           "cannot be reopened.",
+}
 # Feature panels shown on a detail page: (template, predicate(item) -> bool).
 ITEM_PANELS: list[tuple[str, object]] = []
 
@@ -54,14 +62,16 @@ def list_kind(kind: str):
     except BadListArgs as e:
         abort(400, str(e))
     size = current_app.config["PAGE_SIZE"]
-    rows, total, org = item_list(current_user, a, size)
+    rows, total, org = item_list(current_user, a, size, hide_archived=True)
     pages = max(1, math.ceil(total / size))
     my_orgs = []
     if current_user.is_authenticated:
         my_orgs = [o for o in current_user_orgs() if policy.can(current_user, "create_item", o)]
     args = {k: v for k, v in {"tag": a.tag, "org": a.org, "status": a.status, "sort": a.sort}.items() if v}
+    statuses = [s for s in Status.values()
+                if s != Status.DRAFT.value or policy.can(current_user, "list_drafts")]
     return render_template("items/list.html", kind=kind, items=rows, total=total, page=a.page, pages=pages,
-                           args=args, statuses=Status.values(), my_orgs=my_orgs, org=org)
+                           args=args, statuses=statuses, my_orgs=my_orgs, org=org)
 
 
 def current_user_orgs() -> list[Organisation]:
@@ -76,11 +86,13 @@ def detail(kind: str, item_id: int):
     item = _load(kind, item_id)
     panels = [tpl for tpl, pred in ITEM_PANELS if pred(item)]
     vis_form = VisibilityForm(visibility=item.visibility) if policy.can(current_user, "change_visibility", item) else None
-    return render_template("items/detail.html", item=item, kind=kind, panels=panels, vis_form=vis_form)
+    return render_template("items/detail.html", item=item, kind=kind, panels=panels, vis_form=vis_form,
+                           confirm_statuses=CONFIRMED_STATUSES)
 
 
-def _form_for(kind: str, obj=None):
-    return FORM_BY_KIND[kind](obj=obj)
+def _form_for(kind: str, org, obj=None):
+    """The item form; its times are typed in the organisation's time zone."""
+    return FORM_BY_KIND[kind](obj=obj, meta=zone_meta(org))
 
 
 @_route("/new", "new", methods=["GET", "POST"])
@@ -93,7 +105,7 @@ def new(kind: str):
     org = next((o for o in orgs if o.id == org_id), None)
     if org is None:
         abort(403, "You cannot post for that organisation.")
-    form = _form_for(kind)
+    form = _form_for(kind, org)
     if form.validate_on_submit():
         try:
             item = svc.create_item(current_user, org, kind, form.data_for_service(), publish=bool(form.publish.data))
@@ -112,7 +124,7 @@ def new(kind: str):
 def edit(kind: str, item_id: int):
     item = _load(kind, item_id)
     require("edit", item)
-    form = _form_for(kind, obj=item)
+    form = _form_for(kind, item.organisation, obj=item)
     if request.method == "GET":
         form.tags.data = ", ".join(item.tags)
     if form.validate_on_submit():
@@ -156,6 +168,12 @@ def status(kind: str, item_id: int):
     new_status = request.form.get("status", "")
     if new_status not in Status.values():
         abort(400, f"Unknown status; use one of {', '.join(Status.values())}.")
+    if new_status in CONFIRMED_STATUSES and new_status != item.status:
+        page = unconfirmed(CONFIRMED_STATUSES[new_status].format(kind=item.kind_label.lower(), title=item.title),
+                           f"{'Close' if new_status == Status.CLOSED.value else 'Archive'} the {item.kind_label.lower()}",
+                           url_for("items.detail", kind=kind, item_id=item.id), danger=True)
+        if page is not None:
+            return page
     try:
         svc.change_status(current_user, item, new_status)
     except ServiceError as e:
@@ -184,7 +202,7 @@ def delete(kind: str, item_id: int):
 def access(kind: str, item_id: int):
     item = _load(kind, item_id)
     require("manage_access", item)
-    form = GrantForm()
+    form = GrantForm(meta=zone_meta(item.organisation))
     if form.validate_on_submit():
         user = org = None
         if form.email.data:
@@ -192,9 +210,9 @@ def access(kind: str, item_id: int):
             if user is None:
                 form.email.errors.append("No account has this e-mail address; send an invitation instead.")
         else:
-            org = db.session.execute(select(Organisation).where(Organisation.slug == form.org.data.lower())).scalar()
+            org = find_org(form.org.data)
             if org is None:
-                form.org.errors.append("No organisation has this short name.")
+                form.org.errors.append(ORG_NOT_FOUND)
         if user or org:
             try:
                 svc.grant_access(current_user, item, user=user, org=org, expires_at=form.expires_at.data)

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..converters import MAX_ID
-from ..items.forms import UTCDateTimeField, strip
+from ..formtools import FlaskForm, LocalDateTimeField
+from ..items.forms import strip
 from ..services.lists import DESCRIPTION_MAX, NAME_MAX
 
 
@@ -20,9 +20,11 @@ class ListForm(FlaskForm):
 class MemberForm(FlaskForm):
     email = StringField("Person (e-mail of a registered account)", filters=[strip],
                         validators=[Optional(), Length(max=254, message="At most 254 characters.")])
-    org = StringField("or member organisation (its short name)", filters=[strip],
+    # Own ids: the list page shows this form and ShareForm, both with an `org` field.
+    org = StringField("or member organisation (its name)", filters=[strip], id="member-org",
+                      render_kw={"list": "organisation-names", "autocomplete": "off"},
                       validators=[Optional(), Length(max=140, message="At most 140 characters.")])
-    expires_at = UTCDateTimeField("On the list until (UTC, optional)", validators=[Optional()])
+    expires_at = LocalDateTimeField("On the list until", validators=[Optional()], optional=True)
     submit = SubmitField("Add to list")
 
     def validate(self, extra_validators=None):
@@ -34,8 +36,9 @@ class MemberForm(FlaskForm):
 
 
 class ShareForm(FlaskForm):
-    org = StringField("Organisation (its short name)", filters=[strip], validators=[
-        DataRequired("Give the short name of the organisation."), Length(max=140, message="At most 140 characters.")])
+    org = StringField("Organisation (its name)", filters=[strip], id="share-org", validators=[
+        DataRequired("Give the name of the organisation."), Length(max=140, message="At most 140 characters.")],
+                      render_kw={"list": "organisation-names", "autocomplete": "off"})
     submit = SubmitField("Share list")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from .. import policy
 from ..extensions import db
-from ..formtools import attach_service_error
+from ..formtools import attach_service_error, zone_meta
 from ..models import (
     InvitationList,
     Item,
@@ -23,7 +24,9 @@ from ..params import id_arg
 from ..policy import get_visible_or_404, require
 from ..services import lists as svc
 from ..services.accounts import find_user
+from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
+from ..timezones import format_dt
 from . import bp
 from .forms import AttachForm, ConfirmForm, ListForm, MemberForm, ShareForm
 
@@ -57,7 +60,13 @@ def index():
     v = policy.viewer_for(current_user)
     own = [lst for lst in lists if v.is_member(lst.org_id)]
     shared = [lst for lst in lists if not v.is_member(lst.org_id)]
-    return render_template("lists/index.html", own=own, shared=shared, org=org, curatable=_curatable_orgs())
+    # How many items each list the viewer curates is attached to (one query for all).
+    curated = [lst.id for lst in own if policy.can(current_user, "see_uses", lst)]
+    uses = dict(db.session.execute(
+        select(ItemList.list_id, func.count()).where(ItemList.list_id.in_(curated)).group_by(ItemList.list_id)
+    ).all()) if curated else {}
+    return render_template("lists/index.html", own=own, shared=shared, org=org, curatable=_curatable_orgs(),
+                           uses=uses, curated=set(curated))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -96,14 +105,23 @@ def _render_detail(lst: InvitationList, member_form=None, share_form=None, statu
             select(ListShare, Organisation).join(Organisation, Organisation.id == ListShare.org_id)
             .where(ListShare.list_id == lst.id).order_by(Organisation.name)
         ).all()
-    attachments = db.session.execute(
-        policy.visible(current_user, ItemList).where(ItemList.list_id == lst.id)
-        .order_by(ItemList.created_at.desc(), ItemList.id.desc())
-    ).scalars().all()
+    if policy.can(current_user, "see_uses", lst):
+        # Its curators see every use; each item itself only where they may see it.
+        rows = db.session.execute(
+            select(ItemList).options(joinedload(ItemList.item)).where(ItemList.list_id == lst.id)
+            .order_by(ItemList.created_at.desc(), ItemList.id.desc()).limit(500)
+        ).scalars().all()
+        shown = policy.list_uses_revealing_items(policy.viewer_for(current_user), lst, rows)
+        attachments = [(a, a.id in shown) for a in rows]
+    else:
+        attachments = [(a, True) for a in db.session.execute(
+            policy.visible(current_user, ItemList).where(ItemList.list_id == lst.id)
+            .order_by(ItemList.created_at.desc(), ItemList.id.desc()).limit(500)
+        ).scalars().all()]
     curator = policy.can(current_user, "manage_members", lst)
     return render_template(
         "lists/detail.html", lst=lst, members=members, shares=shares, attachments=attachments, curator=curator,
-        member_form=member_form or MemberForm(formdata=None), share_form=share_form or ShareForm(formdata=None),
+        member_form=member_form or MemberForm(formdata=None, meta=zone_meta(lst.organisation)), share_form=share_form or ShareForm(formdata=None),
         confirm=ConfirmForm(formdata=None), at=now), status
 
 
@@ -138,7 +156,7 @@ def edit(list_id: int):
 def add_member(list_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
     require("manage_members", lst)
-    form = MemberForm()
+    form = MemberForm(meta=zone_meta(lst.organisation))
     if form.validate_on_submit():
         user = org = None
         if form.email.data:
@@ -147,9 +165,9 @@ def add_member(list_id: int):
                 form.email.errors.append("No account has this e-mail address. Ask them to register first, "
                                          "or invite them to an item by e-mail.")
         else:
-            org = _org_by_slug(form.org.data)
+            org = find_org(form.org.data)
             if org is None:
-                form.org.errors.append("No organisation has this short name.")
+                form.org.errors.append(ORG_NOT_FOUND)
         if user or org:
             try:
                 m = svc.add_member(current_user, lst, user=user, org=org, expires_at=form.expires_at.data)
@@ -158,7 +176,7 @@ def add_member(list_id: int):
                 attach_service_error(form, e)
             else:
                 who = m.user.display_name if m.user else m.member_org.name
-                flash(f"{who} is on the list{' until ' + m.expires_at.strftime('%Y-%m-%d %H:%M UTC') if m.expires_at else ''}.",
+                flash(f"{who} is on the list{' until ' + format_dt(m.expires_at) if m.expires_at else ''}.",
                       "success")
                 return redirect(url_for("lists.detail", list_id=lst.id))
     return _render_detail(lst, member_form=form, status=400)
@@ -194,9 +212,9 @@ def share(list_id: int):
     require("share", lst)
     form = ShareForm()
     if form.validate_on_submit():
-        org = _org_by_slug(form.org.data)
+        org = find_org(form.org.data)
         if org is None:
-            form.org.errors.append("No organisation has this short name.")
+            form.org.errors.append(ORG_NOT_FOUND)
         else:
             try:
                 svc.share(current_user, lst, org)

@@ -1,5 +1,5 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
-from .audit import AuditEvent, SearchOutbox
+from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
 from .base import (
     AssetKind,
     ItemKind,
@@ -12,12 +12,15 @@ from .base import (
 )
 from .item import MODEL_BY_KIND, AccessGrant, Asset, Challenge, Failure, Item, ItemTag
 from .lists import InvitationList, ItemList, ListMember, ListShare
-from .notify import Notification, OutgoingMail
+from .notify import (
+    Announcement, Channel, DeadlineReminder, Follow, FollowKind, MailStatus, Notification, NotificationPref,
+    OutgoingMail,
+)
 from .org import Membership, Organisation
 from .user import User
 from .sessions import RateLimitCounter, UserSession
 from .ideas import (
-    AcceptancePurpose, AuthorStatus, ChallengeRules, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
+    AcceptancePurpose, AuthorStatus, ChallengeRules, CoauthorInvitation, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
     IdeaAuthor, IdeaAward, IdeaRevision, IdeaScore, IdeaStatus, IncentiveKind, IPModel, ReviewCriterion,
     ReviewerAppointment, ReviewerKind, ReviewNote, SealedViewLog, TermsAcceptance, WhoMaySubmit,
 )
@@ -31,14 +34,14 @@ from .engagement import (
 )
 
 __all__ = [
-    "AcceptancePurpose", "AccessGrant", "Answer", "Appeal", "Asset", "AssetKind", "AssetRequest",
+    "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
-    "ChallengeTerms", "Comment", "Confidentiality", "EngagementRules", "Failure", "Idea",
+    "ChallengeTerms", "Channel", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
     "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
-    "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "Membership",
+    "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "MailStatus", "Membership",
     "MODEL_BY_KIND", "ModerationAction", "ModerationActionUser", "ModerationFlag",
-    "ModeratorScope", "Notification", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
+    "ModeratorScope", "Notification", "NotificationPref", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
     "Question", "RateLimitCounter", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
     "ReviewerKind", "ReviewNote", "SealedViewLog", "SearchOutbox", "SiteRole", "Status",
     "TermsAcceptance", "User", "UserSession", "utcnow", "Visibility", "WhoMaySubmit",

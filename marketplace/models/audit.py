@@ -42,3 +42,22 @@ class SearchOutbox(db.Model):
     # request reports success, or filtered out at query time until applied.
     narrowing: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A job that failed: how often, the last error (with its traceback), and when it may run
+    # again (exponential back-off). After SEARCH_MAX_ATTEMPTS failures it is *parked*: kept,
+    # shown to operators (`flask search stats`, /admin/search), and skipped by the writer
+    # until someone retries it, so it never blocks the jobs behind it.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    parked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DatabaseIdentity(db.Model):
+    """One row: a random id given to this database when it was created. The search index
+    records it (with the URL) so an index is never served against another database."""
+
+    __tablename__ = "database_identity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

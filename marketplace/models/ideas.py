@@ -226,6 +226,34 @@ class IdeaAuthor(db.Model):
     user = relationship("User")
 
 
+class CoauthorInvitation(db.Model):
+    """A co-author named by e-mail address. The mailed link (its token kept only as a SHA-256)
+    lets the address's owner sign in or register and answer; an address that already has an
+    account also gets a pending `IdeaAuthor` row at once. The lead author sees the address as
+    typed either way, so the form never tells whether an address has an account."""
+
+    __tablename__ = "coauthor_invitations"
+    __table_args__ = (UniqueConstraint("idea_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The account that answers for this address (set at once for an existing account).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    idea = relationship("Idea")
+
+    @property
+    def masked_email(self) -> str:
+        local, _, domain = self.email.partition("@")
+        return f"{local[:1]}•••@{domain}"
+
+
 class IdeaRevision(db.Model):
     """The idea as it stood after each submission or revision (history, never changed)."""
 
@@ -373,12 +401,16 @@ class ReviewNote(db.Model):
 
 
 class SealedViewLog(db.Model):
-    """Someone other than an author opened a sealed idea (or one of its files)."""
+    """Someone other than an author opened a sealed idea (or one of its files): one row per
+    viewer, idea, thing opened and (UTC) day, however often they reload it."""
 
     __tablename__ = "sealed_view_log"
     __append_only__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # idea:viewer:day:sha256(what), unique: two page loads at once still leave one row.
+    # Empty on rows written before the log was kept per day.
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True, nullable=True)
     idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"), index=True)
     viewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     role: Mapped[str] = mapped_column(String(16))

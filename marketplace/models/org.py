@@ -20,6 +20,8 @@ class Organisation(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     description_html: Mapped[str] = mapped_column(Text, default="")
     website: Mapped[str] = mapped_column(String(255), default="")
+    # IANA name: the times the organisation enters (deadlines...) are read in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships = relationship(

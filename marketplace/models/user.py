@@ -25,6 +25,11 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when the person followed a link mailed to this address (or registered from an
+    # invitation sent to it); taking part in challenges needs it (policy/reach.py).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # IANA name (marketplace/timezones.py): every time this person is shown is in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     memberships = relationship("Membership", back_populates="user", cascade="all, delete-orphan")
 
@@ -36,6 +41,10 @@ class User(UserMixin, db.Model):
     @property
     def email_domain(self) -> str:
         return self.email.rsplit("@", 1)[-1].lower()
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     @property
     def is_blocked(self) -> bool:

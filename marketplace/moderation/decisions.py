@@ -19,6 +19,7 @@ from .. import policy
 from ..extensions import db
 from ..models import AuditEvent, ChallengeTerms, Item, User
 from ..models.moderation import ActionKind
+from ..timezones import format_dt
 from . import registry
 
 
@@ -87,7 +88,7 @@ def _fmt_dt(value: Any) -> str:
     if not value:
         return "none"
     try:
-        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M UTC")
+        return format_dt(datetime.fromisoformat(str(value)))
     except ValueError:
         return str(value)
 

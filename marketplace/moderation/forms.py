@@ -1,7 +1,7 @@
 """Moderation forms (Flask-WTF: CSRF on every one)."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+from ..formtools import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
@@ -73,8 +73,9 @@ class FlagForm(FlaskForm):
 class ScopeForm(FlaskForm):
     email = StringField("Moderator (e-mail of the account)", filters=[strip], validators=[
         DataRequired("Give the e-mail address of the account."), Length(max=254)])
-    org = StringField("Organisation (its short name)", filters=[strip], validators=[
-        DataRequired("Give the organisation's short name."), Length(max=140)])
+    org = StringField("Organisation (its name)", filters=[strip], validators=[
+        DataRequired("Give the organisation's name."), Length(max=140)],
+                      render_kw={"list": "organisation-names", "autocomplete": "off"})
     submit = SubmitField("Appoint")
 
 

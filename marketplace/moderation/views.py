@@ -34,6 +34,7 @@ from ..ratelimit import account_or_address, client_address, limit_for
 from ..policy import get_visible_or_404
 from ..services import moderation as svc
 from ..services.accounts import find_user
+from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from . import bp, decisions, registry
 from .forms import (
@@ -468,11 +469,11 @@ def scopes():
     form = ScopeForm()
     if form.validate_on_submit():
         user = find_user(form.email.data)
-        org = db.session.execute(select(Organisation).where(Organisation.slug == form.org.data.lower())).scalar()
+        org = find_org(form.org.data)
         if user is None:
             form.email.errors.append("No account has this e-mail address.")
         if org is None:
-            form.org.errors.append("No organisation has this short name.")
+            form.org.errors.append(ORG_NOT_FOUND)
         if user is not None and org is not None:
             try:
                 svc.grant_scope(current_user, user, org)
@@ -486,15 +487,22 @@ def scopes():
         (400 if form.errors else 200)
 
 
-@bp.route("/moderation/scopes/<int:scope_id>/revoke", methods=["POST"])
-@login_required
-def revoke_scope(scope_id: int):
-    policy.require("manage_moderator_scopes")
-    scope = db.session.get(ModeratorScope, scope_id)
-    if scope is None:
+def _confirmed_setting(site_action: str, model: type, row_id: int):
+    """A site moderation setting (scope, blocked domain) to remove: the permission (403),
+    the row (404), a confirmation form that is still valid (400)."""
+    policy.require(site_action)
+    row = db.session.get(model, row_id)
+    if row is None:
         abort(404)
     if not ReasonForm().validate_on_submit():
         abort(400, "Your form expired; reload the page and try again.")
+    return row
+
+
+@bp.route("/moderation/scopes/<int:scope_id>/revoke", methods=["POST"])
+@login_required
+def revoke_scope(scope_id: int):
+    scope = _confirmed_setting("manage_moderator_scopes", ModeratorScope, scope_id)
     svc.revoke_scope(current_user, scope)
     flash("Moderator scope revoked.", "success")
     return redirect(url_for("moderation.scopes"))
@@ -521,12 +529,7 @@ def blocked_domains():
 @bp.route("/moderation/blocked-domains/<int:domain_id>/remove", methods=["POST"])
 @login_required
 def unblock_domain(domain_id: int):
-    policy.require("manage_blocked_domains")
-    row = db.session.get(BlockedDomain, domain_id)
-    if row is None:
-        abort(404)
-    if not ReasonForm().validate_on_submit():
-        abort(400, "Your form expired; reload the page and try again.")
+    row = _confirmed_setting("manage_blocked_domains", BlockedDomain, domain_id)
     svc.unblock_domain(current_user, row)
     flash("Domain unblocked.", "success")
     return redirect(url_for("moderation.blocked_domains"))

@@ -38,10 +38,11 @@ def index():
 @login_required
 def new():
     form = OrgForm()
+    form.set_zone_choices(current_user.timezone)
     if form.validate_on_submit():
         try:
             org = svc.create_org(current_user, form.name.data, form.kind.data, form.description.data or "",
-                                 form.website.data or "")
+                                 form.website.data or "", timezone=form.timezone.data)
         except ServiceError as e:
             form.name.errors.append(e.message)
         else:
@@ -70,8 +71,10 @@ def edit(slug: str):
     org = _org_or_404(slug)
     require("edit", org)
     form = OrgEditForm(obj=org)
+    form.set_zone_choices(org.timezone)
     if form.validate_on_submit():
-        svc.update_org(current_user, org, form.description.data or "", form.website.data or "")
+        svc.update_org(current_user, org, form.description.data or "", form.website.data or "",
+                       timezone=form.timezone.data)
         flash("Saved.", "success")
         return redirect(url_for("orgs.detail", slug=org.slug))
     return render_template("orgs/form.html", form=form, org=org), (400 if form.errors else 200)

@@ -10,6 +10,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     moderation.py   reporting, moderating, reports, actions, appeals, flags
     places.py       who moderates which place, and the exceptions that follow from it
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
+    reach.py        notifications, mails, follows, announcements; the verified address
 
 The faces every surface uses:
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import engagement, ideas, invitations, items, moderation, orgs, places  # noqa: F401  (declare the rules)
+from . import engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -65,6 +66,7 @@ from .engagement import (
 )
 from .ideas import (
     IDEA_COUNTING_AUTHOR_STATES,
+    address_domain_refusal,
     IDEA_REVIEWABLE_STATES,
     IDEA_SHOWN_STATES,
     IDEA_VISIBLE_AUTHOR_STATES,
@@ -78,6 +80,7 @@ from .ideas import (
     is_idea_author,
     participation_refusal,
     reviewer_appointment,
+    team_member_shown,
 )
 from .invitations import (
     ListUse,
@@ -88,17 +91,30 @@ from .invitations import (
     invitation_state,
     is_invitee,
     items_via_grants_clause,
+    list_use_reveals_item,
+    list_uses_revealing_items,
     items_via_lists_clause,
     usable_lists_clause,
 )
 from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
-from .moderation import Placement, appeal_refusal, placement
+from .moderation import Placement, appeal_refusal, decision_placement, placement
 from .orgs import may_set_member_role
 from .places import (
     MODERATION_SITE_ONLY_TYPES,
     forget_moderator_scopes,
     is_discussion_locked,
     moderator_scope_org_ids,
+)
+from .reach import (
+    UNVERIFIED_REFUSAL,
+    about_ref,
+    can_view_about,
+    email_verified,
+    is_coauthor_invitee,
+    mail_subject_visible,
+    may_be_told_about_item,
+    verification_refusal,
+    visible_about,
 )
 from .search import principals
 
@@ -133,7 +149,7 @@ __all__ = [
     "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
     "ask_refusal", "asset_request_refusal", "can", "can_decline_with_token", "can_view_answer",
     "can_view_comment", "can_view_question", "challenge_rules", "comment_doc_principals",
-    "counted_ideas", "current_terms", "discussion_refusal", "discussion_reply_refusal",
+    "counted_ideas", "current_terms", "decision_placement", "discussion_refusal", "discussion_reply_refusal",
     "doc_principals", "doc_principals_valid_until", "engagement_edit_window",
     "engagement_has_open_report", "engagement_rules", "forget_moderator_scopes", "forget_viewer",
     "get_visible_or_404", "has_accepted_nda", "has_invited_access", "idea_author_status",
@@ -142,10 +158,12 @@ __all__ = [
     "invitation_reveals_item", "invitation_state", "is_active_reviewer", "is_discussion_locked", "is_idea_author",
     "is_invitee", "is_request_owner_side", "is_request_sender_side", "item_doc_principals",
     "item_doc_principals_many", "item_principals_valid_until", "ITEMS", "items_via_grants_clause",
-    "items_via_lists_clause", "lapsed_access_item_ids", "ListUse", "may_set_member_role",
+    "items_via_lists_clause", "lapsed_access_item_ids", "list_use_reveals_item", "list_uses_revealing_items", "ListUse", "may_set_member_role",
     "MODERATION_SITE_ONLY_TYPES", "moderator_scope_org_ids", "participation_refusal", "placement",
     "Placement", "PolicyError", "post_delete_refusal", "post_edit_refusal", "principals",
     "question_answer_refusal", "question_cutoff", "question_doc_principals", "require",
-    "reviewer_appointment", "RULE_BOOK", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
+    "reviewer_appointment", "RULE_BOOK", "team_member_shown", "RULES", "usable_lists_clause", "Viewer", "viewer_email",
     "viewer_for", "visible", "visible_clause",
+    "UNVERIFIED_REFUSAL", "about_ref", "address_domain_refusal", "can_view_about", "email_verified", "is_coauthor_invitee",
+    "mail_subject_visible", "may_be_told_about_item", "verification_refusal", "visible_about",
 ]

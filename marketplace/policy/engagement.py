@@ -25,15 +25,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select, true
 
 from ..extensions import db
 from ..models import Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Item, Question, Status, User, utcnow
 from ..models.engagement import OPEN_REQUEST_STATUSES, Participation, RequestKind, RequestStatus
 from ..models.moderation import Report, ReportStatus
+from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_view_item, check_known, in_audience
 from .places import SeenInCases, is_discussion_locked
+from .reach import verification_refusal
 
 ENGAGEMENT_EDIT_WINDOW_MINUTES = 15
 KNOWN_PARTICIPATION = frozenset(Participation.values())
@@ -66,7 +68,7 @@ def engagement_edit_window() -> timedelta:
 
 
 def _fmt(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC")
+    return format_dt(dt)  # in the viewer's time zone
 
 
 def _item_state_refusal(item: Item) -> str | None:
@@ -95,7 +97,7 @@ def engagement_participation_refusal(v: Viewer, item: Item, rule_name: str, verb
     if not v.is_authenticated:
         return f"Sign in to {verb}."
     if in_audience(v, item, rule_name):
-        return None
+        return verification_refusal(v)
     if rule_name == Participation.ORGANISATION.value:
         return f"Only members of the organisation may {verb} here (rule: who may {verb} — organisation)."
     return f"Only invited people and organisations may {verb} here (rule: who may {verb} — invited)."
@@ -244,20 +246,37 @@ def _author_principal(author_id: int | None, item: Item) -> set[str]:
 
 
 def _post_principals(post: Question | Comment, now: datetime, *, published: bool) -> list[str]:
-    """Search terms of a question or comment: under a draft, its item's; deleted, staff only;
+    """Search terms of a question or comment: deleted, staff only (nobody under a draft, which
+    moderators do not see); under a draft, its item's;
     hidden, staff, the organisation's admins and the author (while they see the item);
     otherwise whoever sees the item when `published`, else staff, the organisation's members
     and the author."""
     item = post.item
+    if post.deleted_at is not None:  # moderators only, and they see no drafts
+        return [] if item.status == Status.DRAFT.value else ["staff"]
     if item.status == Status.DRAFT.value:
         return ITEMS.doc_principals(item, now)
-    if post.deleted_at is not None:
-        return ["staff"]
     if post.hidden_at is not None:
         return sorted({"staff", f"orgadmin:{item.org_id}"} | _author_principal(post.author_id, item))
     if published:
         return ITEMS.doc_principals(item, now)
     return sorted({"staff", f"org:{item.org_id}"} | _author_principal(post.author_id, item))
+
+
+def _post_clause(rule_: Rule, v: Viewer, *, shown):
+    """SQL for a question or comment (twin of can_view_question / can_view_comment): on a
+    visible item; moderators all of them; others nothing deleted, a visible one when `shown`
+    or their own, a hidden one when their own or they administer the organisation."""
+    M = rule_.model
+    item_ok = rule_.parent_clause(v)
+    if v.is_moderator:
+        return item_ok
+    mine = M.author_id == v.user_id if v.is_authenticated else false()
+    admin = M.item_id.in_(_items_of(v.admin_org_ids)) if v.admin_org_ids else false()
+    return and_(item_ok, M.deleted_at.is_(None), or_(
+        and_(M.hidden_at.is_(None), or_(shown, mine)),
+        and_(M.hidden_at.is_not(None), or_(mine, admin)),
+    ))
 
 
 class QuestionRule(Rule):
@@ -269,17 +288,9 @@ class QuestionRule(Rule):
 
     def clause(self, v: Viewer):
         Q = Question
-        item_ok = self.parent_clause(v)
-        if v.is_moderator:
-            return item_ok
-        mine = Q.author_id == v.user_id if v.is_authenticated else false()
         member = Q.item_id.in_(_items_of(v.member_org_ids)) if v.member_org_ids else false()
-        admin = Q.item_id.in_(_items_of(v.admin_org_ids)) if v.admin_org_ids else false()
         answered = exists().where(Answer.question_id == Q.id)
-        return and_(item_ok, Q.deleted_at.is_(None), or_(
-            and_(Q.hidden_at.is_(None), or_(answered, mine, member)),
-            and_(Q.hidden_at.is_not(None), or_(mine, admin)),
-        ))
+        return _post_clause(self, v, shown=or_(answered, member))
 
     def doc_principals(self, q: Question, now: datetime) -> list[str]:
         """(The answer's text is indexed with its question only while it is not hidden.)"""
@@ -288,7 +299,7 @@ class QuestionRule(Rule):
     def valid_until(self, q: Question, now: datetime) -> datetime | None:
         return ITEMS.valid_until(q.item, now)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "answer": lambda v, q: question_answer_refusal(v, q) is None,
@@ -352,7 +363,7 @@ class AnswerRule(Rule):
         a_ok = or_(A.hidden_at.is_(None), (A.author_id == uid) if uid else false())
         return and_(item_ok, or_(admin, and_(q_ok, a_ok)))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["edit"] = lambda v, a: post_edit_refusal(v, a) is None
 
@@ -382,13 +393,7 @@ class CommentRule(Rule):
     check = staticmethod(can_view_comment)
 
     def clause(self, v: Viewer):
-        C = Comment
-        item_ok = self.parent_clause(v)
-        if v.is_moderator:
-            return item_ok
-        mine = C.author_id == v.user_id if v.is_authenticated else false()
-        admin = C.item_id.in_(_items_of(v.admin_org_ids)) if v.admin_org_ids else false()
-        return and_(item_ok, C.deleted_at.is_(None), or_(C.hidden_at.is_(None), mine, admin))
+        return _post_clause(self, v, shown=true())
 
     def doc_principals(self, c: Comment, now: datetime) -> list[str]:
         return _post_principals(c, now, published=True)
@@ -396,7 +401,7 @@ class CommentRule(Rule):
     def valid_until(self, c: Comment, now: datetime) -> datetime | None:
         return ITEMS.valid_until(c.item, now)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "reply": lambda v, c: discussion_reply_refusal(v, c) is None,
@@ -523,7 +528,7 @@ class AssetRequestRule(Rule):
             conds.append(engagement_open_report_clause("asset_request", AR.id))
         return or_(*conds)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "decide": can_decide_request,

@@ -48,9 +48,11 @@ from ..models import (
     WhoMaySubmit,
     utcnow,
 )
+from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
+from .reach import verification_refusal
 
 KNOWN_IDEA_STATUS = frozenset(IdeaStatus.values())
 KNOWN_CONFIDENTIALITY = frozenset(Confidentiality.values())
@@ -274,13 +276,14 @@ class IdeaRule(Rule):
         found = [t for t in (reveal, ITEMS.valid_until(idea.challenge, now)) if t is not None]
         return min(found) if found else None
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "revise": can_revise_idea,
             "withdraw": can_withdraw_idea,
             "answer_coauthorship": can_answer_coauthorship,
             "view_view_log": lambda v, idea: is_idea_author(v, idea),
+            "view_team": can_view_team,
             "view_review": can_view_review,
             "score": can_score_idea,
             "shortlist": lambda v, idea: _can_decide(v, idea, {IdeaStatus.SUBMITTED.value,
@@ -316,6 +319,27 @@ def can_answer_coauthorship(v: Viewer, idea: Idea) -> bool:
     check_idea(idea)
     return (idea_author_status(v, idea) == AuthorStatus.PENDING.value
             and idea.status not in (IdeaStatus.WITHDRAWN.value, IdeaStatus.DISQUALIFIED.value))
+
+
+def can_view_team(v: Viewer, idea: Idea) -> bool:
+    """The team page (members, their states, each one's acceptance of the terms: version,
+    digest, date): whoever may see the idea, since the idea names its authors to all of
+    them (Rule.can checks viewing first). Which rows each viewer sees: team_member_shown."""
+    check_idea(idea)
+    return True
+
+
+def team_member_shown(v: Viewer, idea: Idea, author: IdeaAuthor) -> bool:
+    """On the team page: the lead, co-authors and pending invitations to anyone who may see
+    the team; a declined co-authorship only to the idea's authors and to the one who
+    declined (it names someone who chose not to be on the idea)."""
+    if author.idea_id != idea.id:
+        return False
+    if author.status in IDEA_VISIBLE_AUTHOR_STATES:
+        return True
+    if author.status == AuthorStatus.DECLINED.value:
+        return is_idea_author(v, idea) or v.is_user(author.user_id)
+    raise PolicyError(f"unknown author status {author.status!r}")
 
 
 def can_view_review(v: Viewer, idea: Idea) -> bool:
@@ -398,7 +422,7 @@ class ReviewerAppointmentRule(Rule):
     def check(self, v: Viewer, appt: ReviewerAppointment) -> bool:
         return v.is_authenticated and (appt.user_id == v.user_id or v.is_org_admin(appt.challenge.org_id))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["accept_reviewer_nda"] = lambda v, appt: (
             v.is_user(appt.user_id) and appt.revoked_at is None
@@ -422,16 +446,28 @@ def _challenge_open_for_submissions(challenge: Item, now: datetime) -> str | Non
     if challenge.status != Status.OPEN.value:
         return f"This challenge is not open for ideas (it is {challenge.status})."
     if challenge.opens_at is not None and now < challenge.opens_at:
-        return f"Submissions open at {challenge.opens_at:%Y-%m-%d %H:%M} UTC."
+        return f"Submissions open at {format_dt(challenge.opens_at)}."
     if challenge.deadline is None:
         return "This challenge has no deadline, so it takes no ideas."
     if now >= challenge.deadline:
-        return f"The deadline passed at {challenge.deadline:%Y-%m-%d %H:%M} UTC."
+        return f"The deadline passed at {format_dt(challenge.deadline)}."
     return None
 
 
 def _domain_matches(domain: str, patterns: list[str]) -> bool:
     return any(domain == p or domain.endswith("." + p) for p in patterns)
+
+
+def address_domain_refusal(rules: ChallengeRules, domain: str) -> str | None:
+    """The challenge's e-mail domain rules for an address at `domain` (None: allowed). Needs
+    only the address, so naming a co-author by e-mail is checked without asking whether the
+    address has an account."""
+    if _domain_matches(domain, rules.blocked_list):
+        return f"E-mail addresses at {domain} may not take part (rule: blocked e-mail domains)."
+    if rules.allowed_list and not _domain_matches(domain, rules.allowed_list):
+        return ("Only e-mail addresses at " + ", ".join(rules.allowed_list)
+                + " may take part (rule: allowed e-mail domains).")
+    return None
 
 
 def has_accepted_nda(v: Viewer, terms: ChallengeTerms) -> bool:
@@ -469,6 +505,9 @@ def participation_refusal(user: Any, challenge: Item, now: datetime | None = Non
         return "Sign in to submit an idea."
     if not can_view_item(v, challenge):
         return "You may not see this challenge."
+    unverified = verification_refusal(v)
+    if unverified:
+        return unverified
     msg = _challenge_open_for_submissions(challenge, now)
     if msg:
         return msg
@@ -492,11 +531,9 @@ def participation_refusal(user: Any, challenge: Item, now: datetime | None = Non
         return f"Members of {org_name} may not take part in its own challenge (participation rules)."
     u = user if isinstance(user, User) else db.session.get(User, v.user_id)
     domain = u.email_domain if u is not None else ""
-    if _domain_matches(domain, rules.blocked_list):
-        return f"E-mail addresses at {domain} may not take part (rule: blocked e-mail domains)."
-    if rules.allowed_list and not _domain_matches(domain, rules.allowed_list):
-        return ("Only e-mail addresses at " + ", ".join(rules.allowed_list)
-                + " may take part (rule: allowed e-mail domains).")
+    msg = address_domain_refusal(rules, domain)
+    if msg:
+        return msg
     if check_nda and terms.nda_text and not member and not has_accepted_nda(v, terms):
         return f"Accept the challenge's NDA (terms version {terms.version}) before taking part."
     if count_limit:

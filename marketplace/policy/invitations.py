@@ -98,7 +98,7 @@ class InvitationRule(Rule):
             cond = or_(cond, Invitation.item_id.in_(select(Item.id).where(Item.org_id.in_(admins))))
         return cond
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({"revoke": can_revoke_invitation, "accept": can_answer_invitation,
                              "decline": can_answer_invitation, "preview_item": can_preview_invited_item})
@@ -207,13 +207,35 @@ class InvitationListRule(Rule):
                                             ListShare.org_id.in_(admins)))
         return cond
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({"edit": can_curate_list, "manage_members": can_curate_list,
-                             "share": can_curate_list})
+                             "share": can_curate_list,
+                             # Where the list is attached (every use, see list_use_reveals_item).
+                             "see_uses": can_curate_list})
 
 
 LISTS = rule(InvitationListRule())
+
+
+def list_use_reveals_item(v: Viewer, a: ItemList) -> bool:
+    """A curator sees every use of their list (see_uses): which organisation attached it,
+    to what kind of item, since when; the item itself (title, link) only where they may see
+    it, as anywhere else."""
+    return can_curate_list(v, a.list) and ITEMS.can_view(v, a.item)
+
+
+def list_uses_revealing_items(v: Viewer, lst: InvitationList, uses) -> set[int]:
+    """list_use_reveals_item for many uses of one list at once (one query): the ids of the
+    uses whose item the viewer may see."""
+    if not can_curate_list(v, lst):
+        return set()
+    item_ids = {a.item_id for a in uses if a.list_id == lst.id}
+    if not item_ids:
+        return set()
+    seen = set(db.session.execute(
+        select(Item.id).where(Item.id.in_(item_ids), ITEMS.visible_clause(v))).scalars())
+    return {a.id for a in uses if a.list_id == lst.id and a.item_id in seen}
 can_view_list = LISTS.check
 
 
@@ -234,7 +256,7 @@ class ListMemberRule(Rule):
             return false()
         return or_(self.parent_clause(v), list_member_of_viewer(v))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["remove"] = lambda v, m: can_curate_list(v, m.list)
 
@@ -248,7 +270,7 @@ class ListShareRule(Rule):
         lst = db.session.get(InvitationList, s.list_id)
         return lst is not None and (can_curate_list(v, lst) or v.is_org_admin(s.org_id))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["delete"] = can_unshare
 
@@ -281,7 +303,7 @@ class ItemListRule(Rule):
                     or_(ItemList.item_id.in_(select(Item.id).where(Item.org_id.in_(admins))),
                         ItemList.list_id.in_(_curated_list_ids(v))))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         # The item's managers detach (also from archived items: detaching only narrows).
         self.actions["detach"] = lambda v, a: can_manage_item(v, a.item)
@@ -299,7 +321,7 @@ class ListUseRule(Rule):
     model = ListUse
     has_view = False
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["attach"] = can_attach_list
 

@@ -24,13 +24,20 @@ from sqlalchemy import and_, exists, false, func, not_, or_, select
 
 from ..extensions import db
 from ..models import AccessGrant, Item, ItemList, ListMember, Status, Visibility, utcnow
-from .core import PolicyError, Rule, Viewer, rule
+from .core import PolicyError, Rule, Viewer, rule, site_action
 from .places import ScopedModeratorsSeeCaseContext
 
 KNOWN_VISIBILITY = frozenset(Visibility.values())
 KNOWN_STATUS = frozenset(Status.values())
 PUBLISHED = (Status.OPEN.value, Status.CLOSED.value, Status.ARCHIVED.value)
 AUDIENCES = ("registered", "invited", "organisation")
+
+
+@site_action("list_drafts")
+def can_list_drafts(v: Viewer) -> bool:
+    """Drafts are seen only by their organisation's owners and admins: only they are offered
+    a "Draft" filter on the lists."""
+    return bool(v.admin_org_ids)
 
 
 def check_known(item: Item) -> None:
@@ -276,7 +283,7 @@ class ItemRule(Rule):
         check_known(item)
         return v.is_org_admin(item.org_id)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "edit": self.editable,

@@ -14,7 +14,7 @@ Who moderates which place is in places.py. Here:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import exists, false, or_, select
@@ -95,6 +95,17 @@ def placement(target: Any) -> Placement:
     raise PolicyError(f"{type(target).__name__} is not a reportable type")
 
 
+# Decisions about an item's discussion, not about the item: the item's own organisation
+# admins take them (can_lock_discussion), so they are placed as discussion moderation.
+DISCUSSION_DECISIONS = frozenset({ActionKind.LOCK.value, ActionKind.UNLOCK.value})
+
+
+def decision_placement(kind: str, target: Any) -> Placement:
+    """Where a moderation decision of `kind` on `target` lives (snapshotted on the action)."""
+    p = placement(target)
+    return replace(p, is_discussion=True) if kind in DISCUSSION_DECISIONS else p
+
+
 def can_moderate_target(v: Viewer, target: Any) -> bool:
     """May the viewer act as a moderator on this target (dismiss, hide, restore, ask to edit)?"""
     p = placement(target)
@@ -151,7 +162,7 @@ class PlacedRule(Rule):
 class ReportRule(PlacedRule):
     model = Report
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         # Who reported is shown to site moderators only (no retaliation by the reported org).
         self.actions["see_reporter"] = lambda v, r: v.is_moderator
@@ -170,7 +181,7 @@ class ModerationActionRule(Rule):
                               ModerationActionUser.user_id == v.user_id)
         return or_(moderation_place_clause(v, ModerationAction), mine)
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["appeal"] = lambda v, a: v.is_authenticated and appeal_refusal(v.user_id, a) is None
 
@@ -210,7 +221,7 @@ class AppealRule(Rule):
     def clause(self, v: Viewer):
         return Appeal.action_id.in_(select(ModerationAction.id).where(ACTIONS.clause(v)))
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["decide"] = can_decide_appeal
 
@@ -227,7 +238,7 @@ def can_decide_appeal(v: Viewer, ap: Appeal) -> bool:
 class ModerationFlagRule(PlacedRule):
     model = ModerationFlag
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions["resolve"] = can_resolve_flag
 

@@ -28,7 +28,7 @@ class OrganisationRule(Rule):
     def doc_principals(self, org: Organisation, now: datetime) -> list[str]:
         return ["public"]
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()
         self.actions.update({
             "edit": self.administers,

@@ -8,22 +8,34 @@ Modules:
   documents       SearchDoc and the registry of document types
   sources         built-in document types and the changes that reindex them
   outbox          session listeners writing index jobs in the same transaction
-  worker          the single writer that applies the outbox
-  backend         the backend interface; whoosh_backend, engine, segments implement it
+  worker          the single writer that applies the outbox (retries, parks failing jobs)
+  identity        which database an index was built from
+  health          the writer's reported state and the outbox backlog (/healthz, stats)
+  backend         the backend interface; whoosh_backend implements it
+  whoosh_backend  the index folder, the writer lock, rebuilds; one of two query engines:
+  whoosh_query    what a parsed query means, as Whoosh query objects (both engines run it)
+  engine          SEARCH_ENGINE=fast: numpy over Whoosh's segment files
+  whoosh_engine   SEARCH_ENGINE=whoosh: Whoosh's own Searcher, public API only
+  whoosh_internals  the only module touching Whoosh's internals (checks its version): the
+                  fast engine's readers and the fast rebuild's segment builder
   service         what the views call: search for a user, with snippets and facets
-  views, cli      the page, the JSON endpoint, `flask search ...`
+  views, cli      the page, the JSON endpoint, /admin/search, `flask search ...`
 
 `init_app` wires the listeners and starts the writer as SEARCH_WORKER says:
 "thread" (a background thread per web process, woken by each commit and polling every
 second), "sync" (tests: applied right after each commit once an index exists, and before
 every search), "off" (run `flask search apply --watch` in one process elsewhere).
 Narrowing changes never wait for the writer: search filters them at query time.
+
+An index built from another database is never served: searches find nothing until the
+writer has rebuilt it (identity.py), and the first request of each web process logs it.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 
 from flask import Flask, current_app, has_app_context
 
@@ -37,6 +49,16 @@ __all__ = ["Change", "DocType", "SearchDoc", "get_backend", "init_app", "registe
 
 _builtin_registered = False
 
+# The writer's settings (environment variables of the same names override them):
+SETTINGS = {
+    "SEARCH_LAG_DEGRADED_SECONDS": 120.0,  # /healthz says "degraded" when a job waits longer
+    "SEARCH_RETRY_BASE_SECONDS": 5.0,      # first back-off of a failed job; doubles per failure
+    "SEARCH_RETRY_MAX_SECONDS": 900.0,     # longest back-off
+    "SEARCH_MAX_ATTEMPTS": 6,              # failures before a job is parked
+    "SEARCH_BATCH": 500,                   # jobs per index commit
+    "SEARCH_REBUILD_BUILDER": "fast",      # "fast" (whoosh_internals.SegmentBuilder) or "whoosh" (Whoosh's writer)
+}
+
 
 class SearchRuntime:
     """Per-app search state: the backend and the writer mode."""
@@ -49,6 +71,9 @@ class SearchRuntime:
         self.mode = mode
         self._thread = None
         self._thread_lock = threading.Lock()
+        self._fp: tuple[float, dict | None] | None = None   # (read at, identity.fingerprint())
+        self._index_state: tuple[tuple, str] | None = None  # ((folder, database), state)
+        self._state_lock = threading.Lock()
 
     def start_thread(self) -> None:
         from .worker import OutboxThread
@@ -57,6 +82,8 @@ class SearchRuntime:
             t = self._thread
             if t is not None and t.is_alive() and t.pid == os.getpid():
                 return
+            if t is not None and t.pid == os.getpid():
+                log.error("search outbox: the writer thread had stopped; starting it again")
             self._thread = OutboxThread(self.app, self.backend)
             self._thread.start()
 
@@ -70,6 +97,43 @@ class SearchRuntime:
                 self.apply_now()
         elif self.mode == "thread" and self._thread is not None:
             self._thread.wake.set()
+
+    def database_fingerprint(self, max_age: float = 30.0) -> dict | None:
+        """identity.fingerprint() of the app's database, re-read every `max_age` seconds
+        (a database dropped and created again at the same URL gets a new identity)."""
+        from . import identity
+
+        got = self._fp
+        if got is None or time.monotonic() - got[0] > max_age:
+            got = (time.monotonic(), identity.fingerprint())
+            self._fp = got
+        return got[1]
+
+    def index_state(self) -> str:
+        """"ok" (the live index was built from this database), "missing" (no index yet),
+        "other-database" (built from another one, or before indexes recorded it: not served
+        until the writer has rebuilt it), "unknown" (the database has no identity yet)."""
+        from . import identity
+
+        folder = self.backend.current_folder()
+        if folder is None:
+            return "missing"
+        fp = self.database_fingerprint()
+        if fp is None:
+            return "unknown"
+        key = (folder, fp["database_id"], fp["url"])
+        with self._state_lock:
+            cached = self._index_state
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            stamp = self.backend.index_stamp()
+            state = "ok" if identity.same_database(stamp, fp) else "other-database"
+            self._index_state = (key, state)
+        if state != "ok":
+            log.warning("search index %s was built from %s, not from this app's database (%s… at %s): searches "
+                        "find nothing until the index writer has rebuilt it", folder, identity.describe(stamp),
+                        fp["database_id"][:8], fp["url"])
+        return state
 
     def apply_now(self, wait: bool = False) -> int:
         """Drain the outbox in a fresh app context (its own database session)."""
@@ -108,6 +172,12 @@ def init_app(app: Flask) -> None:
     from . import outbox, sources
     from .whoosh_backend import WhooshBackend
 
+    for name, default in SETTINGS.items():
+        # Environment, then the app's config class (tests), then the default.
+        app.config.setdefault(name, type(default)(os.environ.get(name, default)))
+    if app.config["SEARCH_REBUILD_BUILDER"] not in ("fast", "whoosh"):
+        raise ValueError("SEARCH_REBUILD_BUILDER must be fast or whoosh, "
+                         f"not {app.config['SEARCH_REBUILD_BUILDER']!r}")
     if not _builtin_registered:
         sources.register_builtin()
         _builtin_registered = True
@@ -115,7 +185,8 @@ def init_app(app: Flask) -> None:
     if _on_commit not in outbox.on_commit:
         outbox.on_commit.append(_on_commit)
 
-    backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"],
+    # An unknown SEARCH_ENGINE stops the app here, saying which values exist.
+    backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"], engine=app.config.get("SEARCH_ENGINE", "fast"),
                             cache_postings=int(app.config.get("SEARCH_CACHE_POSTINGS", 16_000_000)))
     runtime = SearchRuntime(app, backend, app.config.get("SEARCH_WORKER", "thread"))
     app.extensions["search"] = runtime
@@ -126,4 +197,19 @@ def init_app(app: Flask) -> None:
         @app.before_request
         def _start_search_writer():
             runtime.start_thread()
+
+    if runtime.mode != "sync":
+        checked: list[int] = []
+
+        @app.before_request
+        def _check_search_database():
+            # Once per process, at its first request: say in the log when the index on
+            # disk belongs to another database (index_state logs it).
+            if checked and checked[0] == os.getpid():
+                return
+            checked[:] = [os.getpid()]
+            try:
+                runtime.index_state()
+            except Exception:  # never let a health check take a page down
+                log.exception("search: checking which database the index belongs to failed")
 

@@ -26,7 +26,7 @@ import sys
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 from itertools import accumulate
 from typing import Union
@@ -292,9 +292,3 @@ def highlight(text: str, query_terms: Iterable[str], max_chars: int = 240) -> Ma
         out.append(" …")
     return Markup("".join(out))
 
-
-def iter_terms_with_spans(text: str) -> Iterator[tuple[str, int, int]]:
-    for m in WORD_RE.finditer(text or ""):
-        t = normalize(m.group(0))
-        if t is not None:
-            yield t, m.start(), m.end()

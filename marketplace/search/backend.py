@@ -45,8 +45,17 @@ class SearchBackend(ABC):
         """Context manager: the one-writer-at-a-time lock (across processes)."""
 
     @abstractmethod
-    def ensure_index(self) -> None:
-        """Create an empty index if there is none (under lock())."""
+    def ensure_index(self, stamp: dict | None = None) -> None:
+        """Create an empty index if there is none (under lock()), recording `stamp`, the
+        database it belongs to (see identity.py)."""
+
+    def index_stamp(self) -> dict | None:
+        """The database the live index was built from, if recorded (see identity.py)."""
+        return None
+
+    def current_folder(self) -> str | None:
+        """A name for the live index (changes when a rebuild swaps a new one in)."""
+        return None
 
     @abstractmethod
     def write(self, upserts: Iterable[SearchDoc], deletes: Iterable[str]) -> None:

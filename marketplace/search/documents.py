@@ -126,6 +126,7 @@ class Presented:
     kind_label: str
     text: str                      # plain text the snippet is cut from
     meta: list[str] = field(default_factory=list)
+    visibility: str | None = None  # an item's level, shown as its badge
 
 
 @dataclass

@@ -1,18 +1,26 @@
-"""Query execution over Whoosh segments, with per-segment numpy caches.
+"""The fast query engine (SEARCH_ENGINE=fast): Whoosh's answers, from numpy caches.
 
-Whoosh stores the index; answering a query with Whoosh's own collectors scores every
-match in pure Python and evaluates the principals filter as an OR of terms on every
-query, which is what made the naive version 4-10x too slow. Instead:
+What a search means -- which documents match, their BM25F scores, the order, the facet
+counts -- is defined once, as Whoosh query objects (whoosh_query.py), and Whoosh's own
+``Searcher`` runs them in whoosh_engine.py. Whoosh's collectors score every match in pure
+Python and evaluate the principals filter as an OR of terms on every query, which is
+4-10x too slow here. This engine evaluates the same query trees another way:
 
-* posting lists are read straight from a segment's blocks into numpy arrays and kept
-  in an LRU keyed by *segment*: segments are immutable, so a commit that adds a small
-  segment leaves the caches of the big ones valid (deletions are a per-generation mask);
+* posting lists are read straight from a segment's blocks into numpy arrays (through
+  whoosh_internals, the one module that touches Whoosh's internals) and kept in an LRU
+  keyed by *segment*: segments are immutable, so a commit that adds a small segment
+  leaves the caches of the big ones valid (deletions are a per-generation mask);
 * a query becomes boolean masks: principals (cached per segment and principal set),
-  filters, words, OR groups, negations; phrases are checked on position arrays of the
+  filters, terms, ORs, negations; phrases are checked on position arrays of the
   remaining candidates only, vectorised;
 * counts and facet counts are sums and bincounts over the final mask -- exact, and no
   document is scored just to be counted;
-* only the surviving matches are scored (BM25) and only the requested page is sorted.
+* only the surviving matches are scored, with Whoosh's BM25F (its idf, average length
+  and quantised document lengths, summed over the leaves of the query tree), and only
+  the requested page is sorted.
+
+tests/test_search_differential.py runs random corpora and queries through both engines
+and requires the same matches, counts, facets and order.
 
 Nothing here knows about users or rules: the caller passes the viewer's principals,
 computed by the policy module, and the keys to exclude.
@@ -20,124 +28,22 @@ computed by the policy module, and the keys to exclude.
 from __future__ import annotations
 
 import math
-import pickle
 import threading
-import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from heapq import nlargest
-from operator import itemgetter
 
 import numpy as np
-from whoosh.reading import TermNotFound
+from whoosh import query as wq
 
-from .querylang import AnyOf, ParsedQuery, Phrase, Word
+from . import whoosh_internals as wi
+from .backend import SearchHits
+from .querylang import ParsedQuery
 from .schema import FACET_FIELDS, TIME_COLUMNS
+from .whoosh_query import (BM25_B, BM25_K1, NO_DEADLINE, TEXT, effective_sort, negated_text_query,
+                           text_query, top_facet_values)
 
-K1, B = 1.2, 0.75
-TEXT = "text"
 POSITIONS_CACHE_MIN_DF = 256  # below this, a phrase reads only the blocks it needs
-_EMPTY_IDS = np.zeros(0, dtype=np.int32)
-_EMPTY_W = np.zeros(0, dtype=np.float32)
-_BYTE_TO_LENGTH = None
-
-
-def _byte_to_length_table() -> np.ndarray:
-    global _BYTE_TO_LENGTH
-    if _BYTE_TO_LENGTH is None:
-        from whoosh.util.numeric import byte_to_length
-
-        _BYTE_TO_LENGTH = np.array([byte_to_length(i) for i in range(256)], dtype=np.float32)
-    return _BYTE_TO_LENGTH
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_postings(segreader, fieldname: str, term: str, want_values: bool = False,
-                  restrict: np.ndarray | None = None):
-    """(ids int32 sorted, weights float32[, values list]) of one term in one segment,
-    including documents deleted since the segment was written (masked by the caller).
-
-    With `restrict` (a boolean mask), blocks holding none of its documents are skipped
-    without being decompressed; the result then covers only the blocks read."""
-    tbytes = term.encode("utf-8")
-    terms = segreader._terms
-    try:
-        terminfo = terms.term_info(fieldname, tbytes)
-    except (TermNotFound, KeyError):
-        return (_EMPTY_IDS, _EMPTY_W, []) if want_values else (_EMPTY_IDS, _EMPTY_W)
-    fmt = segreader.schema[fieldname].format
-    m = terms.matcher(fieldname, tbytes, fmt)
-    if terminfo.is_inlined():
-        ids = np.asarray(m._ids, dtype=np.int32)
-        w = np.asarray(m._weights if m._weights is not None else [1.0] * len(ids), dtype=np.float32)
-        vals = list(m._values or [])
-        return (ids, w, vals) if want_values else (ids, w)
-    id_parts, w_parts, vals = [], [], []
-    lo = 0
-    while True:
-        if restrict is not None:
-            hi = m._maxid
-            if not restrict[lo:hi + 1].any():
-                lo = hi + 1
-                if m._lastblock:
-                    break
-                m._goto(m._nextoffset)
-                continue
-            lo = hi + 1
-        m._read_data()
-        data_ids, data_w, data_v = m._data
-        ids = np.cumsum(np.asarray(data_ids, dtype=np.int64)).astype(np.int32)
-        id_parts.append(ids)
-        if data_w is None:
-            w_parts.append(np.ones(len(ids), dtype=np.float32))
-        elif isinstance(data_w, float):
-            w_parts.append(np.full(len(ids), data_w, dtype=np.float32))
-        else:
-            w_parts.append(np.asarray(data_w, dtype=np.float32))
-        if want_values and data_v:
-            vals.extend(data_v)
-        if m._lastblock:
-            break
-        m._goto(m._nextoffset)
-    if not id_parts:
-        return (_EMPTY_IDS, _EMPTY_W, []) if want_values else (_EMPTY_IDS, _EMPTY_W)
-    ids = id_parts[0] if len(id_parts) == 1 else np.concatenate(id_parts)
-    w = w_parts[0] if len(w_parts) == 1 else np.concatenate(w_parts)
-    return (ids, w, vals) if want_values else (ids, w)
-
-
-def _read_column(segreader, name: str) -> np.ndarray:
-    n = segreader.doc_count_all()
-    perdoc = segreader._perdoc
-    out = np.zeros(n, dtype=np.int64)
-    if not perdoc.has_column(name):
-        return out
-    colfile, offset, length = perdoc._get_column_file(name)
-    try:
-        raw = colfile.get(offset, length)
-    finally:
-        colfile.close()
-    vals = np.frombuffer(raw, dtype=">i8").astype(np.int64)
-    out[: len(vals)] = vals[:n]
-    return out
-
-
-def _read_lengths(segreader) -> np.ndarray:
-    n = segreader.doc_count_all()
-    perdoc = segreader._perdoc
-    name = f"_{TEXT}_len"
-    out = np.zeros(n, dtype=np.float32)
-    if not perdoc.has_column(name):
-        return out
-    colfile, offset, length = perdoc._get_column_file(name)
-    try:
-        raw = np.frombuffer(colfile.get(offset, length), dtype=np.uint8)
-    finally:
-        colfile.close()
-    out[: len(raw)] = _byte_to_length_table()[raw[:n]]
-    return out
+_EMPTY_IDS = wi.EMPTY_IDS
 
 
 # --------------------------------------------------------------------------- caches
@@ -181,8 +87,8 @@ class SegmentData:
 
     def __init__(self, segreader):
         self.n = segreader.doc_count_all()
-        self.lengths = _read_lengths(segreader)
-        self.columns = {name: _read_column(segreader, name) for name in TIME_COLUMNS}
+        self.lengths = wi.read_field_lengths(segreader, TEXT)
+        self.columns = {name: wi.read_numeric_column(segreader, name) for name in TIME_COLUMNS}
         self.facets: dict[str, tuple] = {}
         self.principal_masks: OrderedDict = OrderedDict()
         self.keys: dict[int, str] = {}
@@ -234,20 +140,33 @@ class View:
     reader: object
     generation: int
     leaves: list[Leaf]
-    doc_count: int
-    avgdl: float
+    doc_count: int        # live documents
+    doc_count_all: int    # with the deleted ones still in their segments (Whoosh's idf uses it)
+    avgfl: float          # Whoosh's average text length: total length / doc_count_all
     df_cache: dict = field(default_factory=dict)
 
 
-@dataclass
-class EngineResult:
-    total: int
-    hits: list[tuple[str, float]]             # (key, score) for the requested slice
-    facets: dict[str, list[tuple[str, int]]]  # field -> [(value, count)] by count desc
+# Evaluation order inside an And: cheap masks first, phrases on the fewest candidates.
+_COST = {wq.Term: 0, wq.Or: 1, wq.Every: 1, wq.And: 2, wq.Phrase: 3}
+
+
+def _top(primary: np.ndarray, secondary: np.ndarray, take: int) -> np.ndarray:
+    """Positions of the `take` smallest (primary, secondary, position) keys: a partition
+    finds the cut, then only the rows at or before it (ties included) are sorted."""
+    n = len(primary)
+    if take < n:
+        kth = np.partition(primary, take - 1)[take - 1]
+        sel = np.flatnonzero(primary <= kth)
+    else:
+        sel = np.arange(n)
+    order = np.lexsort((sel, secondary[sel], primary[sel]))[:take]
+    return sel[order]
 
 
 class Engine:
     """Thread-safe query engine; one per process and index directory."""
+
+    name = "fast"
 
     def __init__(self, postings_budget: int = 16_000_000, principal_masks_per_segment: int = 64):
         self.lock = threading.RLock()
@@ -261,27 +180,26 @@ class Engine:
         with self.lock:
             leaves = []
             keep = set()
-            total_len = 0.0
             for segreader, offset in reader.leaf_readers():
-                seg = segreader.segment()
-                if seg is None:  # an empty index
+                sid = wi.segment_key(segreader)
+                if sid is None:  # an empty index
                     continue
-                sid = seg.segment_id()
                 keep.add(sid)
                 data = self.segdata.get(sid)
                 if data is None:
                     data = self.segdata[sid] = SegmentData(segreader)
                 live = None
-                if seg.has_deletions():
+                deleted = wi.deleted_docnums(segreader)
+                if deleted is not None:
                     live = np.ones(data.n, dtype=bool)
-                    live[np.fromiter(seg.deleted_docs(), dtype=np.int64)] = False
+                    live[deleted] = False
                 leaves.append(Leaf(segreader, offset, sid, data, live))
-                total_len += float(data.lengths.sum() if live is None else data.lengths[live].sum())
             for sid in [s for s in self.segdata if s not in keep]:
                 del self.segdata[sid]
             self.lru.drop_segments(keep)
-            count = reader.doc_count()
-            return View(reader, generation, leaves, count, (total_len / count) if count else 1.0)
+            count_all = reader.doc_count_all()
+            avgfl = (reader.field_length(TEXT) / (count_all or 1)) or 1.0
+            return View(reader, generation, leaves, reader.doc_count(), count_all, avgfl)
 
     # ---------------------------------------------------------------- primitives
 
@@ -289,7 +207,7 @@ class Engine:
         key = (leaf.seg_id, fieldname, term)
         got = self.lru.get(key)
         if got is None:
-            got = read_postings(leaf.reader, fieldname, term)
+            got = wi.read_postings(leaf.reader, fieldname, term)
             self.lru.put(key, got, len(got[0]))
         return got
 
@@ -326,11 +244,12 @@ class Engine:
             return got
         ids, _w = self._postings(leaf, TEXT, term)
         cache = len(ids) >= POSITIONS_CACHE_MIN_DF
-        ids, _w, vals = read_postings(leaf.reader, TEXT, term, want_values=True,
-                                      restrict=None if cache else cand)
+        ids, _w, vals = wi.read_postings(leaf.reader, TEXT, term, want_values=True,
+                                         restrict=None if cache else cand)
         lens = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals)) >> 2
         offsets = np.zeros(len(vals) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
+        # Positions are our own format (analysis.PackedPositions): little-endian uint32.
         positions = np.frombuffer(b"".join(vals), dtype="<u4")
         got = (ids, offsets, positions)
         if cache:
@@ -367,30 +286,65 @@ class Engine:
             result[np.unique(starts >> 24)] = True
         return result
 
-    def _clause(self, leaf: Leaf, clause, cand: np.ndarray) -> np.ndarray:
-        if isinstance(clause, Word):
-            return self._mask(leaf, TEXT, clause.term)
-        if isinstance(clause, Phrase):
-            return self._phrase(leaf, clause.terms, cand)
-        if isinstance(clause, AnyOf):
-            m = np.zeros(leaf.data.n, dtype=bool)
-            for opt in clause.options:
-                m |= self._clause(leaf, opt, cand)
-            return m
-        raise TypeError(f"unknown clause {clause!r}")  # pragma: no cover
+    def _match(self, leaf: Leaf, q, cand: np.ndarray) -> np.ndarray:
+        """The documents among `cand` that match the query tree `q` (a new array)."""
+        kind = type(q)
+        if kind is wq.Term:
+            return cand & self._mask(leaf, q.fieldname, q.text)
+        if kind is wq.Phrase:
+            return self._phrase(leaf, tuple(q.words), cand)
+        if kind is wq.And:
+            out = cand.copy()
+            for sub in sorted(q.subqueries, key=lambda s: _COST[type(s)]):
+                if not out.any():
+                    break
+                out = self._match(leaf, sub, out)
+            return out
+        if kind is wq.Or:
+            out = np.zeros_like(cand)
+            for sub in q.subqueries:
+                out |= self._match(leaf, sub, cand)
+            return out
+        if kind is wq.Every:
+            return cand.copy()
+        raise TypeError(f"the fast engine cannot evaluate {q!r}")
 
-    def _df(self, view: View, term: str) -> int:
-        df = view.df_cache.get(term)
-        if df is None:
-            df = sum(len(self._postings(leaf, TEXT, term)[0]) for leaf in view.leaves)
-            view.df_cache[term] = df
-        return df
+    def _idf(self, view: View, term: str) -> float:
+        """Whoosh's BM25F idf (scoring.WeightingModel.idf): log(N / (df + 1)) + 1 over all
+        documents, deleted ones included, as Whoosh counts them."""
+        idf = view.df_cache.get(term)
+        if idf is None:
+            df = view.reader.doc_frequency(TEXT, term)
+            idf = view.df_cache[term] = math.log(view.doc_count_all / (df + 1)) + 1
+        return idf
+
+    def _scores(self, view: View, leaf: Leaf, q, idx: np.ndarray, final: np.ndarray, bm) -> np.ndarray:
+        """Whoosh's score of the matches `idx` for the query tree `q`: the sum of its
+        leaves' BM25F scores (a phrase scores its words); an Or adds only the options
+        that match the document."""
+        kind = type(q)
+        if kind is wq.Term:
+            return bm(q.text)
+        if kind is wq.Phrase:
+            return sum(bm(w) for w in q.words)
+        if kind is wq.And:
+            return sum(self._scores(view, leaf, s, idx, final, bm) for s in q.subqueries)
+        if kind is wq.Or:
+            total = np.zeros(len(idx), dtype=np.float64)
+            for sub in q.subqueries:
+                hit = self._match(leaf, sub, final)[idx]
+                total += np.where(hit, self._scores(view, leaf, sub, idx, final, bm), 0.0)
+            return total
+        if kind is wq.Every:
+            return np.zeros(len(idx), dtype=np.float64)
+        raise TypeError(f"the fast engine cannot score {q!r}")  # pragma: no cover - _match raised
 
     # ---------------------------------------------------------------- search
 
-    def matches(self, view: View, leaf: Leaf, q: ParsedQuery, filters: dict, not_filters: dict,
-                principals: tuple[str, ...], exclude_keys) -> np.ndarray:
-        """The final boolean mask of one segment: visible, filtered, matching."""
+    def matches(self, leaf: Leaf, tq, nq, filters: dict, not_filters: dict, principals: tuple[str, ...],
+                exclude_keys) -> np.ndarray:
+        """The final boolean mask of one segment: visible, filtered, matching the text
+        query `tq` and not the negated text query `nq` (None: no negation)."""
         mask = self._principal_mask(leaf, principals).copy()
         if leaf.live is not None:
             mask &= leaf.live
@@ -401,41 +355,31 @@ class Engine:
         for fname, values in not_filters.items():
             if values:
                 mask &= ~self._any_mask(leaf, fname, values)
-        # Cheap clauses first; phrases last, on the fewest candidates.
-        ordered = sorted(q.must, key=lambda c: isinstance(c, Phrase) or isinstance(c, AnyOf))
-        for clause in ordered:
-            if not mask.any():
-                return mask
-            mask &= self._clause(leaf, clause, mask)
-        for clause in q.must_not:
-            if not mask.any():
-                return mask
-            mask &= ~self._clause(leaf, clause, mask)
+        if not mask.any():
+            return mask
+        mask = self._match(leaf, tq, mask)
+        if nq is not None and mask.any():
+            mask &= ~self._match(leaf, nq, mask)
         for key in exclude_keys:
             mask[self._postings(leaf, "key", key)[0]] = False
         return mask
 
     def search(self, view: View, q: ParsedQuery, *, principals, filters=None, not_filters=None,
                exclude_keys=(), sort: str = "relevance", offset: int = 0, limit: int = 20,
-               facets: bool = True, facet_limit: int = 12) -> EngineResult:
+               facets: bool = True, facet_limit: int = 12) -> SearchHits:
         filters = filters or {}
         not_filters = not_filters or {}
         principals = tuple(sorted(set(principals)))
         want = offset + limit
-        terms = q.positive_terms()
-        scored = sort == "relevance" and bool(terms)
+        tq, nq = text_query(q), negated_text_query(q)
+        sort = effective_sort(q, sort)
+        scored = sort == "relevance"
         with self.lock:
-            idf = {}
-            if scored:
-                n = max(view.doc_count, 1)
-                for t in terms:
-                    df = self._df(view, t)
-                    idf[t] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             total = 0
-            candidates: list[tuple] = []  # (sortkey..., leafno, local docnum)
+            candidates: list[tuple] = []  # (primary, secondary, leafno, local docnum)
             facet_counts: dict[str, Counter] = {f: Counter() for f in FACET_FIELDS} if facets else {}
             for leafno, leaf in enumerate(view.leaves):
-                mask = self.matches(view, leaf, q, filters, not_filters, principals, exclude_keys)
+                mask = self.matches(leaf, tq, nq, filters, not_filters, principals, exclude_keys)
                 idx = np.flatnonzero(mask)
                 if not len(idx):
                     continue
@@ -444,50 +388,46 @@ class Engine:
                     self._count_facets(leaf, mask, idx, facet_counts)
                 if want <= 0:
                     continue
-                keys = self._sort_keys(view, leaf, idx, terms, idf, sort if terms or sort != "relevance" else "newest")
-                take = min(want, len(idx))
-                if take < len(idx):
-                    part = np.argpartition(keys, take - 1)[:take]
-                else:
-                    part = np.arange(len(idx))
-                for j in part:
-                    candidates.append((float(keys[j]), leafno, int(idx[j])))
+                primary, secondary = self._sort_keys(view, leaf, tq, mask, idx, sort)
+                for j in _top(primary, secondary, min(want, len(idx))):
+                    candidates.append((primary[j].item(), secondary[j].item(), leafno, int(idx[j])))
             candidates.sort()
-            page = candidates[offset:want]
             hits = []
-            for key, leafno, local in page:
+            for primary, _secondary, leafno, local in candidates[offset:want]:
                 leaf = view.leaves[leafno]
-                hits.append((leaf.data.key(leaf.reader, local), -key if scored else 0.0))
-            out_facets = {
-                f: sorted(nlargest(facet_limit, counts.items(), key=itemgetter(1)),
-                          key=lambda vc: (-vc[1], vc[0]))
-                for f, counts in facet_counts.items()
-            }
-            return EngineResult(total, hits, out_facets)
+                hits.append((leaf.data.key(leaf.reader, local), -primary if scored else 0.0))
+            out_facets = {f: top_facet_values(counts, facet_limit) for f, counts in facet_counts.items()}
+            return SearchHits(total, hits, out_facets)
 
-    def _sort_keys(self, view: View, leaf: Leaf, idx: np.ndarray, terms, idf, sort: str) -> np.ndarray:
-        """Ascending sort keys for the matches `idx` of one segment."""
+    def _sort_keys(self, view: View, leaf: Leaf, tq, mask: np.ndarray, idx: np.ndarray, sort: str):
+        """(primary, secondary) ascending sort keys of the matches `idx` of one segment, as
+        whoosh_query.sort_facet orders them."""
         data = leaf.data
+        newest = -data.columns["created"][idx]
         if sort == "relevance":
-            dl = data.lengths[idx]
-            k = K1 * ((1.0 - B) + B * dl / view.avgdl)
-            score = np.zeros(len(idx), dtype=np.float64)
-            for t in terms:
-                ids, w = self._postings(leaf, TEXT, t)
-                if not len(ids):
-                    continue
-                pos = np.searchsorted(ids, idx)
-                pos[pos >= len(ids)] = len(ids) - 1
-                tf = np.where(ids[pos] == idx, w[pos], 0.0)
-                score += idf[t] * tf * (K1 + 1.0) / (tf + k)
-            # Ties (and equal scores across segments) fall back to newest first.
-            return -(score + data.columns["created"][idx] * 1e-15)
-        created = data.columns["created"][idx].astype(np.float64)
+            fl = data.lengths[idx].astype(np.float64)
+            norm = BM25_K1 * ((1 - BM25_B) + BM25_B * fl / view.avgfl)
+            cache: dict[str, np.ndarray] = {}
+
+            def bm(term: str) -> np.ndarray:
+                got = cache.get(term)
+                if got is None:
+                    ids, w = self._postings(leaf, TEXT, term)
+                    tf = np.zeros(len(idx), dtype=np.float64)
+                    if len(ids):
+                        pos = np.minimum(np.searchsorted(ids, idx), len(ids) - 1)
+                        tf = np.where(ids[pos] == idx, w[pos], 0.0).astype(np.float64)
+                    # bm25() in whoosh.scoring, term by term.
+                    got = cache[term] = self._idf(view, term) * ((tf * (BM25_K1 + 1)) / (tf + norm))
+                return got
+
+            return -self._scores(view, leaf, tq, idx, mask, bm), newest
+        if sort == "newest":
+            return newest, np.zeros(len(idx), dtype=np.int64)
         if sort == "deadline":
-            deadline = data.columns["deadline"][idx].astype(np.float64)
-            # Soonest deadline first; documents without one after all that have one.
-            return np.where(deadline > 0, deadline, 1e11) - created * 1e-12
-        return -created
+            deadline = data.columns["deadline"][idx]
+            return np.where(deadline > 0, deadline, NO_DEADLINE), newest
+        raise ValueError(f"unknown sort {sort!r}")  # pragma: no cover - effective_sort checked it
 
     def _count_facets(self, leaf: Leaf, mask: np.ndarray, idx: np.ndarray, out: dict) -> None:
         read = lambda f, t: self._postings(leaf, f, t)  # noqa: E731
@@ -505,7 +445,7 @@ class Engine:
             nz = np.flatnonzero(binc)
             out[fname].update(dict(zip(values[nz].tolist(), binc[nz].tolist())))
 
-    # ---------------------------------------------------------------- suggestions
+    # ---------------------------------------------------------------- suggestions, re-checks, upkeep
 
     def visible_df(self, view: View, term: str, principals: tuple[str, ...]) -> int:
         """How many documents the principals may see contain `term`."""
@@ -540,15 +480,25 @@ class Engine:
                         break
         return out
 
+    def stale_keys(self, view: View, now_epoch: int) -> list[str]:
+        """Keys of live documents whose ``stale_at`` has come (from the cached column)."""
+        keys: list[str] = []
+        with self.lock:
+            for leaf in view.leaves:
+                col = leaf.data.columns["stale_at"]
+                due = (col > 0) & (col <= now_epoch)
+                if leaf.live is not None:
+                    due &= leaf.live
+                for docnum in due.nonzero()[0]:
+                    keys.append(leaf.reader.stored_fields(int(docnum))["key"])
+        return keys
+
     def stats(self) -> dict:
         return {
+            "name": self.name,
             "cached_postings": self.lru.held,
             "cached_terms": len(self.lru.items),
             "cache_hits": self.lru.hits,
             "cache_misses": self.lru.misses,
             "segments_cached": len(self.segdata),
         }
-
-
-def decode_block(raw: bytes, compressed: bool):  # pragma: no cover - debugging aid
-    return pickle.loads(zlib.decompress(raw) if compressed else raw)

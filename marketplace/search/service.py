@@ -28,6 +28,7 @@ from .documents import DOC_TYPES, dependents_of, split_key
 from .querylang import FILTER_FIELDS, ParsedQuery, parse, replace_word
 
 SORTS = ("relevance", "newest", "deadline")
+INDEX_REBUILDING = "Search is being rebuilt for this site's database; please try again in a few minutes."
 PER_PAGE = 20
 MAX_PAGE = 50
 KIND_LABELS = {
@@ -53,6 +54,7 @@ class Hit:
     snippet: Markup
     meta: list[str]
     score: float
+    visibility: str | None = None
 
 
 @dataclass
@@ -82,6 +84,7 @@ class SearchPage:
     facets: list[Facet] = field(default_factory=list)
     suggestion: str | None = None
     parsed: ParsedQuery | None = None
+    notice: str | None = None  # why there are no results although there may be matches
 
     @property
     def pages(self) -> int:
@@ -152,6 +155,10 @@ def search(user: Any, q: str | None, *, sort: str | None = None, page: int = 1, 
     if q and parsed.is_empty():
         # Only punctuation, stop words or operators: nothing to look for (not "everything").
         return SearchPage(q=q, sort=sort, page=page, per_page=per_page, total=0, hits=[], parsed=parsed)
+    if runtime.index_state() == "other-database":
+        # Never answer from an index of another database (identity.py); the writer rebuilds it.
+        return SearchPage(q=q, sort=sort, page=page, per_page=per_page, total=0, hits=[], parsed=parsed,
+                          notice=INDEX_REBUILDING)
     principals = policy.principals(user)
     filters, not_filters = _resolve_filters(parsed)
     backend = runtime.backend
@@ -196,7 +203,7 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
         kind = row.kind if doc_type == "item" else DOC_KINDS.get(doc_type, doc_type)
         out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind, kind_label=p.kind_label, title=p.title,
                        title_html=highlight(p.title, terms, max_chars=300), url=p.url,
-                       snippet=highlight(p.text, terms), meta=p.meta, score=score))
+                       snippet=highlight(p.text, terms), meta=p.meta, score=score, visibility=p.visibility))
     return out
 
 
@@ -257,4 +264,5 @@ def _suggest(q: str, parsed: ParsedQuery, principals: list[str], backend) -> str
 
 def hit_json(h: Hit) -> dict:
     return {"key": h.key, "type": h.doc_type, "id": h.id, "kind": h.kind, "title": h.title, "url": h.url,
-            "snippet": h.snippet.striptags(), "snippet_html": str(h.snippet), "score": round(h.score, 4)}
+            "snippet": h.snippet.striptags(), "snippet_html": str(h.snippet), "score": round(h.score, 4),
+            "visibility": h.visibility}

@@ -67,6 +67,10 @@ def item_document(item: Item, principals=None) -> SearchDoc:
     parts += [(getattr(item, name) or "", 1.0) for name in item.MARKDOWN_FIELDS]
     if item.incentive_summary:
         parts.append((item.incentive_summary, 1.0))
+    if item.tags:
+        # Free text matches tags too ("lidar" finds an item tagged lidar); `tag:` still
+        # filters on the exact tag field.
+        parts.append((" ".join(item.tags), SUMMARY_BOOST))
     return SearchDoc(
         doc_type="item", doc_id=item.id, kind=item.kind, status=item.status, org_id=item.org_id,
         parts=tuple(parts), principals=principals, tags=tuple(item.tags),
@@ -85,7 +89,8 @@ def present_item(item: Item) -> Presented:
         meta.append("deadline " + item.deadline.strftime("%Y-%m-%d"))
     text = " ".join(p for p in (item.summary, _plain(item.body)) if p)
     return Presented(title=item.title, url=_url("items.detail", kind=item.kind, item_id=item.id),
-                     kind_label=item.kind_label, text=text, meta=[m for m in meta if m])
+                     kind_label=item.kind_label, text=text, meta=[m for m in meta if m],
+                     visibility=item.visibility)
 
 
 def _item_source(item: Item, change) -> list:
@@ -147,11 +152,8 @@ def register_builtin() -> None:
 
 
 def _register_ideas() -> None:
-    try:
-        from ..models import Idea, IdeaAuthor
-        from ..services.ideas import search_document as idea_search_document
-    except ImportError:  # pragma: no cover - the ideas feature is not installed
-        return
+    from ..models import Idea, IdeaAuthor
+    from ..services.ideas import search_document as idea_search_document
 
     def idea_document(idea) -> SearchDoc:
         principals, valid_until = principals_for(idea)
@@ -180,11 +182,8 @@ def _register_ideas() -> None:
 
 
 def _register_engagement() -> None:
-    try:
-        from ..models import Answer, Comment, Question
-        from ..services.engagement import search_document as eng_search_document
-    except ImportError:  # pragma: no cover - the engagement feature is not installed
-        return
+    from ..models import Answer, Comment, Question
+    from ..services.engagement import search_document as eng_search_document
 
     def question_document(q) -> SearchDoc:
         principals, valid_until = principals_for(q)

@@ -22,6 +22,16 @@ class ServiceError(ValueError):
         self.field = field
 
 
+class FieldErrors(ServiceError):
+    """Several refusals at once, each naming its field: a form shows them all together
+    rather than one per attempt. ``field`` and ``message`` are the first one's."""
+
+    def __init__(self, errors: list[tuple[str | None, str]], status: int = 400):
+        first_field, first_message = errors[0]
+        super().__init__(first_message, status, (first_field or "").split("-", 1)[0] or None)
+        self.errors = errors
+
+
 def slugify(value: str, max_len: int = 120) -> str:
     value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
     value = re.sub(r"[^a-zA-Z0-9]+", "-", value).strip("-").lower()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, policy
+from .. import audit, email_address, policy
 from ..audit import canonical_json, sha256_hex
 from ..extensions import db
 from ..models import (
@@ -24,6 +25,7 @@ from ..models import (
     AccessGrant,
     AuthorStatus,
     ChallengeTerms,
+    CoauthorInvitation,
     Confidentiality,
     Idea,
     IdeaAttachment,
@@ -46,13 +48,15 @@ from ..models import (
     Visibility,
     utcnow,
 )
-from ..notify import notify, send_mail
+from ..notify import notify
 from ..sanitize import plain_text, render_markdown
+from ..timezones import format_dt
 from . import attachments as files_svc
-from .accounts import find_user
+from .accounts import find_user, normalise_email
 from .common import ServiceError, lock_row
 from .terms import _url, add_acceptance, check_posted_terms, describe_incentive
 
+COAUTHOR_LINK_DAYS = 30
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 LIMITS = {"title": 200, "summary": 500, "body": 50_000}
 
@@ -114,30 +118,190 @@ def _require_accept(terms: ChallengeTerms, data: dict) -> None:
                            "taken under accepted terms.", field="accept_terms")
 
 
-def _parse_coauthors(lead: User, challenge: Item, raw: str | None) -> list[User]:
-    emails = [e.strip().lower() for e in re.split(r"[\s,;]+", raw or "") if e.strip()]
-    if not emails:
+def _take_part(user: User, challenge: Item, data: dict):
+    """The checks every author passes to join a challenge's idea: the participation rules
+    (403 naming the rule), the exact terms shown (409 if they changed), their acceptance and
+    the confirmations. Returns (terms, eligibility, conflict-of-interest note)."""
+    why = policy.participation_refusal(user, challenge)
+    if why:
+        raise ServiceError(why, 403)
+    terms = check_posted_terms(policy.current_terms(challenge.id), data.get("terms_version"),
+                               data.get("terms_digest"))
+    _require_accept(terms, data)
+    elig, coi = _confirmations(challenge, data)
+    return terms, elig, coi
+
+
+def _parse_coauthors(lead: User, challenge: Item, raw: str | None) -> list[str]:
+    """The co-authors' addresses, checked only by what an address shows (its form and its
+    domain), never by whether it has an account: the answer is the same either way, and each
+    co-author's own eligibility is checked when they accept."""
+    parts = [e.strip() for e in re.split(r"[\s,;]+", raw or "") if e.strip()]
+    if not parts:
         return []
     rules = policy.challenge_rules(challenge.id)
     if rules is None or not rules.team_allowed:
         raise ServiceError("This challenge takes no team submissions (rule: team submissions), so an idea "
                            "cannot have co-authors.", 403, field="coauthors")
-    users: list[User] = []
-    for e in dict.fromkeys(emails):
-        u = find_user(e)
-        if u is None:
-            raise ServiceError(f"No account has the e-mail address {e}; co-authors need an account.",
-                               field="coauthors")
-        if u.id == lead.id:
+    emails: list[str] = []
+    for raw_address in parts:
+        try:
+            e = email_address.check(raw_address)
+        except email_address.InvalidEmail as err:
+            raise ServiceError(f"{raw_address[:80]} is not an e-mail address: {err}", field="coauthors") from None
+        if e == normalise_email(lead.email):
             raise ServiceError("You are the lead author; list only your co-authors.", field="coauthors")
-        why = policy.participation_refusal(u, challenge, count_limit=False, check_nda=False)
+        why = policy.address_domain_refusal(rules, e.rsplit("@", 1)[-1])
         if why:
             raise ServiceError(f"{e} cannot be a co-author: {why}", 403, field="coauthors")
-        users.append(u)
-    if 1 + len(users) > rules.max_team_size:
+        if e not in emails:
+            emails.append(e)
+    if 1 + len(emails) > rules.max_team_size:
         raise ServiceError(f"A team may have at most {rules.max_team_size} people, the lead author included "
                            "(rule: maximum team size).", 403, field="coauthors")
-    return users
+    return emails
+
+
+def _invite_coauthor(idea: Idea, lead: User, challenge: Item, email: str, now) -> CoauthorInvitation:
+    """Name a co-author by address: a link mailed there lets its owner (with an account or
+    after registering from the link) answer. An existing account is also a pending author
+    at once; the lead author sees the address as typed either way."""
+    from ..mail.outbox import link, queue
+    from .invitations import hash_token, new_token
+
+    token = new_token()
+    co = find_user(email)
+    expires = challenge.deadline if challenge.deadline is not None else now + timedelta(days=COAUTHOR_LINK_DAYS)
+    inv = CoauthorInvitation(idea_id=idea.id, email=email, token_hash=hash_token(token), invited_by_id=lead.id,
+                             created_at=now, expires_at=expires, user_id=co.id if co is not None else None)
+    db.session.add(inv)
+    if co is not None:
+        idea.authors.append(IdeaAuthor(user_id=co.id, status=AuthorStatus.PENDING.value))
+    db.session.flush()
+    if co is not None:
+        notify(co, "idea.coauthor_invited",
+               f"{lead.display_name} named you as a co-author of an idea for “{challenge.title}”. "
+               "Accept the terms to take part, or decline.", _url("ideas.coauthor", idea_id=idea.id),
+               about=idea, mail=False)  # the invitation mail below is the e-mail
+    reveals = policy.invitation_reveals_item(challenge)
+    queue(co if co is not None else email, "invite_coauthor",
+          f"{lead.display_name} named you as a co-author on the Open Innovation Marketplace",
+          kind="invitation.coauthor", about=idea, secret=True,
+          context={"lead": lead.display_name, "challenge": challenge.title if reveals else None,
+                   "org": challenge.organisation.name, "url": link("ideas.coauthor_link", token=token),
+                   "has_account": co is not None, "expires_at": expires})
+    return inv
+
+
+def find_coauthor_invitation(token: str) -> CoauthorInvitation | None:
+    from .invitations import hash_token
+
+    if not token or len(token) > 200:
+        return None
+    return db.session.execute(select(CoauthorInvitation).where(
+        CoauthorInvitation.token_hash == hash_token(token))).scalar()
+
+
+def coauthor_link_refusal(inv: CoauthorInvitation | None, user: Any) -> tuple[str, int] | None:
+    """Why this co-author link cannot be used by `user` now (message, status), or None."""
+    if inv is None:
+        return "This link is not valid. Check that you copied the whole link.", 404
+    if inv.declined_at is not None:
+        return "This co-authorship was declined, so the link no longer works.", 410
+    idea = inv.idea
+    if idea is None or idea.status in (IdeaStatus.WITHDRAWN.value, IdeaStatus.DISQUALIFIED.value):
+        return "This idea was withdrawn, so the link no longer works.", 410
+    if inv.user_id is None and inv.expires_at <= utcnow():
+        return f"This link expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC.", 410
+    v = policy.viewer_for(user)
+    if v.is_authenticated and not policy.is_coauthor_invitee(v, inv):
+        return (f"This link was sent to {inv.masked_email}, not to the account you are signed in with. "
+                "Sign out and sign in (or register) with that address."), 403
+    return None
+
+
+def coauthor_link_address(token: str) -> str | None:
+    """The address a co-author link proves while it can still be claimed by registering."""
+    inv = find_coauthor_invitation(token)
+    if inv is None or inv.user_id is not None or coauthor_link_refusal(inv, None) is not None:
+        return None
+    return inv.email
+
+
+def claim_coauthor_invitation(user: User, token: str) -> Idea:
+    """The signed-in holder of the invited address takes up the invitation: a pending author
+    of the idea (then answers on the co-author page). The link proves the address."""
+    inv = find_coauthor_invitation(token)
+    problem = coauthor_link_refusal(inv, user)
+    if problem:
+        raise ServiceError(*problem)
+    lock_row(Idea, inv.idea_id)
+    db.session.refresh(inv)
+    problem = coauthor_link_refusal(inv, user)
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    idea = inv.idea
+    if inv.user_id is None:
+        inv.user_id = user.id
+        if not any(a.user_id == user.id for a in idea.authors):
+            idea.authors.append(IdeaAuthor(user_id=user.id, status=AuthorStatus.PENDING.value))
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    db.session.commit()
+    policy.forget_viewer(user.id)
+    return idea
+
+
+def decline_coauthor_invitation(user: Any, token: str) -> Idea:
+    """Decline with the link, with or without an account (the token proves the mailbox)."""
+    inv = find_coauthor_invitation(token)
+    problem = coauthor_link_refusal(inv, user)
+    if problem:
+        raise ServiceError(*problem)
+    lock_row(Idea, inv.idea_id)
+    db.session.refresh(inv)
+    idea = inv.idea
+    now = utcnow()
+    row = next((a for a in idea.authors if inv.user_id is not None and a.user_id == inv.user_id), None)
+    if row is not None and row.status != AuthorStatus.PENDING.value:
+        db.session.rollback()
+        raise ServiceError("This co-authorship was already answered.", 409)
+    inv.declined_at = now
+    if row is not None:
+        row.status = AuthorStatus.DECLINED.value
+        row.responded_at = now
+    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    audit.record("idea.coauthor_declined", "idea", idea.id, actor_id=actor_id, item_id=idea.challenge_id,
+                 data={"by": "mailed link"})
+    _maybe_complete(idea, None, now)
+    _notify_authors(idea, "idea.coauthor_declined",
+                    f"{inv.masked_email} declined to be a co-author of “{idea.title}”.", skip=inv.user_id)
+    db.session.commit()
+    return idea
+
+
+def coauthor_invitations(idea: Idea) -> list[CoauthorInvitation]:
+    return list(db.session.execute(select(CoauthorInvitation).where(CoauthorInvitation.idea_id == idea.id)
+                                   .order_by(CoauthorInvitation.id)).scalars())
+
+
+def team_lines(idea: Idea) -> list[tuple[str, str]]:
+    """The authors as shown on the idea: (name, state). A co-author named by address shows as
+    that address (masked) until they accept, whether or not it has an account."""
+    invited = {i.user_id: i for i in coauthor_invitations(idea) if i.user_id is not None}
+    out = []
+    for a in idea.authors:
+        if a.status in (AuthorStatus.LEAD.value, AuthorStatus.ACCEPTED.value):
+            out.append((a.user.display_name, "lead author" if a.status == AuthorStatus.LEAD.value else ""))
+        elif a.status == AuthorStatus.PENDING.value:
+            inv = invited.get(a.user_id)
+            out.append((inv.masked_email if inv is not None else a.user.display_name, "not yet accepted"))
+    now = utcnow()
+    for inv in coauthor_invitations(idea):
+        if inv.user_id is None and inv.declined_at is None and inv.expires_at > now:
+            out.append((inv.masked_email, "not yet accepted"))
+    return out
 
 
 def _check_key(key: Any) -> str:
@@ -201,13 +365,7 @@ def submit_idea(user: User, challenge: Item | None, data: dict, uploads=None) ->
     if existing is not None:
         db.session.rollback()
         return existing, False
-    why = policy.participation_refusal(user, challenge)
-    if why:
-        raise ServiceError(why, 403)
-    terms = check_posted_terms(policy.current_terms(challenge.id), data.get("terms_version"),
-                               data.get("terms_digest"))
-    _require_accept(terms, data)
-    elig, coi = _confirmations(challenge, data)
+    terms, elig, coi = _take_part(user, challenge, data)
     coauthors = _parse_coauthors(user, challenge, data.get("coauthors"))
 
     now = utcnow()
@@ -220,8 +378,6 @@ def submit_idea(user: User, challenge: Item | None, data: dict, uploads=None) ->
     idea.confidentiality = None
     _merge_confidentiality(idea, terms)
     idea.authors.append(IdeaAuthor(user_id=user.id, status=AuthorStatus.LEAD.value, responded_at=now))
-    for co in coauthors:
-        idea.authors.append(IdeaAuthor(user_id=co.id, status=AuthorStatus.PENDING.value))
     stored: list[str] = []
     try:
         db.session.add(idea)
@@ -236,16 +392,12 @@ def submit_idea(user: User, challenge: Item | None, data: dict, uploads=None) ->
         audit.record("idea.submitted" if not coauthors else "idea.created", "idea", idea.id, actor_id=user.id,
                      item_id=challenge.id,
                      data={"revision": 1, "content_sha256": chash, "terms_version": terms.version,
-                           "terms_digest": terms.digest, "coauthor_ids": [c.id for c in coauthors]})
-        url = _url("ideas.coauthor", idea_id=idea.id)
-        for co in coauthors:
-            notify(co, "idea.coauthor_invited",
-                   f"{user.display_name} named you as a co-author of an idea for “{challenge.title}”. "
-                   "Accept the terms to take part, or decline.", url, about=idea)
-            send_mail(co.email, f"You were named as a co-author: {challenge.title}",
-                      f"{user.display_name} named you as a co-author of an idea submitted to "
-                      f"“{challenge.title}”. The idea counts as submitted once every co-author has accepted "
-                      f"the challenge's terms. Answer here: {url or '/ideas/mine'}")
+                           "terms_digest": terms.digest, "coauthors": len(coauthors)})
+        for email in coauthors:
+            _invite_coauthor(idea, user, challenge, email, now)
+        if not coauthors:
+            from .notifications import tell_sponsor_idea_submitted
+            tell_sponsor_idea_submitted(idea)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -268,7 +420,7 @@ def _refusal_for_author_action(idea: Idea, verb: str) -> str:
     ch = idea.challenge
     now = utcnow()
     if ch.deadline is not None and now >= ch.deadline:
-        return f"The deadline passed at {ch.deadline:%Y-%m-%d %H:%M} UTC; ideas can no longer be {verb}."
+        return f"The deadline passed at {format_dt(ch.deadline)}; ideas can no longer be {verb}."
     if ch.status != "open":
         return f"The challenge is {ch.status}; ideas can no longer be {verb}."
     return f"An idea that is {idea.status_label.lower()} cannot be {verb}."
@@ -391,13 +543,7 @@ def accept_coauthorship(user: User, idea: Idea, data: dict):
     if not policy.can(user, "answer_coauthorship", idea):
         raise ServiceError("You are not a pending co-author of this idea.", 403)
     challenge = idea.challenge
-    why = policy.participation_refusal(user, challenge)
-    if why:
-        raise ServiceError(why, 403)
-    terms = check_posted_terms(policy.current_terms(challenge.id), data.get("terms_version"),
-                               data.get("terms_digest"))
-    _require_accept(terms, data)
-    elig, coi = _confirmations(challenge, data)
+    terms, elig, coi = _take_part(user, challenge, data)
     now = utcnow()
     row = next(a for a in idea.authors if a.user_id == user.id)
     row.status = AuthorStatus.ACCEPTED.value
@@ -431,17 +577,26 @@ def decline_coauthorship(user: User, idea: Idea) -> None:
     db.session.commit()
 
 
-def _maybe_complete(idea: Idea, actor: User, now) -> None:
+def _maybe_complete(idea: Idea, actor: User | None, now) -> None:
+    """Submitted once no co-author is pending: no pending author row, and no invitation by
+    address still open (not taken up, declined or expired)."""
     if idea.status != IdeaStatus.AWAITING_COAUTHORS.value:
         return
     if any(a.status == AuthorStatus.PENDING.value for a in idea.authors):
         return
+    if db.session.execute(select(CoauthorInvitation.id).where(
+            CoauthorInvitation.idea_id == idea.id, CoauthorInvitation.user_id.is_(None),
+            CoauthorInvitation.declined_at.is_(None), CoauthorInvitation.expires_at > now).limit(1)).first():
+        return
     idea.status = IdeaStatus.SUBMITTED.value
     idea.submitted_at = now
-    audit.record("idea.submitted", "idea", idea.id, actor_id=actor.id, item_id=idea.challenge_id,
+    audit.record("idea.submitted", "idea", idea.id, actor_id=actor.id if actor is not None else None,
+                 item_id=idea.challenge_id,
                  data={"revision": idea.revision, "content_sha256": idea.content_hash,
                        "author_ids": [a.user_id for a in idea.authors
                                       if a.status in policy.IDEA_COUNTING_AUTHOR_STATES]})
+    from .notifications import tell_sponsor_idea_submitted
+    tell_sponsor_idea_submitted(idea)
 
 
 # --------------------------------------------------------------------------- sealed-view log
@@ -458,15 +613,28 @@ def viewer_role(user: Any, idea: Idea) -> str:
     return "other"
 
 
-def log_sealed_view(user: Any, idea: Idea, what: str = "idea") -> SealedViewLog | None:
-    """Record that someone other than an author opened a sealed idea (shown to its authors)."""
+def log_sealed_view(user: Any, idea: Idea, what: str = "idea", now: datetime | None = None) -> SealedViewLog | None:
+    """Record that someone other than an author opened a sealed idea (shown to its authors):
+    once per viewer, idea, thing opened and UTC day, however often the page is loaded, so the
+    authors read who looked and when, not how often the page was refreshed. Returns the new
+    row, or None when nothing was logged (not sealed, an author, or already logged today)."""
     v = policy.viewer_for(user)
     if not v.is_authenticated or policy.is_idea_author(v, idea) or not policy.idea_is_sealed(idea):
         return None
     if not policy.can(user, "view", idea):
         return None
-    row = SealedViewLog(idea_id=idea.id, viewer_id=v.user_id, role=viewer_role(user, idea), what=what[:120])
-    db.session.add(row)
+    what = what[:120]
+    now = now or utcnow()
+    key = f"{idea.id}:{v.user_id}:{now:%Y-%m-%d}:{sha256_hex(what)[:32]}"
+    if db.session.execute(select(SealedViewLog.id).where(SealedViewLog.dedupe_key == key)).first():
+        return None
+    row = SealedViewLog(idea_id=idea.id, viewer_id=v.user_id, role=viewer_role(user, idea), what=what,
+                        created_at=now, dedupe_key=key)
+    try:
+        with db.session.begin_nested():  # two loads at once: the unique key keeps one row
+            db.session.add(row)
+    except IntegrityError:
+        return None
     db.session.commit()
     return row
 
@@ -542,12 +710,15 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
     db.session.flush()
     audit.record("reviewer.appointed", "reviewer", appt.id, actor_id=actor.id, item_id=challenge.id,
                  data={"user_id": user.id, "kind": kind, "nda_digest": appt.nda_digest or None})
-    url = _url("ideas.reviewer_nda", challenge_id=challenge.id) if kind == ReviewerKind.JUDGE.value \
-        else _url("ideas.review_dashboard", challenge_id=challenge.id)
+    endpoint = "ideas.reviewer_nda" if kind == ReviewerKind.JUDGE.value else "ideas.review_dashboard"
+    url = _url(endpoint, challenge_id=challenge.id)
     msg = (f"You were appointed as a reviewer of “{challenge.title}”."
            + (" Accept the reviewer NDA to start." if kind == ReviewerKind.JUDGE.value else ""))
-    notify(user, "review.appointed", msg, url, about=challenge)
-    send_mail(user.email, f"Reviewer appointment: {challenge.title}", f"{msg} {url}")
+    # An appointment is an invitation: always mailed (the in-site notice follows the person's choice).
+    notify(user, "review.appointed", msg, url, about=challenge, mail=False)
+    from ..mail.outbox import link, queue_text
+    queue_text(user, f"Reviewer appointment: {challenge.title}",
+               f"{msg}\n\n{link(endpoint, challenge_id=challenge.id)}", kind="invitation.reviewer", about=challenge)
     db.session.commit()
     return appt
 
@@ -852,6 +1023,16 @@ def confirm_payment(user: User, idea: Idea) -> IdeaAward:
 def revisions_of(idea: Idea) -> list[IdeaRevision]:
     return db.session.execute(select(IdeaRevision).where(IdeaRevision.idea_id == idea.id)
                               .order_by(IdeaRevision.number.desc())).scalars().all()
+
+
+def team_of(idea: Idea) -> list[IdeaAuthor]:
+    """The idea's author rows (lead first, then co-authors in the order they were named),
+    with their accounts loaded in the same query."""
+    from sqlalchemy.orm import joinedload
+
+    return db.session.execute(select(IdeaAuthor).options(joinedload(IdeaAuthor.user))
+                              .where(IdeaAuthor.idea_id == idea.id)
+                              .order_by(IdeaAuthor.status != AuthorStatus.LEAD.value, IdeaAuthor.id)).scalars().all()
 
 
 def acceptances_of(idea: Idea):

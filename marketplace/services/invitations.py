@@ -16,7 +16,8 @@ from sqlalchemy import select
 from .. import audit, email_address, policy
 from ..extensions import db
 from ..models import AccessGrant, Invitation, InvitationState, Item, Organisation, User, utcnow
-from ..notify import notify, send_mail
+from ..notify import notify
+from ..timezones import format_dt
 from ..urls import external_url
 from .accounts import normalise_email
 from .common import ServiceError, lock_row
@@ -62,7 +63,7 @@ def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
     if state != InvitationState.PENDING.value:
         msg = REFUSALS[state]
         if state == InvitationState.EXPIRED.value:
-            msg = f"This invitation expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC. " \
+            msg = f"This invitation expired on {format_dt(inv.expires_at)}. " \
                   "Ask the organisation for a new one."
         return msg, 410
     v = policy.viewer_for(user)
@@ -100,7 +101,7 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
     if pending is not None:
         db.session.rollback()
         raise ServiceError(
-            f"{email} already has a pending invitation (sent {pending.created_at:%Y-%m-%d %H:%M} UTC). "
+            f"{email} already has a pending invitation (sent {format_dt(pending.created_at)}). "
             "Revoke it first to send a new link.", 409, field="email")
     token = new_token()
     inv = Invitation(item_id=item.id, email=email, token_hash=hash_token(token), invited_by_id=actor.id,
@@ -112,29 +113,33 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
     audit.record("invitation.sent", "invitation", inv.id, actor_id=actor.id, item_id=item.id,
                  data={"to_domain": email.rsplit("@", 1)[-1], "expires_at": inv.expires_at.isoformat(),
                        "access_until": access_until.isoformat() if access_until else None})
-    org = item.organisation
-    send_mail(email, f"{org.name} invites you to a {item.kind_label.lower()} on the Open Innovation Marketplace",
-              _mail_body(actor, item, inv, token))
+    _queue_mail(actor, item, inv, token)
     db.session.commit()
     return inv, token
 
 
-def _mail_body(actor: User, item: Item, inv: Invitation, token: str) -> str:
-    what = (f"the {item.kind_label.lower()} \"{item.title}\"" if policy.invitation_reveals_item(item)
-            else f"a {item.kind_label.lower()} (its details are shown when it opens to you)")
-    lines = [
-        f"{actor.display_name} of {item.organisation.name} invites you to {what} "
-        "on the Open Innovation Marketplace.",
-        "",
-        "Open this link to accept or decline (sign in or register with this e-mail address):",
-        accept_url(token),
-        "",
-        f"The link works once and expires on {inv.expires_at:%Y-%m-%d %H:%M} UTC.",
-    ]
-    if inv.access_until:
-        lines.append(f"Access ends on {inv.access_until:%Y-%m-%d %H:%M} UTC.")
-    lines += ["", "If you did not expect this, ignore this e-mail or use the link to decline."]
-    return "\n".join(lines)
+def _queue_mail(actor: User, item: Item, inv: Invitation, token: str) -> None:
+    """The invitation mail, to the address (whoever holds it, account or not). It names the
+    item only where the invitation may (policy.invitation_reveals_item), and tells the
+    address's owner whether to sign in or to register: the inviting admin is never told."""
+    from ..mail.outbox import link, queue
+    from .accounts import find_user
+
+    org = item.organisation
+    has_account = find_user(inv.email) is not None
+    url = accept_url(token)
+    queue(inv.email, "invite_item",
+          f"{org.name} invites you to a {item.kind_label.lower()} on the Open Innovation Marketplace",
+          kind="invitation.item", about=item, secret=True,
+          context={"inviter": actor.display_name, "org": org.name, "kind": item.kind_label.lower(),
+                   "title": item.title if policy.invitation_reveals_item(item) else None,
+                   "url": url, "register_url": link("auth.register", next=url_path(token)),
+                   "has_account": has_account, "expires_at": inv.expires_at, "access_until": inv.access_until})
+
+
+def url_path(token: str) -> str:
+    from urllib.parse import urlsplit
+    return urlsplit(accept_url(token)).path
 
 
 def _locked(inv: Invitation) -> Invitation:

@@ -28,6 +28,15 @@ from .common import ServiceError, parse_tags
 # Feature modules add checks that must pass before an item opens (e.g. a challenge needs
 # a terms sheet): fn(item) -> error message or None.
 OPEN_CHECKS: list[Callable[[Item], str | None]] = []
+# Called (in the same transaction) when an item is published for the first time, e.g. to
+# tell the followers of its organisation and tags.
+PUBLISHED_HOOKS: list[Callable[[Item], None]] = []
+
+
+def _published(item: Item) -> None:
+    db.session.flush()
+    for hook in PUBLISHED_HOOKS:
+        hook(item)
 
 # Allowed status moves; anything else is refused.
 TRANSITIONS = {
@@ -108,6 +117,8 @@ def create_item(user: User, org: Organisation, kind: str, data: dict[str, Any], 
     db.session.flush()
     audit.record("item.created", item.kind, item.id, actor_id=user.id, item_id=item.id,
                  data={"visibility": item.visibility, "status": item.status, "org_id": org.id})
+    if publish:
+        _published(item)
     db.session.commit()
     return item
 
@@ -133,6 +144,7 @@ def update_item(user: User, item: Item, data: dict[str, Any], publish: bool = Fa
     now = utcnow()
     old_deadline = item.deadline
     old_status = item.status
+    first = item.published_at is None
     try:
         if item.kind == ItemKind.CHALLENGE.value and "deadline" in data and data["deadline"] != old_deadline:
             if data["deadline"] is not None and data["deadline"] <= now:
@@ -157,6 +169,8 @@ def update_item(user: User, item: Item, data: dict[str, Any], publish: bool = Fa
         if item.status != old_status:
             audit.record("item.status_changed", item.kind, item.id, actor_id=user.id, item_id=item.id,
                          data={"from": old_status, "to": item.status})
+        if first and item.published_at is not None:
+            _published(item)
     except ServiceError:
         db.session.rollback()  # the item was changed in memory: leave nothing behind
         raise
@@ -188,6 +202,7 @@ def change_status(user: User, item: Item, status: str) -> None:
     if status not in TRANSITIONS[item.status]:
         raise ServiceError(f"An item that is {item.status} cannot become {status}.", 409, field="status")
     now = utcnow()
+    first = item.published_at is None
     if status == Status.OPEN.value:
         _check_can_open(item, now)
         item.published_at = item.published_at or now
@@ -195,6 +210,8 @@ def change_status(user: User, item: Item, status: str) -> None:
     item.status = status
     audit.record("item.status_changed", item.kind, item.id, actor_id=user.id, item_id=item.id,
                  data={"from": old, "to": status})
+    if first and item.published_at is not None:
+        _published(item)
     db.session.commit()
 
 

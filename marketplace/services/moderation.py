@@ -41,6 +41,7 @@ from ..models.moderation import (
 from ..moderation import registry
 from ..moderation.registry import path_for
 from ..notify import notify, send_mail
+from ..timezones import format_dt
 from ..urls import external_url
 from . import sessions
 from .common import ServiceError, lock_row
@@ -363,7 +364,7 @@ def _previous_idea_status(entry: registry.Reportable, idea: Any) -> str:
 
 def _record(mod: User, act: _Act, reason: str, *, reverses: ModerationAction | None = None,
             extra: dict | None = None) -> ModerationAction:
-    p = act.entry.placement(act.obj)
+    p = policy.decision_placement(act.kind, act.obj)
     desc = act.entry.describe(act.obj)
     action = ModerationAction(moderator_id=mod.id, action=act.kind, target_id=act.obj.id,
                               target_label=str(desc["title"])[:200], reason=reason, rule=act.rule,
@@ -412,14 +413,15 @@ def _tell_affected(action: ModerationAction, what: str, reason: str, token_mail:
         user = db.session.get(User, uid)
         if user is None:
             continue
-        notify(user, "moderation.decision", msg, action_url(action), about=action)
+        notify(user, "moderation.decision", msg, action_url(action), about=action, mail=not token_mail)
         if token_mail:
             link = path_for("moderation.appeal_by_token", token=appeal_token(action, user), _external=True)
             body = f"{msg}\n\nIf you believe this is wrong, appeal here (once, within " \
                    f"{setting('MODERATION_APPEAL_DAYS')} days):\n{link}\n"
             if kind == ActionKind.SUSPEND and action.until:
-                body = f"Your account is suspended until {action.until:%Y-%m-%d %H:%M} UTC.\n\n" + body
-            send_mail(user.email, f"Moderation decision: {kind.past}", body)
+                body = f"Your account is suspended until {format_dt(action.until, user.timezone)}.\n\n" + body
+            send_mail(user.email, f"Moderation decision: {kind.past}", body, about=action, secret=True,
+                      kind="moderation.decision")
 
 
 def _tell_reporters(reports: list[Report], action: ModerationAction, title: str, reason: str) -> None:
@@ -600,9 +602,10 @@ def decide_appeal(mod: User, appeal: Appeal, outcome: str, reason: str) -> Appea
         user = db.session.get(User, uid)
         if user is None:
             continue
-        notify(user, "moderation.appeal_decided", msg, action_url(action), about=action)
-        if action.action in (ActionKind.SUSPEND.value, ActionKind.BAN.value):
-            send_mail(user.email, f"Your appeal was {verdict}", msg)
+        mailed = action.action in (ActionKind.SUSPEND.value, ActionKind.BAN.value)
+        notify(user, "moderation.appeal_decided", msg, action_url(action), about=action, mail=not mailed)
+        if mailed:
+            send_mail(user.email, f"Your appeal was {verdict}", msg, about=action, kind="moderation.appeal")
     db.session.commit()
     return appeal
 
@@ -768,7 +771,7 @@ def send_digest(now: datetime | None = None) -> tuple[int, int]:
             lines.append(f"  ... and {len(reports) - 25} more")
         lines += ["", f"Open the queue: {queue}"]
         if send_mail(user.email, f"Moderation digest: {len(reports)} report(s) waiting", "\n".join(lines),
-                     dedupe_key=key) is None:
+                     dedupe_key=key, kind="moderation.digest") is None:
             already += 1  # a concurrent run queued it first
         else:
             sent += 1

@@ -4,15 +4,40 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, policy
+from .. import audit, policy, timezones
 from ..extensions import db
 from ..models import Membership, Organisation, OrgKind, OrgRole, User
 from ..sanitize import render_markdown
 from .common import ServiceError, slugify
 
 
-def create_org(owner: User, name: str, kind: str, description: str = "", website: str = "") -> Organisation:
+ORG_NOT_FOUND = "No organisation has this name. Choose one from the list as you type."
+MAX_NAME_CHOICES = 500
+
+
+def find_org(text: str | None) -> Organisation | None:
+    """The organisation people mean by `text`: its name (any case), or its short name (the
+    slug in its address). Organisations are public, so this reveals nothing."""
+    text = (text or "").strip()[:140]
+    if not text:
+        return None
+    org = db.session.execute(select(Organisation).where(func.lower(Organisation.name) == text.lower())).scalar()
+    if org is None:
+        org = db.session.execute(select(Organisation).where(Organisation.slug == text.lower())).scalar()
+    return org
+
+
+def organisation_names(limit: int = MAX_NAME_CHOICES) -> list[str]:
+    """Names to offer as people type (a datalist), alphabetical, at most `limit`."""
+    return list(db.session.execute(select(Organisation.name).order_by(func.lower(Organisation.name))
+                                   .limit(limit)).scalars())
+
+
+def create_org(owner: User, name: str, kind: str, description: str = "", website: str = "",
+               timezone: str | None = None) -> Organisation:
+    """A new organisation owned by `owner`; its time zone defaults to the owner's."""
     name = (name or "").strip()
+    timezone = _zone(timezone if timezone is not None else (owner.timezone or timezones.UTC_NAME))
     if kind not in OrgKind.values():
         raise ServiceError(f"Unknown kind {kind!r}; use one of {', '.join(OrgKind.values())}.", field="kind")
     if not name:
@@ -27,7 +52,7 @@ def create_org(owner: User, name: str, kind: str, description: str = "", website
         n += 1
         slug = f"{base}-{n}"
     org = Organisation(name=name, slug=slug, kind=kind, description=description or "",
-                       description_html=render_markdown(description), website=website or "")
+                       description_html=render_markdown(description), website=website or "", timezone=timezone)
     db.session.add(org)
     try:
         db.session.flush()
@@ -41,9 +66,22 @@ def create_org(owner: User, name: str, kind: str, description: str = "", website
     return org
 
 
-def update_org(actor: User, org: Organisation, description: str, website: str) -> None:
+def _zone(name: str) -> str:
+    if not timezones.is_valid_zone(name):
+        raise ServiceError("Choose a time zone from the list (an IANA name such as Europe/Paris).", field="timezone")
+    return name
+
+
+def update_org(actor: User, org: Organisation, description: str, website: str, timezone: str | None = None) -> None:
+    """Edit the profile; a new time zone applies to times entered from now on (stored times
+    are UTC instants and do not move)."""
     if not policy.can(actor, "edit", org):
         raise ServiceError("Only the organisation's owners and admins can edit it.", 403)
+    if timezone is not None and timezone != org.timezone:
+        old = org.timezone
+        org.timezone = _zone(timezone)
+        audit.record("org.timezone_changed", "organisation", org.id, actor_id=actor.id,
+                     data={"from": old, "to": org.timezone})
     org.description = description or ""
     org.description_html = render_markdown(description)
     org.website = website or ""

@@ -56,7 +56,7 @@ from ..models import (
     utcnow,
 )
 from ..notify import notify
-from .common import ServiceError, lock_row
+from .common import FieldErrors, ServiceError, lock_row
 
 TERMS_SCHEMA = "oim-terms/1"
 RECEIPT_SCHEMA = "oim-terms-acceptance/2"  # Ed25519, with key_id
@@ -91,31 +91,32 @@ def _ts(dt: datetime | None) -> str | None:
 # --------------------------------------------------------------------------- incentives
 
 
-def _money(value: Any, what: str) -> str:
+def _money(value: Any, what: str, field: str = "amount") -> str:
     try:
         d = Decimal(str(value).strip().replace(",", ""))
     except (InvalidOperation, ValueError):
-        raise ServiceError(f"{what}: enter an amount such as 20000 or 1500.50.", field="incentives")
+        raise ServiceError(f"{what}: enter an amount such as 20000 or 1500.50.", field=field)
     if not d.is_finite() or d <= 0 or d > Decimal("1e12") or d != d.quantize(Decimal("0.01")):
-        raise ServiceError(f"{what}: the amount must be positive, with at most two decimals.",
-                           field="incentives")
+        raise ServiceError(f"{what}: the amount must be positive, with at most two decimals.", field=field)
     return str(d.quantize(Decimal("0.01")))
 
 
-def _text(value: Any, what: str, limit: int = 300, required: bool = True) -> str:
+def _text(value: Any, what: str, limit: int = 300, required: bool = True, field: str = "description") -> str:
     text = (value or "").strip() if isinstance(value, str) or value is None else str(value).strip()
     if required and not text:
-        raise ServiceError(f"{what} is required.", field="incentives")
+        raise ServiceError(f"{what} is required.", field=field)
     if len(text) > limit:
-        raise ServiceError(f"{what}: at most {limit} characters.", field="incentives")
+        raise ServiceError(f"{what}: at most {limit} characters.", field=field)
     return text
 
 
 def normalise_incentive(raw: dict) -> dict:
-    """One typed incentive entry, validated and in canonical form."""
+    """One typed incentive entry, validated and in canonical form. A refusal names the part
+    of the entry at fault (kind, amount, currency, winners, milestone, percentage, base,
+    description): validate_terms turns it into the row's field."""
     kind = (raw.get("kind") or "").strip()
     if kind not in IncentiveKind.values():
-        raise ServiceError(f"Unknown incentive type {kind!r}.", field="incentives")
+        raise ServiceError(f"Unknown incentive type {kind!r}.", field="kind")
     label = IncentiveKind(kind).label
     out: dict[str, Any] = {"kind": kind}
     if kind == IncentiveKind.CASH_PRIZE.value:
@@ -124,23 +125,24 @@ def normalise_incentive(raw: dict) -> dict:
         try:
             winners = int(raw.get("winners") or 1)
         except (TypeError, ValueError):
-            raise ServiceError(f"{label}: the number of winners must be a whole number.", field="incentives")
+            raise ServiceError(f"{label}: the number of winners must be a whole number.", field="winners")
         if not 1 <= winners <= 100:
-            raise ServiceError(f"{label}: the number of winners must be between 1 and 100.", field="incentives")
+            raise ServiceError(f"{label}: the number of winners must be between 1 and 100.", field="winners")
         out["winners"] = winners
     elif kind == IncentiveKind.MILESTONE_PAYMENT.value:
-        out["milestone"] = _text(raw.get("milestone"), f"{label}: the milestone", 200)
+        out["milestone"] = _text(raw.get("milestone"), f"{label}: the milestone", 200, field="milestone")
         out["amount"] = _money(raw.get("amount"), label)
         out["currency"] = _currency(raw.get("currency"), label)
     elif kind == IncentiveKind.ROYALTY_SHARE.value:
         try:
             pct = Decimal(str(raw.get("percentage") or "").strip())
         except (InvalidOperation, ValueError):
-            raise ServiceError(f"{label}: enter a percentage such as 3 or 2.5.", field="incentives")
+            raise ServiceError(f"{label}: enter a percentage such as 3 or 2.5.", field="percentage")
         if not pct.is_finite() or pct <= 0 or pct > 100 or pct != pct.quantize(Decimal("0.01")):
-            raise ServiceError(f"{label}: the percentage must be above 0 and at most 100.", field="incentives")
+            raise ServiceError(f"{label}: the percentage must be above 0 and at most 100.", field="percentage")
         out["percentage"] = str(pct.quantize(Decimal("0.01")))
-        out["base"] = _text(raw.get("base"), f"{label}: the base (e.g. net sales of the product)", 200)
+        out["base"] = _text(raw.get("base"), f"{label}: the base (e.g. net sales of the product)", 200,
+                            field="base")
     description = _text(raw.get("description"), f"{label}: the description", 500,
                         required=kind in (IncentiveKind.RECOGNITION.value,
                                           IncentiveKind.COLLABORATION_CONTRACT.value,
@@ -150,10 +152,10 @@ def normalise_incentive(raw: dict) -> dict:
     return out
 
 
-def _currency(value: Any, what: str) -> str:
+def _currency(value: Any, what: str, field: str = "currency") -> str:
     cur = (value or "").strip().upper()
     if not CURRENCY_RE.match(cur):
-        raise ServiceError(f"{what}: the currency is a three-letter code such as EUR.", field="incentives")
+        raise ServiceError(f"{what}: the currency is a three-letter code such as EUR.", field=field)
     return cur
 
 
@@ -192,47 +194,73 @@ def canonical_terms(challenge_id: int, version: int, data: dict) -> dict:
 
 
 def validate_terms(data: dict, now: datetime) -> dict:
-    """Check and normalise a terms sheet; raises ServiceError naming the field."""
+    """Check and normalise a terms sheet. Every problem is found at once and raised together
+    (FieldErrors), each naming its field; an incentive's names its row as the form posts it
+    ("incentives-1-amount"; rows are counted in the list given, empty ones included)."""
+    errors: list[tuple[str, str]] = []
     ip = (data.get("ip_model") or "").strip()
     if ip not in IPModel.values():
-        raise ServiceError("Choose one of the IP models.", field="ip_model")
+        errors.append(("ip_model", "Choose one of the IP models."))
     licence = (data.get("open_licence") or "").strip()
     if ip == IPModel.OPEN_LICENCE.value and not licence:
-        raise ServiceError("Name the open licence (for example CC-BY-4.0).", field="open_licence")
-    if len(licence) > 80:
-        raise ServiceError("At most 80 characters.", field="open_licence")
+        errors.append(("open_licence", "Name the open licence (for example CC-BY-4.0)."))
+    elif len(licence) > 80:
+        errors.append(("open_licence", "At most 80 characters."))
     if ip != IPModel.OPEN_LICENCE.value:
         licence = ""
     out: dict[str, Any] = {"ip_model": ip, "open_licence": licence}
     for f in TEXT_FIELDS:
         val = (data.get(f) or "").strip()
         if not val:
-            raise ServiceError(f"{TEXT_LABELS[f]} is required (write “not applicable” if it is not).", field=f)
-        if len(val) > TEXT_LIMITS.get(f, 5000):
-            raise ServiceError(f"{TEXT_LABELS[f]}: at most {TEXT_LIMITS.get(f, 5000)} characters.", field=f)
+            errors.append((f, required_message(f)))
+        elif len(val) > TEXT_LIMITS.get(f, 5000):
+            errors.append((f, f"{TEXT_LABELS[f]}: at most {TEXT_LIMITS.get(f, 5000)} characters."))
         out[f] = val
     conf = (data.get("confidentiality") or "").strip()
     if conf not in Confidentiality.values():
-        raise ServiceError("Choose sealed or open confidentiality.", field="confidentiality")
+        errors.append(("confidentiality", "Choose sealed or open confidentiality."))
     out["confidentiality"] = conf
     reveal = data.get("reveal_at")
-    if reveal is not None and conf != Confidentiality.SEALED.value:
-        raise ServiceError("A reveal date only applies to sealed ideas.", field="reveal_at")
-    if reveal is not None and reveal <= now:
-        raise ServiceError("The reveal date must be in the future.", field="reveal_at")
+    if reveal is not None and conf in Confidentiality.values() and conf != Confidentiality.SEALED.value:
+        errors.append(("reveal_at", "A reveal date only applies to sealed ideas."))
+    elif reveal is not None and reveal <= now:
+        errors.append(("reveal_at", "The reveal date must be in the future."))
     out["reveal_at"] = reveal
     nda = (data.get("nda_text") or "").strip()
     if len(nda) > 20_000:
-        raise ServiceError("The NDA: at most 20,000 characters.", field="nda_text")
+        errors.append(("nda_text", "The NDA: at most 20,000 characters."))
     out["nda_text"] = nda
-    incentives = [normalise_incentive(i) for i in (data.get("incentives") or []) if i and i.get("kind")]
-    if not incentives:
-        raise ServiceError("Declare at least one incentive: contributors must know what they get.",
-                           field="incentives")
+    incentives = []
+    for i, raw in enumerate(data.get("incentives") or []):
+        if not raw or not (raw.get("kind") or "").strip():
+            continue
+        try:
+            incentives.append(normalise_incentive(raw))
+        except ServiceError as e:
+            # normalise_incentive names the part of the row (kind, amount, ...).
+            errors.append((f"incentives-{i}-{e.field}" if e.field else "incentives", e.message))
+    if not incentives and not any(f.startswith("incentives") for f, _m in errors):
+        errors.append(("incentives", "Declare at least one incentive: contributors must know what they get."))
     if len(incentives) > MAX_INCENTIVES:
-        raise ServiceError(f"At most {MAX_INCENTIVES} incentives.", field="incentives")
+        errors.append(("incentives", f"At most {MAX_INCENTIVES} incentives."))
     out["incentives"] = incentives
+    if errors:
+        raise FieldErrors(errors)
     return out
+
+
+def required_message(field: str) -> str:
+    return f"{TEXT_LABELS[field]} is required (write “not applicable” if it is not)."
+
+
+def terms_problems(data: dict, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Every problem validate_terms finds in `data`, as (field, message); none: an empty list.
+    The terms form lists them next to its own, so all errors show at once."""
+    try:
+        validate_terms(data, now or utcnow())
+    except FieldErrors as e:
+        return list(e.errors)
+    return []
 
 
 def terms_versions(challenge_id: int) -> list[ChallengeTerms]:

@@ -12,8 +12,10 @@ Reusable by every feature's browser tests (tests/browser/test_*.py):
   (a second person; or ``viewport={"width": 390, "height": 844}`` for a phone).
 * ``shot(page, "name")``: a full-page PNG in tests/browser/artifacts/<test>-<name>.png; a
   failing test leaves one of every open page too.
-* Flows in ``tests.browser.flows``: ``register``, ``login``, ``logout``, ``create_org``,
-  ``post_item``; the ``login`` fixture is the same function.
+* Flows in ``tests.browser.flows``: ``register`` (through the mailed confirmation link),
+  ``login``, ``logout``, ``create_org``, ``post_item``, ``mail_link``; the ``login`` fixture
+  is the same function. Mail is queued, never sent: ``mail_link(address, "/path")`` reads
+  the link a person would click from the outbox.
 
 The browser is Debian's ``/usr/bin/chromium`` (``make test`` installs it as root); Playwright's
 own browser downloads are never used. Without Chromium the tests skip with the reason, except
@@ -105,6 +107,7 @@ def live_server(tmp_path_factory):
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     live = LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app, errors=errors)
+    flows.read_mail = lambda address: _mails(app, address)
     yield live
     server.shutdown()
     thread.join(timeout=10)
@@ -113,6 +116,19 @@ def live_server(tmp_path_factory):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def _mails(app: Flask, address: str) -> list[str]:
+    """The texts of the mails queued for an address (the live server queues; it never sends)."""
+    from sqlalchemy import select
+
+    from marketplace.models import OutgoingMail
+
+    with app.app_context():
+        rows = db.session.execute(select(OutgoingMail.body).where(OutgoingMail.to_email == address.lower())
+                                  .order_by(OutgoingMail.id)).scalars().all()
+        db.session.remove()
+    return list(rows)
 
 
 @pytest.fixture(autouse=True)

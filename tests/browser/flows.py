@@ -26,8 +26,40 @@ def field(page: Page, label: str):
     return page.get_by_label(label, exact=True)
 
 
+# Set by the live_server fixture: read_mail(address) -> the texts of the mails queued for it.
+read_mail = None
+
+
+def mail_link(address: str, path_start: str) -> str:
+    """The path of the last link starting with `path_start` mailed to `address`."""
+    assert read_mail is not None, "needs the live_server fixture"
+    found = []
+    for text in read_mail(address):
+        found += re.findall(r"https?://[^/\s]+(" + re.escape(path_start) + r"[^\s\"<]*)", text)
+    assert found, f"no mail to {address} with a link to {path_start}"
+    return found[-1]
+
+
+def open_menu(page: Page) -> None:
+    """On a phone the header folds behind its "Menu" button: unfold it (no-op when it is not
+    folded, as at 1280 px)."""
+    page.wait_for_load_state("domcontentloaded")  # site.js (deferred) has set the menu up
+    toggle = page.locator("[data-nav-toggle]")
+    if toggle.is_visible() and toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+
+
+def expect_signed_in(page: Page) -> None:
+    # Wait for the signed-in page itself (its sign-out form), folded or not, then unfold.
+    expect(page.locator("form[action$='/auth/logout']")).to_have_count(1)
+    open_menu(page)
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
 def register(page: Page, email: str | None = None, name: str = "Browser Person",
-             password: str = PASSWORD) -> str:
+             password: str = PASSWORD, verify: bool = True) -> str:
+    """Register as a person does: the form, "check your inbox", the link in the mail (which
+    confirms the address), then sign in. Ends signed in."""
     email = email or f"{unique()}@example.test"
     page.goto("/auth/register")
     field(page, "E-mail").fill(email)
@@ -35,7 +67,10 @@ def register(page: Page, email: str | None = None, name: str = "Browser Person",
     field(page, "Password").fill(password)
     field(page, "Repeat password").fill(password)
     page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    if verify:
+        page.goto(mail_link(email, "/auth/verify/"))
+    login(page, email, password)
     return email
 
 
@@ -44,11 +79,14 @@ def login(page: Page, email: str, password: str = PASSWORD) -> None:
     field(page, "E-mail").fill(email)
     field(page, "Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect_signed_in(page)
 
 
 def logout(page: Page) -> None:
+    open_menu(page)
     page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("form[action$='/auth/logout']")).to_have_count(0)
+    open_menu(page)
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
 
 

@@ -22,13 +22,15 @@ def card(page, title):
 
 def test_new_user_posts_a_public_challenge_everyone_can_see(page, live_server, shot):
     email = f"{unique('newbie')}@example.test"
-    register(page, email, name="Nora Newbie")
-    expect(page.locator(".flash-success")).to_contain_text("Welcome")
+    register(page, email, name="Nora Newbie")  # through the mailed confirmation link
+    expect(page.locator(".flash-success")).to_contain_text("Signed in as Nora Newbie")
+    expect(page.get_by_text("Confirm your e-mail address to take part")).to_have_count(0)
     shot(page, "01-registered")
 
     logout(page)
     login(page, email, PASSWORD)
-    expect(page.get_by_role("link", name="Nora Newbie")).to_be_visible()
+    # The header names the person: their menu (account and personal pages) opens from it.
+    expect(page.locator(".account-menu summary")).to_have_text("Nora Newbie")
 
     org_name = unique("Newbie Labs ")
     create_org(page, org_name, kind="university")
@@ -102,7 +104,9 @@ def test_bad_input_is_explained_on_the_form(page, shot):
     create_org(page)
 
     post_item(page, "challenge", title="", expect_ok=False)
-    expect(page.locator(".flash-error")).to_contain_text("Please correct the errors below")
+    # The summary names the field and links to it (issue 10: never a bare "correct the errors").
+    expect(page.locator(".flash-error")).to_contain_text("Please correct this error")
+    expect(page.locator(".flash-error").get_by_role("link", name="Title")).to_have_attribute("href", "#title")
     expect(page.locator(".field.has-error .error")).to_contain_text(["Give it a title."])
     shot(page, "empty-title")
 

@@ -2,8 +2,8 @@
 session id, revoked at sign-out) and rate-limit counters shared by every web process
 (rate_limit_counters, the default storage of the rate limits)
 
-Revision ID: 0004_sessions_rate_limits
-Revises: 0003_mail_dedupe_key
+Revision ID: 0008_sessions_rate_limits
+Revises: 0007_time_zones_view_log
 Create Date: 2026-12-03 09:54:47.356749
 
 """
@@ -14,8 +14,8 @@ import marketplace.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = '0004_sessions_rate_limits'
-down_revision = '0003_mail_dedupe_key'
+revision = '0008_sessions_rate_limits'
+down_revision = '0007_time_zones_view_log'
 branch_labels = None
 depends_on = None
 
