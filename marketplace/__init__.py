@@ -39,7 +39,22 @@ def create_app(config: type | dict | None = None) -> Flask:
     logs.init_request_ids(app)
     _trust_proxies(app)
 
+    @app.before_request
+    def _fresh_request_state():
+        # Per-request caches live on `g`; drop them in case an outer app context (CLI, tests,
+        # background work) is reused across requests. Before every other before_request
+        # function (the rate limiter's keys and auth_loader load the viewer): the viewer is
+        # loaded once per request, and never served from another request.
+        from flask import g
+
+        from .policy.core import reset_request_memos
+
+        g.pop("_login_user", None)
+        g.pop("_user_session", None)
+        reset_request_memos()
+
     from . import models  # noqa: F401  (register every model)
+    from . import ratelimit  # noqa: F401  (registers the database:// rate-limit storage)
     from .extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -65,17 +80,6 @@ def create_app(config: type | dict | None = None) -> Flask:
     from . import mail
     mail.init_app(app)
 
-    @app.before_request
-    def _fresh_request_state():
-        # Per-request caches live on `g`; drop them in case an outer app context
-        # (CLI, tests, background work) is reused across requests.
-        from flask import g
-
-        from .policy.core import reset_request_memos
-
-        g.pop("_login_user", None)
-        reset_request_memos()
-
     from . import textclean
     textclean.init_app(app)  # NUL refused, other characters XML cannot carry stripped / refused
 
@@ -84,6 +88,11 @@ def create_app(config: type | dict | None = None) -> Flask:
 
     from .blueprints import register_blueprints
     register_blueprints(app)
+    from .extensions import CSRF_EXEMPT_BLUEPRINTS, CSRF_EXEMPT_VIEWS
+    for name in CSRF_EXEMPT_BLUEPRINTS:
+        csrf.exempt(app.blueprints[name])
+    for endpoint in CSRF_EXEMPT_VIEWS:
+        csrf.exempt(app.view_functions[endpoint])
 
     from . import cli
     cli.init_app(app)
@@ -115,6 +124,10 @@ def _check_numbers(app: Flask) -> None:
         value = app.config.get(key)
         if value is not None and not isinstance(value, int):
             raise ConfigError(f"{env}={value!r} is not a whole number.")
+    for key in ("SESSION_IDLE_MINUTES", "SESSION_ABSOLUTE_DAYS", "SESSION_REMEMBER_IDLE_DAYS"):
+        value = app.config.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{key}={value!r} must be a whole number of at least 1.")
     if (app.config.get("TRUSTED_PROXIES") or 0) < 0:
         raise ConfigError(f"TRUSTED_PROXIES={app.config['TRUSTED_PROXIES']} must be 0 (no proxy) or the number "
                           "of proxies in front.")

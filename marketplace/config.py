@@ -95,10 +95,20 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
+    # Server-side sessions (marketplace/services/sessions.py): a session ends after this long
+    # unused, or this long after sign-in however much it is used; "keep me signed in" sets
+    # the idle limit to SESSION_REMEMBER_IDLE_DAYS instead.
+    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
+    SESSION_ABSOLUTE_DAYS = _int("SESSION_ABSOLUTE_DAYS", 14)
+    SESSION_REMEMBER_IDLE_DAYS = _int("SESSION_REMEMBER_IDLE_DAYS", 14)
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Unset: counters in the site's own database, shared by every process
+    # (marketplace/ratelimit.py); redis://host:6379/0 for Redis (the optional extra).
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "").strip() or "database://"
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    # Overrides of the limits in marketplace/ratelimit.py (DEFAULTS), e.g. {"signin_per_address": "20/minute"}.
+    RATELIMITS: dict = {}
     # Terms acceptance receipts: Ed25519 keys in RECEIPT_KEYS_DIR (default instance/receipt_keys),
     # or the current private key from RECEIPT_SIGNING_KEY (PEM). See marketplace/receipt_keys.py.
     RECEIPT_KEYS_DIR = os.environ.get("RECEIPT_KEYS_DIR") or None

@@ -4,6 +4,12 @@ Refusals from the write services (`ServiceError`) that a view does not show on i
 here too: the transaction is rolled back and the refusal becomes a 4xx with its message.
 Denials (403, 404) are logged at INFO with the route pattern and user id; unexpected errors
 at ERROR with their traceback and the request id, which the 500 page shows.
+
+A number the database cannot hold (an id beyond 64 bits, a date past year 9999) is refused
+where it is read (marketplace/params.py, the forms' ranges, the path converters); should one
+still reach the database or date arithmetic, the `OverflowError` (SQLite, datetime) or
+`DataError` (PostgreSQL) it raises becomes a 400 after a rollback, logged at WARNING, never
+a 500.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import logging
 from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.exc import DataError, NoInspectionAvailable
 from werkzeug.exceptions import HTTPException
 
 from .logs import request_id
@@ -31,6 +37,8 @@ MESSAGES = {
     429: "Too many requests; please slow down and try again shortly.",
 }
 SERVER_ERROR = "Something went wrong on our side. Nothing was saved; please try again."
+OUT_OF_RANGE = ("A number or date in the request is out of range (or not a valid value). "
+                "Nothing was saved; check what you entered and try again.")
 
 
 def wants_json() -> bool:
@@ -102,6 +110,34 @@ def _rollback() -> None:
         log.warning("rollback failed while handling an error", exc_info=True)
 
 
+def _rate_limit_message(e) -> tuple[str, int]:
+    """(message, seconds to wait) for a 429: the limit's own message, else which limit it is."""
+    import math
+    import time
+
+    from flask_limiter.errors import RateLimitExceeded
+
+    from .extensions import limiter
+
+    wait = 60
+    try:
+        current = limiter.current_limit
+        if current is not None:
+            wait = max(1, math.ceil(current.reset_at - time.time()))
+    except Exception:  # noqa: BLE001 - the storage failing must not turn a 429 into a 500
+        log.warning("could not read the rate limit's reset time", exc_info=True)
+    if isinstance(e, RateLimitExceeded) and e.limit.error_message:
+        first = e.description
+    elif isinstance(e, RateLimitExceeded):
+        first = f"Too many requests: the limit here is {e.limit.limit}."
+    elif e.description and e.description != type(e).description:
+        first = e.description
+    else:
+        first = MESSAGES[429]
+    unit = "second" if wait == 1 else "seconds"
+    return f"{first} Please wait {wait} {unit} before trying again.", wait
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(e):
@@ -109,6 +145,15 @@ def init_app(app: Flask) -> None:
             return _render(400, "A cookie-session write needs the page's CSRF token (X-CSRFToken header); "
                            "programs send a bearer token instead.", error_code="csrf_failed")
         return _render(400, "Your form expired or was sent from elsewhere. Reload the page and try again.")
+
+    @app.errorhandler(429)
+    def too_many(e):
+        # A rate limit (marketplace/ratelimit.py): say which, and how long to wait.
+        message, wait = _rate_limit_message(e)
+        log.info("rate limited: %s %s user=%s", request.method, route(), user_id_for_log())
+        resp = _render(429, message)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
 
     @app.errorhandler(413)
     def too_large(e):
@@ -138,6 +183,16 @@ def init_app(app: Flask) -> None:
         message = MESSAGES[404] if code == 404 else (e.message or MESSAGES.get(code, MESSAGES[400]))
         fields = {e.field: message} if e.field and code != 404 else None
         return _render(code, message, fields=fields)
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def out_of_range(e: Exception):
+        # A value the database (or datetime arithmetic) cannot hold: the request's fault, not
+        # ours. Logged without the value or the SQL parameters (the engine hides them).
+        _rollback()
+        log.warning("out-of-range value refused (%s): %s %s user=%s request_id=%s", type(e).__name__,
+                    request.method, route(), user_id_for_log(), request_id())
+        return _render(400, OUT_OF_RANGE)
 
     @app.errorhandler(Exception)
     def unhandled(e: Exception):

@@ -20,4 +20,18 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Every exemption from CSRF protection, with its reason: nothing else is exempt (no view
+# carries @csrf.exempt; create_app applies these two lists). An exempt blueprint may accept no
+# state-changing method; an exempt view must act only on a credential in its URL, never on the
+# visitor's cookie (tests/test_hardening_methods.py checks all of it).
+CSRF_EXEMPT_BLUEPRINTS = {
+    "api": "the JSON API is read-only (GET, which CSRF protection never checks, so this exempts "
+           "nothing today); a write added to it must authenticate by token, not by cookie, or "
+           "leave this list",
+}
+CSRF_EXEMPT_VIEWS = {
+    "notifications.unsubscribe": "one-click unsubscribe (RFC 8058): mail programs POST to the link "
+                                 "without any page or token of ours; the signed token in the URL is "
+                                 "the credential and names the account, whoever is signed in",
+}
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -96,8 +96,12 @@ class LocalDateTimeField(DateTimeLocalField):
     ``Form(meta=zone_meta(org))``), UTC when none is given. The label names the zone
     ("Deadline (Europe/Paris)"), shown values are in it, and a local time that does not name
     exactly one instant (daylight-saving gaps and repeats) is a form error, see
-    marketplace/timezones.py.
+    marketplace/timezones.py. Dates lie between the years MIN_YEAR and MAX_YEAR: Python's
+    datetimes end at years 1 and 9999, so a date near either end overflows as soon as a zone
+    offset or a duration is applied to it (a deadline minus the question cut-off).
     """
+
+    MIN_YEAR, MAX_YEAR = 1900, 9000
 
     def __init__(self, label=None, validators=None, optional: bool = False, **kwargs):
         kwargs.setdefault("format", list(timezones.INPUT_FORMATS))
@@ -114,6 +118,8 @@ class LocalDateTimeField(DateTimeLocalField):
             naive = timezones.parse_local(" ".join(valuelist))
         except ValueError as e:
             raise ValueError(str(e)) from None
+        if not self.MIN_YEAR <= naive.year <= self.MAX_YEAR:
+            raise ValueError(f"Give a date between the years {self.MIN_YEAR} and {self.MAX_YEAR}.")
         keep = self.object_data if isinstance(self.object_data, datetime) else None
         # LocalTimeError is a ValueError: WTForms shows it as this field's error.
         self.data = timezones.local_to_utc(naive, self.zone, keep=keep)

@@ -19,8 +19,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 
 from . import policy
-from .extensions import csrf, db, limiter
+from .extensions import db, limiter
 from .models import Channel, Notification, NotificationPref, OutgoingMail, User, utcnow
+from .params import int_arg
+from .ratelimit import client_address, limit_for
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +222,7 @@ PAGE = 50
 @bp.route("/")
 @login_required
 def index():
-    page = request.args.get("page", 1, type=int)
-    if not 1 <= page <= 10_000:
-        abort(404)
+    page = int_arg("page", 1, maximum=10_000, label="The page number")
     rows = db.session.execute(
         policy.visible(current_user, Notification)
         .order_by(Notification.created_at.desc(), Notification.id.desc())
@@ -262,8 +262,9 @@ def settings():
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-@csrf.exempt  # the signed token is the credential; mail programs POST here (RFC 8058 one-click)
-@limiter.limit("60/minute")
+# CSRF-exempt (extensions.CSRF_EXEMPT_VIEWS): the signed token is the credential; mail
+# programs POST here (RFC 8058 one-click).
+@limiter.limit(limit_for("unsubscribe_links"), key_func=client_address)
 def unsubscribe(token: str):
     """Stop e-mail for one kind (or all digests) without signing in."""
     from .services import notifications as svc

@@ -32,6 +32,19 @@ def _pw_hash() -> str:
     return _HASH
 
 
+def sign_in_client(client, app, user_id: int) -> None:
+    """Sign a test client in as `user_id` without the sign-in form (no password check): a real
+    server-side session is begun and its id put in the client's cookie, as sign-in does."""
+    from marketplace.services import sessions
+
+    with app.app_context():
+        _row, token = sessions.begin(db.session.get(User, user_id))
+    with client.session_transaction() as sess:
+        sess["_user_id"] = str(user_id)
+        sess["_sid"] = token
+        sess["_fresh"] = True
+
+
 class Factories:
     def make_user(self, email: str | None = None, name: str | None = None, site_role: str = "user", **kw) -> User:
         """A user with a verified address unless ``email_verified_at=None`` is given."""

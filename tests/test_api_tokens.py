@@ -242,7 +242,10 @@ def _login_with_csrf(client, email):
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     r = client.post("/auth/login", data={"email": email, "password": "correct-horse-battery", "csrf_token": token})
     assert r.status_code == 302
-    return token
+    # Signing in starts a new server-side session, so the page's CSRF token is the one a page
+    # shows after sign-in (the login page's token belonged to the anonymous session).
+    page = client.get("/auth/account").get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
 def test_csrf_applies_to_cookie_sessions_and_never_to_bearer_requests(csrf_app):

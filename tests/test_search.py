@@ -24,6 +24,7 @@ from marketplace.search import get_backend, get_runtime, service
 from marketplace.search.documents import epoch, principals_for
 from marketplace.search.sources import item_document
 
+from .factories import sign_in_client
 from .factories_foundation import KINDS, PROFILES, STATUSES, VISIBILITIES, World, dispose, expected, make_app
 
 CELLS = list(itertools.product(VISIBILITIES, STATUSES, (False, True)))
@@ -104,11 +105,7 @@ def test_the_json_api_agrees_with_the_page(matrix, profile):
     app, cells, user_ids = matrix
     client = app.test_client()
     if profile != "anonymous":
-        with client.session_transaction() as sess:
-            with app.app_context():
-                u = db.session.get(User, user_ids[profile])
-                sess["_user_id"] = u.get_id()
-                sess["_fresh"] = True
+        sign_in_client(client, app, user_ids[profile])
     data = client.get("/api/search?q=zebrafish&per_page=100").get_json()
     want = {iid for iid, spec in cells.items() if expected(PROFILES[profile], *spec, "view")}
     assert {r["id"] for r in data["results"]} == want

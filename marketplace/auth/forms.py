@@ -1,5 +1,5 @@
 from ..formtools import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from .. import timezones
@@ -27,6 +27,7 @@ class RegisterForm(FlaskForm):
 class LoginForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=200)])
+    remember = BooleanField("Keep me signed in on this device")
     submit = SubmitField("Sign in")
 
 
@@ -42,6 +43,12 @@ class PasswordForm(FlaskForm):
     confirm = PasswordField("Repeat new password",
                             validators=[EqualTo("password", "The passwords do not match.")])
     submit = SubmitField("Change password")
+
+
+class OtherSessionsForm(FlaskForm):
+    """A bare form: its CSRF token and button end every session but the current one."""
+
+    submit = SubmitField("Sign out other sessions")
 
 
 EMAIL = [DataRequired("Enter your e-mail address."), Length(max=254, message="Enter a valid e-mail address."),

@@ -1,22 +1,36 @@
-"""Sign-up, sign-in and account pages.
+"""Sign-up, sign-in, sign-out and account pages.
 
 Sign-ins are logged (logger `marketplace.auth`): successes with the user id, failures with
 the user id when the address belongs to an account. The typed address is never logged
 (people paste their password into it), nor, of course, the password.
+
+Sessions are server-side (marketplace/auth_loader.py): signing in begins a new one, signing
+out revokes it, changing the password ends every other one, resetting it by a mailed link
+ends every one, and the account page lists the live ones with a button to end all but this
+one. Rate limits are named in marketplace/ratelimit.py (DEFAULTS); `next=` targets go
+through params.safe_next.
 """
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
-
-import hashlib
 
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
+from ..auth_loader import current_session, end_session, start_session
 from ..extensions import limiter
+from ..params import is_safe_next, safe_next
+from ..ratelimit import (
+    account_or_address,
+    client_address,
+    limit_for,
+    no_mail_possible,
+    signin_account,
+    typed_mailbox,
+)
 from ..services import accounts
+from ..services import sessions as sessions_svc
 from ..services.common import ServiceError
 from .. import timezones
 from ..timezones import format_dt
@@ -26,6 +40,7 @@ from .forms import (
     EmailChangeForm,
     ForgotPasswordForm,
     LoginForm,
+    OtherSessionsForm,
     PasswordForm,
     ProfileForm,
     RegisterForm,
@@ -36,15 +51,6 @@ from .forms import (
 log = logging.getLogger("marketplace.auth")
 
 
-def _safe_next(target: str | None) -> str:
-    if not target:
-        return url_for("main.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("main.index")
-    return target
-
-
 # Address proofs: pages a mailed invitation link leads to. Registering from one with the
 # invited address needs no verification mail (the link was mailed there). Features add
 # (endpoint, function(view_args) -> the invited address or None).
@@ -53,7 +59,7 @@ ADDRESS_PROOFS: dict[str, object] = {}
 
 def _address_proof(target: str | None) -> str | None:
     """The address a `next` link proves, when it is a valid invitation link."""
-    if not target or _safe_next(target) != target:
+    if not is_safe_next(target):
         return None
     try:
         endpoint, args = current_app.url_map.bind("localhost").match(target.split("?", 1)[0])
@@ -63,28 +69,10 @@ def _address_proof(target: str | None) -> str | None:
     return fn(args) if fn else None
 
 
-def _address_key() -> str:
-    """Rate-limit key: the address typed into the form (hashed; per address, not per visitor),
-    so nobody can flood one mailbox with our mails from many places."""
-    typed = (request.form.get("email") or "").strip().lower()
-    return "addr:" + hashlib.sha256(typed.encode()).hexdigest()[:32]
-
-
-def _no_mail_possible() -> bool:
-    """A typed value that is no address gets no mail, so the per-address limit leaves it out
-    (the per-visitor limit still counts it)."""
-    from ..email_address import InvalidEmail, check
-
-    try:
-        check(request.form.get("email") or "")
-    except InvalidEmail:
-        return True
-    return False
-
-
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit("20/hour", methods=["POST"])
-@limiter.limit("5/hour", methods=["POST"], key_func=_address_key, exempt_when=_no_mail_possible)
+@limiter.limit(limit_for("register_per_address"), key_func=client_address, methods=["POST"])
+@limiter.limit(limit_for("register_per_mailbox"), methods=["POST"], key_func=typed_mailbox,
+               exempt_when=no_mail_possible)
 def register():
     """Sign-up. The answer is the same whether or not the address has an account ("check
     your inbox"); the mail tells its owner which. From an invitation link (`next`) with the
@@ -103,17 +91,17 @@ def register():
         else:
             proven = proof is not None and accounts.normalise_email(form.email.data) == proof
             if proven and user is not None:
-                login_user(user)
+                start_session(user)
                 log.info("account created from an invitation and signed in: user=%s", user.id)
                 flash("Welcome! Your account is ready and your address is confirmed.", "success")
-                return redirect(_safe_next(target))
+                return redirect(safe_next(target))
             if proven:  # the link proves the mailbox, so saying this tells its owner only
                 flash("This address already has an account: sign in to continue.", "info")
-                return redirect(url_for("auth.login", next=_safe_next(target)))
+                return redirect(url_for("auth.login", next=safe_next(target)))
             if user is not None:
                 log.info("account created: user=%s", user.id)
             return render_template("auth/check_inbox.html", address=accounts.normalise_email(form.email.data),
-                                   next=target if _safe_next(target) == target else None)
+                                   next=target if is_safe_next(target) else None)
     return render_template("auth/register.html", form=form, proof=proof), (200 if not form.errors else 400)
 
 
@@ -126,7 +114,7 @@ def _token_page(template: str, status: int = 200, **ctx):
 
 
 @bp.route("/verify/<token>")
-@limiter.limit("60/minute")
+@limiter.limit(limit_for("account_links"), key_func=client_address)
 def verify_email(token: str):
     try:
         user = accounts.verify_email(token, current_user)
@@ -139,7 +127,7 @@ def verify_email(token: str):
 
 @bp.route("/verify/resend", methods=["POST"])
 @login_required
-@limiter.limit("5/hour")
+@limiter.limit(limit_for("verification_resends"), key_func=account_or_address)
 def resend_verification():
     if not ConfirmForm().validate_on_submit():
         abort(400, "Your form expired. Reload the page and try again.")
@@ -150,12 +138,13 @@ def resend_verification():
         from ..extensions import db
         db.session.commit()
         flash(f"We sent a new confirmation link to {current_user.email}.", "success")
-    return redirect(_safe_next(request.args.get("next")) if request.args.get("next") else url_for("auth.account"))
+    return redirect(safe_next(request.args.get("next"), url_for("auth.account")))
 
 
 @bp.route("/reset", methods=["GET", "POST"])
-@limiter.limit("10/hour", methods=["POST"])
-@limiter.limit("3/hour", methods=["POST"], key_func=_address_key, exempt_when=_no_mail_possible)
+@limiter.limit(limit_for("reset_per_address"), key_func=client_address, methods=["POST"])
+@limiter.limit(limit_for("reset_per_mailbox"), methods=["POST"], key_func=typed_mailbox,
+               exempt_when=no_mail_possible)
 def forgot_password():
     """Ask for a reset link; the answer never tells whether the address has an account."""
     form = ForgotPasswordForm()
@@ -171,7 +160,7 @@ def forgot_password():
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
-@limiter.limit("30/hour", methods=["POST"])
+@limiter.limit(limit_for("account_link_posts"), key_func=client_address, methods=["POST"])
 def reset_password(token: str):
     try:
         user = accounts.check_reset_token(token, current_user)
@@ -187,7 +176,9 @@ def reset_password(token: str):
             form.password.errors.append(e.message)
         else:
             log.info("password reset by mailed link: user=%s", user.id)
-            logout_user()
+            # The service ended every session of the account (server-side); this browser's
+            # too, if it was signed in to it: sign it out here as well.
+            end_session("password reset")
             flash("Your password is changed and every session was signed out. Sign in with the new password.",
                   "success")
             return redirect(url_for("auth.login"))
@@ -196,7 +187,7 @@ def reset_password(token: str):
 
 @bp.route("/email", methods=["POST"])
 @login_required
-@limiter.limit("5/hour")
+@limiter.limit(limit_for("email_changes"), key_func=account_or_address)
 def change_email():
     """Ask to move the account to a new address: confirmed by a link mailed there."""
     form = EmailChangeForm(prefix="e")
@@ -209,12 +200,11 @@ def change_email():
             flash(f"We sent a link to {accounts.normalise_email(form.email.data)}: follow it to confirm the new "
                   "address. Until then your address stays as it is.", "success")
             return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", profile=ProfileForm(prefix="p", display_name=current_user.display_name),
-                           pw=PasswordForm(prefix="pw"), email_form=form, resend=ConfirmForm()), 400
+    return _account_page(400, email_form=form)
 
 
 @bp.route("/email/<token>", methods=["GET", "POST"])
-@limiter.limit("30/hour", methods=["POST"])
+@limiter.limit(limit_for("account_link_posts"), key_func=client_address, methods=["POST"])
 def confirm_email_change(token: str):
     try:
         user, new = accounts.check_change_token(token, current_user)
@@ -233,7 +223,9 @@ def confirm_email_change(token: str):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("30/minute", methods=["POST"])
+@limiter.limit(limit_for("signin_per_address"), key_func=client_address, methods=["POST"])
+@limiter.limit(limit_for("signin_per_account"), key_func=signin_account, methods=["POST"],
+               error_message="Too many sign-in attempts for this account; please wait before trying again.")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -251,10 +243,10 @@ def login():
                 f"This account is suspended until {format_dt(user.suspended_until, user.timezone)}."
             )
         else:
-            login_user(user)
+            start_session(user, remember=bool(form.remember.data))
             log.info("sign-in ok: user=%s", user.id)
             flash(f"Signed in as {user.display_name}.", "success")
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), (200 if not form.errors else 400)
 
 
@@ -262,7 +254,7 @@ def login():
 def logout():
     if current_user.is_authenticated:
         log.info("sign-out: user=%s", current_user.id)
-    logout_user()
+    end_session("signed out")
     flash("Signed out.", "info")
     return redirect(url_for("main.index"))
 
@@ -272,6 +264,7 @@ def logout():
 def account():
     profile = ProfileForm(prefix="p", display_name=current_user.display_name)
     pw = PasswordForm(prefix="pw")
+    others = OtherSessionsForm(prefix="s")
     status = 200
     if request.method == "POST":
         if "p-submit" in request.form and profile.validate_on_submit():
@@ -283,21 +276,39 @@ def account():
                 flash("Display name saved.", "success")
                 return redirect(url_for("auth.account"))
         if "pw-submit" in request.form and pw.validate_on_submit():
+            user = current_user._get_current_object()
+            remember = bool(getattr(current_session(), "remember", False))
             try:
-                accounts.change_password(current_user, pw.current.data, pw.password.data)
+                accounts.change_password(user, pw.current.data, pw.password.data)
             except ServiceError as e:
                 pw.current.errors.append(e.message)
             else:
-                log.info("password changed: user=%s", current_user.id)
-                # Keep this session (the others have ended). Pass the real User, not the
-                # current_user proxy: Flask-Login would store the proxy as the request's user
-                # and resolving it would recurse until the process crashes.
-                login_user(current_user._get_current_object())
+                log.info("password changed: user=%s", user.id)
+                # Every session ended, this one included; go on under a new session id.
+                # Pass the real User, not the current_user proxy: Flask-Login would store the
+                # proxy as the request's user and resolving it would recurse until the
+                # process crashes.
+                start_session(user, remember=remember)
                 flash("Password changed. Other sessions were signed out.", "success")
                 return redirect(url_for("auth.account"))
+        if "s-submit" in request.form and others.validate_on_submit():
+            n = sessions_svc.end_others(current_user._get_current_object(), current_session())
+            log.info("other sessions ended: user=%s count=%s", current_user.id, n)
+            flash("Signed out of every other session." if n else "There was no other session.", "success")
+            return redirect(url_for("auth.account"))
         status = 400
-    return render_template("auth/account.html", profile=profile, pw=pw, email_form=EmailChangeForm(prefix="e"),
-                           resend=ConfirmForm()), status
+    return _account_page(status, profile=profile, pw=pw, others=others)
+
+
+def _account_page(status: int, **forms):
+    """The account page: profile, password, address, time zone and the live sessions."""
+    forms.setdefault("profile", ProfileForm(prefix="p", display_name=current_user.display_name))
+    forms.setdefault("pw", PasswordForm(prefix="pw"))
+    forms.setdefault("others", OtherSessionsForm(prefix="s"))
+    forms.setdefault("email_form", EmailChangeForm(prefix="e"))
+    live = sessions_svc.live_sessions(current_user._get_current_object())
+    return render_template("auth/account.html", resend=ConfirmForm(), sessions=live,
+                           this_session=current_session(), **forms), status
 
 
 @bp.app_template_global("timezone_form")

@@ -18,9 +18,11 @@ from wtforms.validators import (
     Optional,
 )
 
+from ..converters import MAX_ID
 from ..formtools import FlaskForm, LocalDateTimeField
 from ..items.forms import strip
 from ..models.engagement import FeeModel, LicenceKind, Participation, RequestKind
+from ..params import parse_int
 from ..services.engagement import (
     MAX_ANSWER,
     MAX_COMMENT,
@@ -59,10 +61,8 @@ class CommentForm(FlaskForm):
         raw = (self.parent_id.data or "").strip()
         if not raw:
             return None
-        try:
-            return int(raw)
-        except ValueError:
-            return -1
+        value = parse_int(raw, 1, MAX_ID)
+        return -1 if value is None else value
 
 
 class EditForm(FlaskForm):
@@ -153,10 +153,10 @@ class RequestForm(FlaskForm):
     submit = SubmitField("Send to the organisation")
 
     def version_value(self) -> int | None:
-        try:
-            return int(self.terms_version.data) if self.terms_version.data else None
-        except ValueError:
-            return -1
+        if not self.terms_version.data:
+            return None
+        value = parse_int(self.terms_version.data, 1, MAX_ID)
+        return -1 if value is None else value
 
 
 class DecisionForm(FlaskForm):

@@ -20,6 +20,7 @@ from ..models.engagement import (
     RequestStatus,
 )
 from ..policy import get_visible_or_404
+from ..ratelimit import account_or_address, limit_for
 from ..services import engagement as svc
 from ..services.common import ServiceError
 from . import bp
@@ -37,7 +38,6 @@ from .forms import (
 )
 from .threads import configure_request_form, panel_context
 
-POST_LIMIT = "30/minute"
 
 
 @bp.app_template_global("engagement_context")
@@ -95,7 +95,7 @@ def rules(item_id: int):
 
 @bp.route("/challenges/<int:item_id>/ask", methods=["GET", "POST"])
 @login_required
-@limiter.limit(POST_LIMIT, methods=["POST"])
+@limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def ask(item_id: int):
     item = _item(item_id, "challenge")
     refusal = policy.ask_refusal(policy.viewer_for(current_user), item)
@@ -119,6 +119,7 @@ def ask(item_id: int):
 
 @bp.route("/questions/<int:question_id>/answer", methods=["GET", "POST"])
 @login_required
+@limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def answer(question_id: int):
     q = get_visible_or_404(Question, question_id)
     refusal = policy.question_answer_refusal(policy.viewer_for(current_user), q)
@@ -152,6 +153,7 @@ def _anchor(obj) -> str:
 
 @bp.route("/<any(questions, answers, comments):what>/<int:obj_id>/edit", methods=["GET", "POST"])
 @login_required
+@limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def edit(what: str, obj_id: int):
     obj = get_visible_or_404(EDITABLE[what], obj_id)
     refusal = policy.post_edit_refusal(policy.viewer_for(current_user), obj)
@@ -189,7 +191,7 @@ def delete(what: str, obj_id: int):
 
 @bp.route("/failures/<int:item_id>/comment", methods=["GET", "POST"])
 @login_required
-@limiter.limit(POST_LIMIT, methods=["POST"])
+@limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def comment(item_id: int):
     item = _item(item_id, "failure")
     form = CommentForm()
@@ -295,7 +297,7 @@ def terms_version(item_id: int, version: int):
 
 @bp.route("/assets/<int:item_id>/request", methods=["GET", "POST"])
 @login_required
-@limiter.limit(POST_LIMIT, methods=["POST"])
+@limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def send_request(item_id: int):
     item = _item(item_id, "asset")
     refusal = policy.asset_request_refusal(policy.viewer_for(current_user), item)
@@ -387,7 +389,7 @@ def request_detail(request_id: int):
 
 @bp.route("/requests/<int:request_id>/<any(decide, respond, withdraw):action>", methods=["POST"])
 @login_required
-@limiter.limit(POST_LIMIT)
+@limiter.limit(limit_for("posts_per_account"), key_func=account_or_address)
 def request_action(request_id: int, action: str):
     r = get_visible_or_404(AssetRequest, request_id)
     form = {"decide": DecisionForm, "respond": RespondForm, "withdraw": WithdrawForm}[action]()

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
-from ..extensions import db
+from ..ratelimit import account_or_address, limit_for
+from ..extensions import db, limiter
 from ..models import (
     Challenge,
     ChallengeTerms,
@@ -269,6 +270,7 @@ def challenge_ideas(challenge_id: int):
 
 @bp.route("/challenges/<int:challenge_id>/ideas/new", methods=["GET", "POST"])
 @login_required
+@limiter.limit(limit_for("ideas_per_account"), key_func=account_or_address, methods=["POST"])
 def submit(challenge_id: int):
     challenge = _challenge(challenge_id)
     ctx = _terms_context(challenge)
@@ -369,6 +371,7 @@ def revision(idea_id: int, number: int):
 
 @bp.route("/ideas/<int:idea_id>/revise", methods=["GET", "POST"])
 @login_required
+@limiter.limit(limit_for("ideas_per_account"), key_func=account_or_address, methods=["POST"])
 def revise(idea_id: int):
     idea = _idea(idea_id)
     if not policy.is_idea_author(policy.viewer_for(current_user), idea, include_pending=False):

@@ -18,6 +18,7 @@ from ..models import (
     utcnow,
 )
 from ..policy import get_visible_or_404, require
+from ..ratelimit import account_or_address, limit_for
 from ..services import invitations as svc
 from ..services.common import ServiceError
 from . import bp
@@ -49,7 +50,7 @@ def open_link(token: str):
 
 
 @bp.route("/t/<token>/accept", methods=["POST"])
-@limiter.limit("30/minute")
+@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
 def accept(token: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, "Your form expired. Open the invitation link again.")
@@ -70,7 +71,7 @@ def accept(token: str):
 
 
 @bp.route("/t/<token>/decline", methods=["POST"])
-@limiter.limit("30/minute")
+@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
 def decline(token: str):
     if not ConfirmForm().validate_on_submit():
         abort(400, "Your form expired. Open the invitation link again.")
@@ -86,7 +87,7 @@ def decline(token: str):
 
 @bp.route("/item/<int:item_id>", methods=["GET", "POST"])
 @login_required
-@limiter.limit("120/hour", methods=["POST"])
+@limiter.limit(limit_for("invitations_per_account"), key_func=account_or_address, methods=["POST"])
 def for_item(item_id: int):
     """The item's invitations: list, send (the link is shown here once), revoke."""
     item = get_visible_or_404(Item, item_id)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from .. import policy
 from ..extensions import db
 from ..models import MODEL_BY_KIND, Item, ItemTag, Status
+from ..params import parse_int
 from ..services.orgs import find_org
 
 SORTS = ("newest", "deadline", "oldest", "title")
@@ -43,9 +44,8 @@ class ListArgs:
         for name in ("tag", "org"):
             if "\x00" in (args.get(name) or ""):
                 raise BadListArgs("Filters may not contain NUL characters.")
-        try:
-            page = int(args.get("page", 1))
-        except (TypeError, ValueError):
+        page = parse_int(args.get("page", 1))
+        if page is None:
             raise BadListArgs("The page number must be a whole number.")
         if page < 1 or page > MAX_PAGE:
             raise BadListArgs("The page number is out of range.")

@@ -17,6 +17,7 @@ from ..models import (
     Organisation,
     Status,
 )
+from ..params import id_arg
 from ..policy import get_visible_or_404, require
 from ..services import items as svc
 from ..services.accounts import find_user
@@ -100,7 +101,7 @@ def new(kind: str):
     orgs = [o for o in current_user_orgs() if policy.can(current_user, "create_item", o)]
     if not orgs:
         abort(403, "You need to be an owner or admin of an organisation to post. Create one first.")
-    org_id = request.values.get("org", type=int) or orgs[0].id
+    org_id = id_arg("org") or orgs[0].id
     org = next((o for o in orgs if o.id == org_id), None)
     if org is None:
         abort(403, "You cannot post for that organisation.")

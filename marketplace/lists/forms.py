@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from wtforms import IntegerField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from ..converters import MAX_ID
 from ..formtools import FlaskForm, LocalDateTimeField
 from ..items.forms import strip
 from ..services.lists import DESCRIPTION_MAX, NAME_MAX
@@ -42,7 +43,8 @@ class ShareForm(FlaskForm):
 
 
 class AttachForm(FlaskForm):
-    list_id = IntegerField("List", validators=[InputRequired("Choose a list.")])
+    list_id = IntegerField("List", validators=[InputRequired("Choose a list."),
+                                             NumberRange(1, MAX_ID, "Choose one of the lists offered.")])
     submit = SubmitField("Attach list")
 
 

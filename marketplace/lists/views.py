@@ -20,6 +20,7 @@ from ..models import (
     OrgKind,
     utcnow,
 )
+from ..params import id_arg
 from ..policy import get_visible_or_404, require
 from ..services import lists as svc
 from ..services.accounts import find_user
@@ -75,7 +76,7 @@ def new():
     if not orgs:
         abort(403, "Invitation lists are curated by cluster organisations: you need to be an owner or "
                    "admin of one.")
-    org_id = request.values.get("org", type=int) or orgs[0].id
+    org_id = id_arg("org") or orgs[0].id
     org = next((o for o in orgs if o.id == org_id), None)
     if org is None:
         abort(403, "You cannot curate lists for that organisation.")

@@ -19,6 +19,7 @@ from .notify import (
 )
 from .org import Membership, Organisation
 from .user import User
+from .sessions import RateLimitCounter, UserSession
 from .ideas import (
     AcceptancePurpose, AuthorStatus, ChallengeRules, CoauthorInvitation, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
     IdeaAuthor, IdeaAward, IdeaRevision, IdeaScore, IdeaStatus, IncentiveKind, IPModel, ReviewCriterion,
@@ -42,7 +43,7 @@ __all__ = [
     "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "MailStatus", "Membership",
     "MODEL_BY_KIND", "ModerationAction", "ModerationActionUser", "ModerationFlag",
     "ModeratorScope", "Notification", "NotificationPref", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
-    "Question", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
+    "Question", "RateLimitCounter", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
     "ReviewerKind", "ReviewNote", "SealedViewLog", "SearchOutbox", "SiteRole", "Status",
-    "TermsAcceptance", "User", "utcnow", "Visibility", "Webhook", "WebhookDelivery", "WhoMaySubmit",
+    "TermsAcceptance", "User", "UserSession", "utcnow", "Visibility", "Webhook", "WebhookDelivery", "WhoMaySubmit",
 ]

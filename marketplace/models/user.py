@@ -20,7 +20,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     site_role: Mapped[str] = mapped_column(String(16), default=SiteRole.USER.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Bumped to end every session of the account at once (password change, suspension, ban).
+    # Bumped to end every session of the account at once (password change, suspension, ban):
+    # each server-side session (UserSession) holds only while it carries the current value.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -33,8 +34,9 @@ class User(UserMixin, db.Model):
     memberships = relationship("Membership", back_populates="user", cascade="all, delete-orphan")
 
     def get_id(self) -> str:
-        # The session carries the version, so bumping it logs the account out everywhere.
-        return f"{self.id}:{self.session_version}"
+        # What Flask-Login keeps in the cookie; the session itself is the server-side row
+        # named by the cookie's session id (marketplace/auth_loader.py).
+        return str(self.id)
 
     @property
     def email_domain(self) -> str:

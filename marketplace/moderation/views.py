@@ -29,6 +29,8 @@ from ..models.moderation import (
     ReportCategory,
     ReportStatus,
 )
+from ..params import int_arg
+from ..ratelimit import account_or_address, client_address, limit_for
 from ..policy import get_visible_or_404
 from ..services import moderation as svc
 from ..services.accounts import find_user
@@ -94,10 +96,6 @@ def _report_limit() -> str:
     return f"{current_app.config.get('MODERATION_REPORTS_PER_HOUR', 10)}/hour"
 
 
-def _user_key() -> str:
-    return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr or "anon"
-
-
 def _case_access(type_name: str, target_id: int):
     """The target of a case, if the viewer may see it (the policy decides: a moderator sees
     what is in a case of their place) and moderates it or its discussion; else 404."""
@@ -152,7 +150,7 @@ def _action_form(entry, target) -> tuple[ActionForm, list[User]]:
 
 @bp.route("/moderation/report/<target_type>/<int:target_id>", methods=["GET", "POST"])
 @login_required
-@limiter.limit(_report_limit, key_func=_user_key, methods=["POST"],
+@limiter.limit(_report_limit, key_func=account_or_address, methods=["POST"],
                error_message="You have sent too many reports in a short time; please try again later.")
 def report(target_type: str, target_id: int):
     entry, target = registry.load(target_type, target_id)
@@ -195,14 +193,8 @@ def queue():
     type_name = _arg("type", list(registry.REGISTRY))
     age = _arg("age", AGES)
     status = _arg("status", STATUSES) or "open"
-    org_id = request.args.get("org", "").strip()
-    try:
-        page = int(request.args.get("page", 1))
-        org = int(org_id) if org_id else None
-    except ValueError:
-        abort(400, "The page and organisation must be whole numbers.")
-    if page < 1 or page > 10_000:
-        abort(400, "The page number is out of range.")
+    page = int_arg("page", 1, maximum=10_000, label="The page number", source=request.args)
+    org = int_arg("org", None, label="The organisation", source=request.args)
     q = policy.visible(current_user, Report)
     if status == "open":
         q = q.where(Report.status == ReportStatus.OPEN.value)
@@ -246,7 +238,7 @@ def queue():
         policy.visible(current_user, Appeal).where(Appeal.status == AppealStatus.PENDING.value)).scalars()
         if _may("decide", a))
     args = {k: v for k, v in {"category": category, "type": type_name, "age": age, "status": status,
-                              "org": org_id}.items() if v}
+                              "org": str(org) if org is not None else ""}.items() if v}
     return render_template(
         "moderation/queue.html", cases=cases, total=total, page=page, pages=max(1, math.ceil(total / size)),
         args=args, categories=ReportCategory, types=registry.REGISTRY, ages=AGES, statuses=STATUSES, orgs=orgs,
@@ -374,7 +366,7 @@ def appeal(action_id: int):
 
 
 @bp.route("/moderation/appeal/<token>", methods=["GET", "POST"])
-@limiter.limit("20/hour", methods=["POST"])
+@limiter.limit(limit_for("appeals_per_address"), key_func=client_address, methods=["POST"])
 def appeal_by_token(token: str):
     """Suspended and banned accounts cannot sign in: their mailed link lets them appeal."""
     try:

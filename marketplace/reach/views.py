@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from .. import policy
 from ..extensions import db, limiter
 from ..models import FollowKind, IdeaAward, Item, ItemKind, Organisation, utcnow
+from ..params import safe_next
+from ..ratelimit import account_or_address, limit_for
 from ..policy import get_visible_or_404
 from ..services import notifications as svc
 from ..services.common import ServiceError
@@ -33,7 +35,7 @@ def _target(kind: str, key: str):
 
 @bp.route("/follow/<kind>/<key>", methods=["POST"])
 @login_required
-@limiter.limit("120/hour")
+@limiter.limit(limit_for("follows_per_account"), key_func=account_or_address)
 def follow(kind: str, key: str):
     from ..auth.forms import ConfirmForm
 
@@ -47,8 +49,7 @@ def follow(kind: str, key: str):
     else:
         svc.follow(current_user, kind, target)
         flash("Following: you hear about it as your notification choices say.", "success")
-    nxt = request.form.get("next") or ""
-    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else back)
+    return redirect(safe_next(request.form.get("next"), back))
 
 
 @bp.route("/following")
@@ -71,7 +72,7 @@ def following():
 
 @bp.route("/challenges/<int:item_id>/announcements", methods=["POST"])
 @login_required
-@limiter.limit("30/hour")
+@limiter.limit(limit_for("announcements_per_account"), key_func=account_or_address)
 def announce(item_id: int):
     from ..auth.forms import ConfirmForm
 

@@ -8,6 +8,7 @@ from .. import audit, email_address, timezones
 from ..extensions import db
 from ..models import SiteRole, User
 from ..security import hash_password, needs_rehash, verify_password
+from . import sessions
 from .common import ServiceError
 
 
@@ -76,7 +77,7 @@ def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
         raise ServiceError("Your current password is not correct.", field="current")
     user.password_hash = hash_password(new)
-    user.session_version = (user.session_version or 1) + 1  # end other sessions
+    sessions.end_all(user, "password changed")  # the caller begins a new one for this browser
     db.session.commit()
 
 
@@ -85,7 +86,7 @@ def set_password(user: User, new: str, actor_id: int | None = None) -> None:
     set-password`): ends every session of the account and leaves a governance event."""
     check_password_rules(new)
     user.password_hash = hash_password(new)
-    user.session_version = (user.session_version or 1) + 1
+    sessions.end_all(user, "password reset")
     audit.record("password.reset", "user", user.id, actor_id=actor_id)
     db.session.commit()
 
@@ -304,7 +305,7 @@ def reset_password(token: str, new: str, current=None) -> User:
     user = check_reset_token(token, current)
     check_password_rules(new)
     user.password_hash = hash_password(new)
-    user.session_version = (user.session_version or 1) + 1
+    sessions.end_all(user, "password reset by link")  # every session, the caller's too
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
     audit.record("password.reset", "user", user.id, actor_id=user.id, data={"by": "mailed link"})

@@ -43,6 +43,7 @@ from ..moderation.registry import path_for
 from ..notify import notify, send_mail
 from ..timezones import format_dt
 from ..urls import external_url
+from . import sessions
 from .common import ServiceError, lock_row
 
 # Settings (override in the app config or the environment; see moderation/__init__.py).
@@ -345,7 +346,7 @@ def _prepare(mod: User, kind: str, entry: registry.Reportable, target: Any, reas
             subject.suspended_until = until
         if kind != ActionKind.REINSTATE.value:
             # End every session of the account at once.
-            subject.session_version = (subject.session_version or 1) + 1
+            sessions.end_all(subject, "suspended" if kind == ActionKind.SUSPEND.value else "banned")
         return _Act(kind, user_entry, subject, [subject.id], data=data, until=until)
     raise ServiceError("Choose one of the moderation actions.", field="action")
 
