@@ -183,6 +183,13 @@ def paginate(stmt, q: PageQuery) -> tuple[list, dict]:
     return rows, page_meta(total, q.page, q.per_page)
 
 
+def listing(key: str, stmt, q: PageQuery, to_json) -> dict:
+    """A list response: one page of `stmt` (as `paginate` takes it) under `key`, each row
+    turned into JSON by `to_json`, with the page totals."""
+    rows, meta = paginate(stmt, q)
+    return {key: [to_json(r) for r in rows], **meta}
+
+
 def page_list(rows: list, q: PageQuery) -> tuple[list, dict]:
     """Paginate rows already loaded and filtered row by row (bounded lists)."""
     return rows[(q.page - 1) * q.per_page:q.page * q.per_page], page_meta(len(rows), q.page, q.per_page)

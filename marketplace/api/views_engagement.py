@@ -9,7 +9,7 @@ from .. import policy
 from ..models import Answer, AssetRequest, Comment, ItemKind, Question
 from ..services import engagement as eng_svc
 from . import schemas as s
-from .core import PageQuery, operation, paginate
+from .core import PageQuery, listing, operation
 from .serializers import comment_json, question_json, request_json
 from .views import item_or_404, org_or_404
 
@@ -22,8 +22,7 @@ def questions(item_id: int, q):
     it = item_or_404(item_id)
     stmt = policy.visible(current_user, Question).where(Question.item_id == it.id) \
         .order_by(Question.created_at, Question.id)
-    rows, meta = paginate(stmt, q)
-    return {"questions": [question_json(x, current_user) for x in rows], **meta}
+    return listing("questions", stmt, q, lambda x: question_json(x, current_user))
 
 
 @operation("/v1/questions/<int:question_id>", summary="Get a question", tag="Engagement",
@@ -57,8 +56,7 @@ def comments(item_id: int, q):
     it = item_or_404(item_id)
     stmt = policy.visible(current_user, Comment).where(Comment.item_id == it.id) \
         .order_by(Comment.created_at, Comment.id)
-    rows, meta = paginate(stmt, q)
-    return {"comments": [comment_json(c) for c in rows], **meta}
+    return listing("comments", stmt, q, comment_json)
 
 
 @operation("/v1/items/<int:item_id>/comments", "POST", summary="Comment, or reply to a comment",
@@ -75,8 +73,7 @@ def comment_add(item_id: int, body: s.CommentAdd):
            query=PageQuery, response=s.RequestList, paginated=True, auth=True)
 def asset_requests(q):
     stmt = policy.visible(current_user, AssetRequest).order_by(AssetRequest.created_at.desc(), AssetRequest.id.desc())
-    rows, meta = paginate(stmt, q)
-    return {"requests": [request_json(r) for r in rows], **meta}
+    return listing("requests", stmt, q, request_json)
 
 
 @operation("/v1/asset-requests/<int:request_id>", summary="Get an asset request", tag="Engagement",
@@ -97,22 +94,26 @@ def asset_request_send(item_id: int, body: s.RequestSend):
     return request_json(r)
 
 
+def _answer_request(request_id: int, act, *args) -> dict:
+    """Load the request (404 if the caller may not see it), let the service `act` on it as the
+    caller (it checks the rule: 403 or 409) and return the request as it now stands."""
+    r = policy.get_visible_or_404(AssetRequest, request_id)
+    act(current_user, r, *args)
+    return request_json(r)
+
+
 @operation("/v1/asset-requests/<int:request_id>/decision", "POST", summary="Decide on a request (the owner)",
            tag="Engagement", scope="engagement:write", body=s.RequestDecision, response=s.RequestOut,
            errors=(403, 404, 409))
 def asset_request_decide(request_id: int, body: s.RequestDecision):
-    r = policy.get_visible_or_404(AssetRequest, request_id)
-    eng_svc.decide_request(current_user, r, body.decision, body.message)
-    return request_json(r)
+    return _answer_request(request_id, eng_svc.decide_request, body.decision, body.message)
 
 
 @operation("/v1/asset-requests/<int:request_id>/withdraw", "POST", summary="Withdraw your request",
            tag="Engagement", scope="engagement:write", body=s.RequestWithdraw, response=s.RequestOut,
            errors=(403, 404, 409))
 def asset_request_withdraw(request_id: int, body: s.RequestWithdraw):
-    r = policy.get_visible_or_404(AssetRequest, request_id)
-    eng_svc.withdraw_request(current_user, r, body.message)
-    return request_json(r)
+    return _answer_request(request_id, eng_svc.withdraw_request, body.message)
 
 
 __all__ = ["abort"]

@@ -14,7 +14,7 @@ from ..models import Idea, IdeaAuthor, IdeaStatus, ItemKind
 from ..services import ideas as ideas_svc
 from ..services.common import ServiceError
 from . import schemas as s
-from .core import ApiError, operation, paginate
+from .core import ApiError, listing, operation
 from .serializers import idea_json
 from .views import item_or_404
 
@@ -60,8 +60,8 @@ def ideas(q: s.IdeaQuery):
         if not current_user.is_authenticated:
             raise ApiError(401, "Sign in to list your own ideas.", code="unauthenticated")
         stmt = stmt.where(Idea.id.in_(select(IdeaAuthor.idea_id).where(IdeaAuthor.user_id == current_user.id)))
-    rows, meta = paginate(stmt.order_by(Idea.created_at.desc(), Idea.id.desc()), q)
-    return {"ideas": [idea_json(i, current_user) for i in rows], **meta}
+    return listing("ideas", stmt.order_by(Idea.created_at.desc(), Idea.id.desc()), q,
+                   lambda i: idea_json(i, current_user))
 
 
 @operation("/v1/ideas/<int:idea_id>", summary="Get an idea", tag="Ideas", response=s.IdeaDetail, errors=(404,))
@@ -134,40 +134,35 @@ def idea_coauthor_decline(idea_id: int):
     ideas_svc.decline_coauthorship(current_user, i)
 
 
-def _review(idea_id: int, action: str) -> Idea:
+def _review(idea_id: int, action: str, act, *args) -> dict:
+    """A review panel's step: load the idea (404), check the panel may take `action` on it (403),
+    let the service `act` as the caller, and return the idea in full as it now stands."""
     i = _idea(idea_id)
     policy.require(action, i)
-    return i
+    act(current_user, i, *args)
+    return idea_json(i, current_user, full=True)
 
 
 @operation("/v1/ideas/<int:idea_id>/scores", "POST", summary="Score an idea (review panel)", tag="Reviews",
            scope="reviews:write", body=s.Scores, response=s.IdeaDetail, errors=(403, 404, 409))
 def idea_score(idea_id: int, body: s.Scores):
-    i = _review(idea_id, "score")
-    ideas_svc.score_idea(current_user, i, body.scores)
-    return idea_json(i, current_user, full=True)
+    return _review(idea_id, "score", ideas_svc.score_idea, body.scores)
 
 
 @operation("/v1/ideas/<int:idea_id>/shortlist", "POST", summary="Shortlist an idea (review panel)",
            tag="Reviews", scope="reviews:write", response=s.IdeaDetail, errors=(403, 404, 409))
 def idea_shortlist(idea_id: int):
-    i = _review(idea_id, "shortlist")
-    ideas_svc.shortlist_idea(current_user, i)
-    return idea_json(i, current_user, full=True)
+    return _review(idea_id, "shortlist", ideas_svc.shortlist_idea)
 
 
 @operation("/v1/ideas/<int:idea_id>/decline", "POST", summary="Decline an idea (review panel)", tag="Reviews",
            scope="reviews:write", body=s.Reason, response=s.IdeaDetail, errors=(403, 404, 409))
 def idea_decline(idea_id: int, body: s.Reason):
-    i = _review(idea_id, "decline")
-    ideas_svc.decline_idea(current_user, i, body.reason)
-    return idea_json(i, current_user, full=True)
+    return _review(idea_id, "decline", ideas_svc.decline_idea, body.reason)
 
 
 @operation("/v1/ideas/<int:idea_id>/award", "POST", summary="Award a shortlisted idea (review panel)",
            tag="Reviews", scope="reviews:write", body=s.Award, response=s.IdeaDetail, errors=(403, 404, 409))
 def idea_award(idea_id: int, body: s.Award):
     """`incentive` is the index of the incentive in the terms the authors accepted."""
-    i = _review(idea_id, "award")
-    ideas_svc.award_idea(current_user, i, body.incentive, body.note)
-    return idea_json(i, current_user, full=True)
+    return _review(idea_id, "award", ideas_svc.award_idea, body.incentive, body.note)

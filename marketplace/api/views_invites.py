@@ -12,7 +12,7 @@ from ..services import lists as lists_svc
 from ..services.accounts import find_user
 from ..services.common import ServiceError
 from . import schemas as s
-from .core import PageQuery, operation, page_list, paginate
+from .core import PageQuery, listing, operation, page_list
 from .serializers import invitation_json, list_json, list_member_json
 from .views import item_or_404, org_or_404
 
@@ -25,8 +25,7 @@ def item_invitations(item_id: int, q):
     policy.require("manage_invitations", it)
     stmt = policy.visible(current_user, Invitation).where(Invitation.item_id == it.id) \
         .order_by(Invitation.created_at.desc(), Invitation.id.desc())
-    rows, meta = paginate(stmt, q)
-    return {"invitations": [invitation_json(i) for i in rows], **meta}
+    return listing("invitations", stmt, q, invitation_json)
 
 
 @operation("/v1/items/<int:item_id>/invitations", "POST", summary="Invite someone to an item",
@@ -80,8 +79,7 @@ def invitation_revoke(invitation_id: int):
            response=s.ListList, paginated=True, auth=True)
 def lists(q):
     stmt = policy.visible(current_user, InvitationList).order_by(InvitationList.name, InvitationList.id)
-    rows, meta = paginate(stmt, q)
-    return {"lists": [list_json(x) for x in rows], **meta}
+    return listing("lists", stmt, q, list_json)
 
 
 @operation("/v1/lists/<int:list_id>", summary="Get an invitation list", tag="Lists", response=s.ListOut,
@@ -101,8 +99,7 @@ def list_create(slug: str, body: s.ListCreate):
 def list_members(list_id: int, q):
     lst = policy.get_visible_or_404(InvitationList, list_id)
     stmt = policy.visible(current_user, ListMember).where(ListMember.list_id == lst.id).order_by(ListMember.id)
-    rows, meta = paginate(stmt, q)
-    return {"members": [list_member_json(m) for m in rows], **meta}
+    return listing("members", stmt, q, list_member_json)
 
 
 @operation("/v1/lists/<int:list_id>/members", "POST", summary="Add a person or an organisation to a list",

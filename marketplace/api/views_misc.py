@@ -15,7 +15,7 @@ from ..services import moderation as mod_svc
 from ..services import notifications as notif_svc
 from . import schemas as s
 from .auth import token_scopes
-from .core import PageQuery, operation, page_list, page_meta, paginate
+from .core import PageQuery, listing, operation, page_list, page_meta, paginate
 from .serializers import iso, org_ref, report_json
 
 # --------------------------------------------------------------------------- search
@@ -51,8 +51,7 @@ def report_create(body: s.ReportCreate):
            query=PageQuery, response=s.ReportList, paginated=True, auth=True)
 def reports(q):
     stmt = policy.visible(current_user, Report).order_by(Report.created_at.desc(), Report.id.desc())
-    rows, meta = paginate(stmt, q)
-    return {"reports": [report_json(r) for r in rows], **meta}
+    return listing("reports", stmt, q, report_json)
 
 
 @operation("/v1/moderation/actions", "POST", summary="Take a moderation action (moderators)", tag="Moderation",

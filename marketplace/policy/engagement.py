@@ -118,16 +118,21 @@ def question_cutoff(item: Item, rules: EngagementRules | None = None) -> datetim
     return item.deadline - timedelta(hours=max(0, int(rules.question_cutoff_hours or 0)))
 
 
+def _thread_refusal(item: Item, kind: str, elsewhere: str, locked: str) -> str | None:
+    """What questions and comments are refused for alike, in this order: an item of another
+    kind than `kind` (`elsewhere`), the item's own state, a moderation lock (`locked`)."""
+    if item.kind != kind:
+        return elsewhere
+    return _item_state_refusal(item) or (locked if is_discussion_locked(item) else None)
+
+
 def ask_refusal(v: Viewer, item: Item, now: datetime | None = None) -> str | None:
     """Why the viewer may not ask a question on this challenge (None: they may)."""
-    if item.kind != "challenge":
-        return "Questions are asked on challenges."
-    now = now or utcnow()
-    msg = _item_state_refusal(item)
+    msg = _thread_refusal(item, "challenge", "Questions are asked on challenges.",
+                          "The discussion of this challenge is locked by moderation.")
     if msg:
         return msg
-    if is_discussion_locked(item):
-        return "The discussion of this challenge is locked by moderation."
+    now = now or utcnow()
     rules = engagement_rules(item)
     msg = engagement_participation_refusal(v, item, rules.ask_rule, "ask questions") or _until_refusal(rules, now)
     if msg:
@@ -141,14 +146,11 @@ def ask_refusal(v: Viewer, item: Item, now: datetime | None = None) -> str | Non
 
 def discussion_refusal(v: Viewer, item: Item, now: datetime | None = None) -> str | None:
     """Why the viewer may not comment on (or reply in) this failure's discussion."""
-    if item.kind != "failure":
-        return "Discussions are held on failures."
-    now = now or utcnow()
-    msg = _item_state_refusal(item)
+    msg = _thread_refusal(item, "failure", "Discussions are held on failures.",
+                          "This discussion is locked by moderation.")
     if msg:
         return msg
-    if is_discussion_locked(item):
-        return "This discussion is locked by moderation."
+    now = now or utcnow()
     rules = engagement_rules(item)
     if rules.discussion_closed_at is not None:
         return f"The organisation closed this discussion on {_fmt(rules.discussion_closed_at)}."

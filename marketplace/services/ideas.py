@@ -228,15 +228,22 @@ def coauthor_link_address(token: str) -> str | None:
     return inv.email
 
 
-def claim_coauthor_invitation(user: User, token: str) -> Idea:
-    """The signed-in holder of the invited address takes up the invitation: a pending author
-    of the idea (then answers on the co-author page). The link proves the address."""
+def _locked_coauthor_invitation(user: Any, token: str) -> CoauthorInvitation:
+    """The invitation `token` proves, if `user` may use it now (else the refusal, raised), with
+    its idea locked until commit and the invitation read again under that lock."""
     inv = find_coauthor_invitation(token)
     problem = coauthor_link_refusal(inv, user)
     if problem:
         raise ServiceError(*problem)
     lock_row(Idea, inv.idea_id)
     db.session.refresh(inv)
+    return inv
+
+
+def claim_coauthor_invitation(user: User, token: str) -> Idea:
+    """The signed-in holder of the invited address takes up the invitation: a pending author
+    of the idea (then answers on the co-author page). The link proves the address."""
+    inv = _locked_coauthor_invitation(user, token)
     problem = coauthor_link_refusal(inv, user)
     if problem:
         db.session.rollback()
@@ -255,12 +262,7 @@ def claim_coauthor_invitation(user: User, token: str) -> Idea:
 
 def decline_coauthor_invitation(user: Any, token: str) -> Idea:
     """Decline with the link, with or without an account (the token proves the mailbox)."""
-    inv = find_coauthor_invitation(token)
-    problem = coauthor_link_refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    lock_row(Idea, inv.idea_id)
-    db.session.refresh(inv)
+    inv = _locked_coauthor_invitation(user, token)
     idea = inv.idea
     now = utcnow()
     row = next((a for a in idea.authors if inv.user_id is not None and a.user_id == inv.user_id), None)

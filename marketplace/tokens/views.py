@@ -2,18 +2,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from .. import policy
-from ..extensions import db
-from ..formtools import attach_service_error
-from ..models import ApiToken, Organisation, utcnow
+from ..models import ApiToken, utcnow
 from ..services import tokens as svc
-from ..services.common import ServiceError
 from . import bp
 from .forms import OrgTokenForm, TokenForm
+from .pages import integrations_org, submit
 
 
 def _expiry(form) -> object:
@@ -23,16 +20,8 @@ def _expiry(form) -> object:
 @bp.route("/settings/tokens", methods=["GET", "POST"])
 @login_required
 def personal():
-    form = TokenForm()
-    created = None
-    if form.validate_on_submit():
-        try:
-            t, text = svc.create_personal_token(current_user, form.name.data, form.scopes.data, _expiry(form))
-        except ServiceError as e:
-            attach_service_error(form, e)
-        else:
-            created = (t, text)
-            form = TokenForm(formdata=None)
+    form, created = submit(TokenForm(), lambda f: svc.create_personal_token(
+        current_user, f.name.data, f.scopes.data, _expiry(f)))
     rows = svc.personal_tokens(current_user)
     return render_template("tokens/personal.html", form=form, rows=rows, created=created, now=utcnow()), \
         (400 if form.errors else 200)
@@ -54,29 +43,12 @@ def revoke(token_id: int):
     return redirect(url_for("tokens.personal"))
 
 
-def _org(slug: str) -> Organisation:
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
-        abort(404)
-    policy.require("manage_integrations", org)
-    return org
-
-
 @bp.route("/orgs/<slug>/tokens", methods=["GET", "POST"])
 @login_required
 def org(slug: str):
-    o = _org(slug)
-    form = OrgTokenForm()
-    created = None
-    if form.validate_on_submit():
-        try:
-            t, text = svc.create_org_token(current_user, o, form.name.data, form.scopes.data, form.role.data,
-                                           _expiry(form))
-        except ServiceError as e:
-            attach_service_error(form, e)
-        else:
-            created = (t, text)
-            form = OrgTokenForm(formdata=None)
+    o = integrations_org(slug)
+    form, created = submit(OrgTokenForm(), lambda f: svc.create_org_token(
+        current_user, o, f.name.data, f.scopes.data, f.role.data, _expiry(f)))
     rows = svc.org_tokens(current_user, o)
     roles = {t.id: svc.token_role(t) for t in rows}
     return render_template("tokens/org.html", org=o, form=form, rows=rows, roles=roles, created=created,

@@ -2,41 +2,33 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from .. import policy
 from ..extensions import db
-from ..formtools import attach_service_error
 from ..models import Organisation, Webhook, WebhookDelivery
 from ..services import webhooks as svc
-from ..services.common import ServiceError
+from ..tokens.pages import integrations_org, submit
 from . import bp
 from .forms import WebhookForm
 
 DELIVERIES_SHOWN = 100
 
 
-def _org(slug: str) -> Organisation:
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
+def _delivery(slug: str, delivery_id: int) -> tuple[Organisation, WebhookDelivery]:
+    """The organisation (as integrations_org loads it) and one of its hooks' deliveries: 404
+    for a delivery the viewer may not see or of another organisation's hook."""
+    org = integrations_org(slug)
+    d = policy.get_visible_or_404(WebhookDelivery, delivery_id)
+    if d.webhook.org_id != org.id:
         abort(404)
-    policy.require("manage_integrations", org)
-    return org
+    return org, d
 
 
 @bp.route("/orgs/<slug>/webhooks", methods=["GET", "POST"])
 @login_required
 def index(slug: str):
-    org = _org(slug)
-    form = WebhookForm()
-    created = None
-    if form.validate_on_submit():
-        try:
-            created = svc.create_webhook(current_user, org, form.url.data, form.events.data)
-        except ServiceError as e:
-            attach_service_error(form, e)
-        else:
-            form = WebhookForm(formdata=None)
+    org = integrations_org(slug)
+    form, created = submit(WebhookForm(), lambda f: svc.create_webhook(current_user, org, f.url.data, f.events.data))
     hooks = db.session.execute(policy.visible(current_user, Webhook).where(Webhook.org_id == org.id)
                                .order_by(Webhook.id)).scalars().all()
     deliveries = db.session.execute(
@@ -50,7 +42,7 @@ def index(slug: str):
 @bp.route("/orgs/<slug>/webhooks/<int:webhook_id>/delete", methods=["POST"])
 @login_required
 def delete(slug: str, webhook_id: int):
-    org = _org(slug)
+    org = integrations_org(slug)
     w = policy.get_visible_or_404(Webhook, webhook_id)
     if w.org_id != org.id:
         abort(404)
@@ -62,20 +54,14 @@ def delete(slug: str, webhook_id: int):
 @bp.route("/orgs/<slug>/webhooks/deliveries/<int:delivery_id>")
 @login_required
 def delivery(slug: str, delivery_id: int):
-    org = _org(slug)
-    d = policy.get_visible_or_404(WebhookDelivery, delivery_id)
-    if d.webhook.org_id != org.id:
-        abort(404)
+    org, d = _delivery(slug, delivery_id)
     return render_template("webhooks/delivery.html", org=org, d=d)
 
 
 @bp.route("/orgs/<slug>/webhooks/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
 @login_required
 def redeliver(slug: str, delivery_id: int):
-    org = _org(slug)
-    d = policy.get_visible_or_404(WebhookDelivery, delivery_id)
-    if d.webhook.org_id != org.id:
-        abort(404)
+    org, d = _delivery(slug, delivery_id)
     again = svc.redeliver(current_user, d)
     flash(f"Queued again as delivery {again.id}.", "success")
     return redirect(url_for("webhooks.index", slug=org.slug))
