@@ -157,7 +157,7 @@ TARGET_TYPES = {"challenge": "item", "failure": "item", "asset": "item", "idea":
                 "answer": "answer", "comment": "comment", "asset_request": "request", "user": "user",
                 "organisation": "org"}
 KNOWN_PARAMS = set(PARAM_TYPE) | {"version", "att_id", "number", "what", "obj_id", "target_type", "target_id",
-                                  "slug", "token", "plural", "name"}
+                                  "slug", "token", "plural", "name", "delivery_id"}
 
 
 @dataclass
@@ -248,8 +248,14 @@ def probes(app, world: SweepWorld, tokens: list[str]) -> list[Probe]:
                                          _fill(rule.rule, {"target_type": tname, "target_id": MISSING_ID}),
                                          (t, i) if t in ids else None))
             elif "slug" in args:
+                # A webhook delivery page under each organisation: the world's deliveries, if any,
+                # else a guessed id (an integrations page answers 403/404, never another
+                # organisation's delivery).
+                extra = [{"delivery_id": d} for d in sorted(ids.get("delivery", {})) or [1]] \
+                    if "delivery_id" in args else [{}]
                 for s in world.org_slugs + ["no-such-organisation"]:
-                    out.append(Probe(_fill(rule.rule, dict(base, slug=s)), None, None))
+                    for sub in extra:
+                        out.append(Probe(_fill(rule.rule, dict(base, slug=s, **sub)), None, None))
             elif "token" in args:
                 prefix = rule.rule.split("<", 1)[0]
                 for t in [t for t in tokens if t.startswith(prefix)] + [prefix + "no-such-token"]:
