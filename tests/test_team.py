@@ -3,6 +3,7 @@ acceptance of the terms (version, digest, date), for whoever may see the idea's 
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from sqlalchemy import select
@@ -51,7 +52,10 @@ def test_the_team_page_lists_members_states_and_acceptances(f, team, client, aut
     assert code == 200
     assert "Lena Lead" in page and "Lead author" in page
     assert "Cora Coauthor" in page and "Co-author (accepted" in page
-    assert "Pat Pending" in page and "has not answered yet" in page and "Not accepted yet" in page
+    # Named by address and not answered yet: shown as the address to the authors, the same
+    # whether or not it has an account (so not by the account's name).
+    assert "Pat Pending" not in page and u["pat"].email in page
+    assert "has not answered yet" in page and "Not accepted yet" in page
     assert "Dan Decliner" in page and "Declined to be a co-author" in page
     accs = db.session.execute(select(TermsAcceptance).where(TermsAcceptance.idea_id == idea.id)
                               .order_by(TermsAcceptance.id)).scalars().all()
@@ -110,3 +114,23 @@ def test_view_team_follows_view_in_every_cell_of_the_ideas_matrix(f):
             if policy.can(user, "view_team", idea) != want:
                 failures.append((viewer, vis, conf, state, want))
     assert not failures, failures
+
+
+def test_co_authors_invited_by_address_read_the_same_with_or_without_account(f, fi, client, auth):
+    """A co-author without an account shows on the team page, with their state: the address
+    to the idea's authors, "invited co-author (pending)" to others; an address with an
+    account reads exactly the same."""
+    s = fi.challenge(confidentiality="open", rules={"team_allowed": True, "max_team_size": 5})
+    lead = f.make_user(name="Lena Lead")
+    has_account = f.make_user(name="Hidden Name", email="known@expert.test")
+    idea = fi.submit(lead, s.challenge, title="Mixed team", coauthors="known@expert.test\nunknown@expert.test")
+    code, page = _page(client, auth, lead, idea.id)
+    assert code == 200
+    assert "known@expert.test" in page and "unknown@expert.test" in page and "Hidden Name" not in page
+    rows = re.findall(r'<tr class="team-member" data-state="[^"]+">\s*<th scope="row">([^<]*)</th>\s*<td>([^<]*)</td>',
+                      page)
+    pending = [(name.strip(), " ".join(state.split()[:2])) for name, state in rows if "@" in name]
+    assert pending == [("known@expert.test", "Co-author, invited"), ("unknown@expert.test", "Co-author, invited")]
+    assert policy.sees_invited_coauthor_address(policy.viewer_for(lead), idea)
+    assert policy.sees_invited_coauthor_address(policy.viewer_for(has_account), idea)  # a (pending) author
+    assert not policy.sees_invited_coauthor_address(policy.viewer_for(f.make_user()), idea)

@@ -43,6 +43,7 @@ from ..services import ideas as svc
 from ..services import moderation as moderation_svc
 from ..services import terms as terms_svc
 from ..services.common import ServiceError
+from ..models import utcnow
 from . import bp
 from .forms import (
     ActionForm,
@@ -353,8 +354,18 @@ def team(idea_id: int):
     for acc in svc.acceptances_of(idea):
         if acc.user_id in shown:
             accepted.setdefault(acc.user_id, []).append(acc)
+    # Co-authors named by address read the same whether or not the address has an account
+    # (a pending author row with its invitation, or an invitation alone): the address to the
+    # idea's authors, "invited co-author (pending)" to others.
+    invites = svc.coauthor_invitations(idea)
+    show_address = policy.sees_invited_coauthor_address(v, idea)
+    now = utcnow()
+    open_invites = [(i, "declined" if i.declined_at else ("expired" if i.expires_at <= now else "pending"))
+                    for i in invites if i.user_id is None and (show_address or i.declined_at is None)]
     return render_template("ideas/team.html", idea=idea, item=idea.challenge, members=members, accepted=accepted,
-                           current=policy.current_terms(idea.challenge_id))
+                           current=policy.current_terms(idea.challenge_id), show_address=show_address,
+                           invited_by_user={i.user_id: i for i in invites if i.user_id is not None},
+                           open_invites=open_invites)
 
 
 @bp.route("/ideas/<int:idea_id>/revisions/<int:number>")

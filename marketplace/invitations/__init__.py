@@ -27,6 +27,7 @@ def _register_once() -> None:
         demo_hooks.HOOKS.append(load_demo)
     from ..auth.views import ADDRESS_PROOFS
     ADDRESS_PROOFS["invitations.open_link"] = _invited_address
+    ADDRESS_PROOFS["invitations.list_link"] = _list_invited_address
 
 
 def _invited_address(args: dict) -> str | None:
@@ -38,6 +39,13 @@ def _invited_address(args: dict) -> str | None:
     if inv is None or policy.invitation_state(inv) != InvitationState.PENDING.value:
         return None
     return inv.email
+
+
+def _list_invited_address(args: dict) -> str | None:
+    """A pending list invitation link proves its address too."""
+    from ..services.lists import list_link_address
+
+    return list_link_address(args.get("token", ""))
 
 
 _register_once()

@@ -20,6 +20,7 @@ from ..models import (
 from ..policy import get_visible_or_404, require
 from ..ratelimit import account_or_address, limit_for
 from ..services import invitations as svc
+from ..services import lists as lists_svc
 from ..services.common import ServiceError
 from . import bp
 from .forms import ConfirmForm, InviteForm
@@ -165,7 +166,61 @@ def mine():
                                    ItemList.list_id.in_(my_list_ids))
         ).scalars():
             lists_by_item.setdefault(a.item_id, []).append(a.list)
-    return render_template("invitations/mine.html", pending=pending, past=past, past_visible=past_visible,
+    list_invs = [i for i in lists_svc.list_invitations_for_user(current_user)
+                 if policy.invitation_state(i, now) == InvitationState.PENDING.value]
+    return render_template("invitations/mine.html", list_invitations=list_invs, pending=pending, past=past, past_visible=past_visible,
                            via_grants=via_grants, grants=grants, via_lists=via_lists,
                            lists_by_item=lists_by_item, memberships=memberships, at=now,
                            states={i.id: policy.invitation_state(i, now) for i in invs})
+
+
+# --------------------------------------------------------------------------- invitation lists by e-mail
+
+
+def _list_link_page(token: str, inv, problem: str | None = None, status: int = 200):
+    """The page behind a mailed list link. Never cached, never sent on as a referrer."""
+    v = policy.viewer_for(current_user)
+    resp = make_response(render_template(
+        "invitations/list_link.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
+        invitee=inv is not None and problem is None and policy.is_list_invitee(v, inv),
+        here=url_for("invitations.list_link", token=token)), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.route("/l/<token>")
+@limiter.limit("120/minute")
+def list_link(token: str):
+    inv = lists_svc.find_list_invitation(token)
+    problem = lists_svc.list_link_refusal(inv, current_user)
+    return _list_link_page(token, inv, *problem) if problem else _list_link_page(token, inv)
+
+
+@bp.route("/l/<token>/accept", methods=["POST"])
+@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
+def list_accept(token: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Open the invitation link again.")
+    if not current_user.is_authenticated:
+        flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
+        return redirect(url_for("auth.login", next=url_for("invitations.list_link", token=token)))
+    try:
+        inv = lists_svc.accept_list_invitation(current_user, token)
+    except ServiceError as e:
+        return _list_link_page(token, lists_svc.find_list_invitation(token), e.message, e.status)
+    flash(f"You are on the list “{inv.list.name}”: what it opens is listed below.", "success")
+    return redirect(url_for("invitations.mine"))
+
+
+@bp.route("/l/<token>/decline", methods=["POST"])
+@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
+def list_decline(token: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Open the invitation link again.")
+    try:
+        lists_svc.decline_list_invitation(current_user, token)
+    except ServiceError as e:
+        return _list_link_page(token, lists_svc.find_list_invitation(token), e.message, e.status)
+    flash("Invitation declined. The link no longer works.", "info")
+    return redirect(url_for("invitations.mine") if current_user.is_authenticated else url_for("main.index"))

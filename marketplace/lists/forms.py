@@ -18,7 +18,7 @@ class ListForm(FlaskForm):
 
 
 class MemberForm(FlaskForm):
-    email = StringField("Person (e-mail of a registered account)", filters=[strip],
+    email = StringField("Person (e-mail address)", filters=[strip],
                         validators=[Optional(), Length(max=254, message="At most 254 characters.")])
     # Own ids: the list page shows this form and ShareForm, both with an `org` field.
     org = StringField("or member organisation (its name)", filters=[strip], id="member-org",

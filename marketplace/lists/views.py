@@ -13,6 +13,7 @@ from ..models import (
     InvitationList,
     Item,
     ItemList,
+    ListInvitation,
     ListMember,
     ListShare,
     Membership,
@@ -23,7 +24,6 @@ from ..models import (
 from ..params import id_arg
 from ..policy import get_visible_or_404, require
 from ..services import lists as svc
-from ..services.accounts import find_user
 from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from ..timezones import format_dt
@@ -119,8 +119,11 @@ def _render_detail(lst: InvitationList, member_form=None, share_form=None, statu
             .order_by(ItemList.created_at.desc(), ItemList.id.desc()).limit(500)
         ).scalars().all()]
     curator = policy.can(current_user, "manage_members", lst)
+    # Invitations carry people's addresses: only those the rule book lets see them.
+    invitations = [i for i in svc.list_invitations(lst) if policy.can(current_user, "view", i)] if curator else []
     return render_template(
-        "lists/detail.html", lst=lst, members=members, shares=shares, attachments=attachments, curator=curator,
+        "lists/detail.html", lst=lst, members=members, invitations=invitations,
+        invitation_states={i.id: policy.invitation_state(i, now) for i in invitations}, shares=shares, attachments=attachments, curator=curator,
         member_form=member_form or MemberForm(formdata=None, meta=zone_meta(lst.organisation)), share_form=share_form or ShareForm(formdata=None),
         confirm=ConfirmForm(formdata=None), at=now), status
 
@@ -160,10 +163,17 @@ def add_member(list_id: int):
     if form.validate_on_submit():
         user = org = None
         if form.email.data:
-            user = find_user(form.email.data)
-            if user is None:
-                form.email.errors.append("No account has this e-mail address. Ask them to register first, "
-                                         "or invite them to an item by e-mail.")
+            # A person is always invited by a mailed link, account or not: the answer never
+            # tells the curator whether the address has an account.
+            try:
+                inv = svc.invite_to_list(current_user, lst, form.email.data, member_until=form.expires_at.data)
+            except ServiceError as e:
+                db.session.rollback()
+                attach_service_error(form, e)
+            else:
+                flash(f"Invitation mailed to {inv.email}: they join the list when they accept from the link "
+                      f"(expires {format_dt(inv.expires_at)}).", "success")
+                return redirect(url_for("lists.detail", list_id=lst.id))
         else:
             org = find_org(form.org.data)
             if org is None:
@@ -180,6 +190,24 @@ def add_member(list_id: int):
                       "success")
                 return redirect(url_for("lists.detail", list_id=lst.id))
     return _render_detail(lst, member_form=form, status=400)
+
+
+@bp.route("/<int:list_id>/invitations/<int:inv_id>/revoke", methods=["POST"])
+@login_required
+def revoke_invitation(list_id: int, inv_id: int):
+    lst = get_visible_or_404(InvitationList, list_id)
+    inv = db.session.get(ListInvitation, inv_id)
+    if inv is None or inv.list_id != lst.id or not policy.can(current_user, "view", inv):
+        abort(404)
+    require("manage_members", lst)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    try:
+        svc.revoke_list_invitation(current_user, inv)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash("Invitation revoked; the link no longer works.", "success")
+    return redirect(url_for("lists.detail", list_id=lst.id))
 
 
 def _member(lst: InvitationList, member_id: int) -> ListMember:

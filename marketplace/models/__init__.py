@@ -12,7 +12,7 @@ from .base import (
     utcnow,
 )
 from .item import MODEL_BY_KIND, AccessGrant, Asset, Challenge, Failure, Item, ItemTag
-from .lists import InvitationList, ItemList, ListMember, ListShare
+from .lists import InvitationList, ItemList, ListInvitation, ListMember, ListShare
 from .notify import (
     Announcement, Channel, DeadlineReminder, Follow, FollowKind, MailStatus, Notification, NotificationPref,
     OutgoingMail,
@@ -23,7 +23,7 @@ from .sessions import RateLimitCounter, UserSession
 from .ideas import (
     AcceptancePurpose, AuthorStatus, ChallengeRules, CoauthorInvitation, ChallengeTerms, Confidentiality, Idea, IdeaAttachment,
     IdeaAuthor, IdeaAward, IdeaRevision, IdeaScore, IdeaStatus, IncentiveKind, IPModel, ReviewCriterion,
-    ReviewerAppointment, ReviewerKind, ReviewNote, SealedViewLog, TermsAcceptance, WhoMaySubmit,
+    ReviewerAppointment, ReviewerInvitation, ReviewerKind, ReviewNote, SealedViewLog, TermsAcceptance, WhoMaySubmit,
 )
 from .invitations import Invitation, InvitationState
 from .moderation import (
@@ -40,10 +40,10 @@ __all__ = [
     "ChallengeTerms", "Channel", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
     "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
-    "ItemKind", "ItemList", "ItemModeration", "ItemTag", "ListMember", "ListShare", "MailStatus", "Membership",
+    "ItemKind", "ItemList", "ListInvitation", "ItemModeration", "ItemTag", "ListMember", "ListShare", "MailStatus", "Membership",
     "MODEL_BY_KIND", "ModerationAction", "ModerationActionUser", "ModerationFlag",
     "ModeratorScope", "Notification", "NotificationPref", "Organisation", "OrgKind", "OrgRole", "OutgoingMail",
-    "Question", "RateLimitCounter", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment",
+    "Question", "RateLimitCounter", "Report", "ReportAuthor", "RequestEvent", "ReviewCriterion", "ReviewerAppointment", "ReviewerInvitation",
     "ReviewerKind", "ReviewNote", "SealedViewLog", "SearchOutbox", "SiteRole", "Status",
     "TermsAcceptance", "User", "UserSession", "utcnow", "Visibility", "Webhook", "WebhookDelivery", "WhoMaySubmit",
 ]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import StrEnum, UTCDateTime, utcnow
+from .invitations import MailedLinkState
 
 
 class IPModel(StrEnum):
@@ -359,6 +360,36 @@ class ReviewerAppointment(db.Model):
 
     challenge = relationship("Item")
     user = relationship("User", foreign_keys=[user_id])
+
+
+class ReviewerInvitation(MailedLinkState, db.Model):
+    """An outside judge appointed by e-mail address. The mailed link (token kept only as a
+    SHA-256, single use) lets the address's owner sign in or register and take up the
+    appointment, then the reviewer NDA. An address that already has an account is appointed
+    at once (`appointment_id` set now) so the organisation's answer, and what its reviewers
+    page shows until the judge accepts, is the same whether or not the address has an account."""
+
+    __tablename__ = "reviewer_invitations"
+    __table_args__ = (Index("ix_reviewer_invitations_challenge_email", "challenge_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    nda_text: Mapped[str] = mapped_column(Text, default="")
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reviewer_appointments.id", ondelete="SET NULL"), nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    challenge = relationship("Item")
+    appointment = relationship("ReviewerAppointment")
 
 
 class ReviewCriterion(db.Model):

@@ -80,3 +80,28 @@ class Invitation(db.Model):
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Invitation {self.id} item={self.item_id} {self.state()}>"
+
+
+class MailedLinkState:
+    """State and masked address of a row answered through a mailed single-use link (list
+    invitations, reviewer invitations): the same rules as `Invitation.state`. The row has
+    `expires_at`, `accepted_at`, `declined_at`, `revoked_at` and `email`."""
+
+    def state(self, now: datetime | None = None) -> str:
+        now = now or utcnow()
+        if self.revoked_at is not None:
+            return InvitationState.REVOKED.value
+        if self.declined_at is not None:
+            return InvitationState.DECLINED.value
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED.value
+        if self.expires_at is None:
+            raise ValueError(f"{type(self).__name__} {self.id} has no expiry")
+        if self.expires_at <= now:
+            return InvitationState.EXPIRED.value
+        return InvitationState.PENDING.value
+
+    @property
+    def masked_email(self) -> str:
+        local, _, domain = self.email.partition("@")
+        return f"{local[:1]}•••@{domain}"

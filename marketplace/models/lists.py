@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
+from .invitations import MailedLinkState
 
 
 class InvitationList(db.Model):
@@ -92,3 +93,35 @@ class ItemList(db.Model):
 
     list = relationship("InvitationList")
     item = relationship("Item")
+
+
+class ListInvitation(MailedLinkState, db.Model):
+    """A person invited to an invitation list by e-mail address (account or not).
+
+    The mailed token is kept only as its SHA-256; the link works once. Accepting (signed in
+    with the invited address, or registering from the link, which proves it) adds a
+    `ListMember` for the account; revoking an accepted invitation removes that member.
+    """
+
+    __tablename__ = "list_invitations"
+    __table_args__ = (Index("ix_list_invitations_list_email", "list_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("invitation_lists.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # End of the list membership the invitation offers (copied to the member on acceptance).
+    member_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("list_members.id", ondelete="SET NULL"),
+                                                  nullable=True)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    list = relationship("InvitationList")
+    member = relationship("ListMember")

@@ -82,14 +82,19 @@ from .ideas import (
     is_active_reviewer,
     is_idea_author,
     participation_refusal,
+    can_decline_reviewer_invitation_with_token,
+    is_reviewer_invitee,
     reviewer_appointment,
+    sees_invited_coauthor_address,
     team_member_shown,
 )
 from .invitations import (
     ListUse,
     active_grants_for_viewer,
     active_list_memberships,
+    can_decline_list_invitation_with_token,
     can_decline_with_token,
+    is_list_invitee,
     invitation_reveals_item,
     invitation_state,
     is_invitee,
@@ -171,4 +176,6 @@ __all__ = [
     "viewer_for", "visible", "visible_clause",
     "UNVERIFIED_REFUSAL", "about_ref", "address_domain_refusal", "can_view_about", "email_verified", "is_coauthor_invitee",
     "mail_subject_visible", "may_be_told_about_item", "verification_refusal", "visible_about",
+    "can_decline_list_invitation_with_token", "can_decline_reviewer_invitation_with_token", "is_list_invitee",
+    "is_reviewer_invitee", "sees_invited_coauthor_address",
 ]

@@ -37,9 +37,11 @@ from ..models import (
     IdeaAttachment,
     IdeaAuthor,
     IdeaStatus,
+    InvitationState,
     Item,
     ItemKind,
     ReviewerAppointment,
+    ReviewerInvitation,
     ReviewerKind,
     ReviewNote,
     Status,
@@ -429,7 +431,63 @@ class ReviewerAppointmentRule(Rule):
             and appt.nda_accepted_at is None and bool(appt.nda_text))
 
 
-for _r in (IdeaAttachmentRule(), ChallengeTermsRule(), TermsAcceptanceRule(), ReviewNoteRule(),
+def is_reviewer_invitee(v: Viewer, inv: ReviewerInvitation) -> bool:
+    """The signed-in account holds the address the appointment was mailed to."""
+    from .core import viewer_email
+
+    email = viewer_email(v)
+    return email is not None and email == (inv.email or "").strip().lower()
+
+
+def _reviewer_invitation_state(inv: ReviewerInvitation) -> str:
+    from .invitations import invitation_state
+
+    return invitation_state(inv)
+
+
+class ReviewerInvitationRule(Rule):
+    """An outside judge appointed by e-mail: the challenge's owners and admins (who manage
+    reviewers) and the invited address. Managers revoke it while pending or accepted; the
+    invitee takes it up or declines while pending (with the mailed token); whoever holds the
+    link may decline without an account."""
+
+    model = ReviewerInvitation
+
+    def check(self, v: Viewer, inv: ReviewerInvitation) -> bool:
+        _reviewer_invitation_state(inv)  # fail closed on a corrupt row
+        return can_manage_terms(v, inv.challenge) or is_reviewer_invitee(v, inv)
+
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
+        super().__init__()
+        self.actions.update({"revoke": can_revoke_reviewer_invitation,
+                             "accept": can_answer_reviewer_invitation,
+                             "decline": can_answer_reviewer_invitation})
+
+
+def can_revoke_reviewer_invitation(v: Viewer, inv: ReviewerInvitation) -> bool:
+    return can_manage_terms(v, inv.challenge) and _reviewer_invitation_state(inv) in (
+        InvitationState.PENDING.value, InvitationState.ACCEPTED.value)
+
+
+def can_answer_reviewer_invitation(v: Viewer, inv: ReviewerInvitation) -> bool:
+    return is_reviewer_invitee(v, inv) and _reviewer_invitation_state(inv) == InvitationState.PENDING.value
+
+
+def can_decline_reviewer_invitation_with_token(v: Viewer, inv: ReviewerInvitation) -> bool:
+    if v.is_authenticated:
+        return can_answer_reviewer_invitation(v, inv)
+    return _reviewer_invitation_state(inv) == InvitationState.PENDING.value
+
+
+def sees_invited_coauthor_address(v: Viewer, idea: Idea) -> bool:
+    """On the team page, a co-author invited by e-mail who has not accepted yet shows as the
+    address to the idea's authors (lead and co-authors, pending ones included: they were
+    told the team), and as "invited co-author (pending)" to everyone else who may see the
+    team. Whether the address has an account shows nowhere: both kinds read the same."""
+    return is_idea_author(v, idea)
+
+
+for _r in (ReviewerInvitationRule(), IdeaAttachmentRule(), ChallengeTermsRule(), TermsAcceptanceRule(), ReviewNoteRule(),
            ReviewerAppointmentRule()):
     rule(_r)
 

@@ -17,6 +17,11 @@ row and a list as ItemList/ListMember rows, which the item rule (items.py) reads
   cluster's owners and admins.
 * List members: seen by those who see the list, and each person or organisation their own
   entry. Shares: the curators and the receiving organisation's admins.
+* List invitations (a person invited to a list by e-mail, account or not): seen by the
+  list's curators and by the invited address; the invitee accepts or declines a pending one
+  (with the mailed token); whoever holds the link may decline without an account; curators
+  revoke pending or accepted ones (revoking an accepted one takes the person off the list).
+  The mail and the link's page name the list and its organisation, never the items it opens.
 * List attachments (which lists an item uses): the item's managers, and the list's curators
   for items they see; attaching needs a list the item's organisation curates or was given.
 """
@@ -35,6 +40,7 @@ from ..models import (
     InvitationState,
     Item,
     ItemList,
+    ListInvitation,
     ListMember,
     ListShare,
     Organisation,
@@ -331,7 +337,62 @@ def can_attach_list(v: Viewer, use: ListUse) -> bool:
             and can_view_list(v, use.list) and can_use_list(v, use.list, use.item.org_id))
 
 
+def _invited_to_list(v: Viewer, inv: ListInvitation) -> bool:
+    email = viewer_email(v)
+    return email is not None and email == (inv.email or "").strip().lower()
+
+
+class ListInvitationRule(Rule):
+    """A pending or past invitation to a list: the list's curators and the invited address
+    (never other members of the curating organisation, nor organisations it is shared with:
+    it carries a person's address)."""
+
+    model = ListInvitation
+
+    def check(self, v: Viewer, inv: ListInvitation) -> bool:
+        invitation_state(inv)  # fail closed on a corrupt row
+        return can_curate_list(v, inv.list) or _invited_to_list(v, inv)
+
+    def clause(self, v: Viewer):
+        if not v.is_authenticated:
+            return false()
+        cond = ListInvitation.email == (viewer_email(v) or "")
+        if v.admin_org_ids:
+            cond = or_(cond, ListInvitation.list_id.in_(_curated_list_ids(v)))
+        return cond
+
+    def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
+        super().__init__()
+        self.actions.update({"revoke": can_revoke_list_invitation, "accept": can_answer_list_invitation,
+                             "decline": can_answer_list_invitation})
+
+
+def can_revoke_list_invitation(v: Viewer, inv: ListInvitation) -> bool:
+    """The list's curators, while the invitation is pending or accepted."""
+    return can_curate_list(v, inv.list) and invitation_state(inv) in (
+        InvitationState.PENDING.value, InvitationState.ACCEPTED.value)
+
+
+def can_answer_list_invitation(v: Viewer, inv: ListInvitation) -> bool:
+    """Accept or decline: the signed-in holder of the invited address, while pending (the
+    service also requires the mailed token)."""
+    return _invited_to_list(v, inv) and invitation_state(inv) == InvitationState.PENDING.value
+
+
+def can_decline_list_invitation_with_token(v: Viewer, inv: ListInvitation) -> bool:
+    """Whoever holds the mailed link may decline it without an account; a signed-in account
+    must hold the invited address."""
+    if v.is_authenticated:
+        return can_answer_list_invitation(v, inv)
+    return invitation_state(inv) == InvitationState.PENDING.value
+
+
+def is_list_invitee(v: Viewer, inv: ListInvitation) -> bool:
+    return _invited_to_list(v, inv)
+
+
 rule(InvitationRule())
+rule(ListInvitationRule())
 rule(ListMemberRule())
 rule(ListShareRule())
 rule(ItemListRule())

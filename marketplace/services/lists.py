@@ -8,18 +8,20 @@ event in the same transaction.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import has_request_context, url_for
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, policy
+from .. import audit, email_address, policy
 from ..extensions import db
 from ..models import (
     InvitationList,
+    InvitationState,
     Item,
     ItemList,
+    ListInvitation,
     ListMember,
     ListShare,
     Membership,
@@ -30,6 +32,7 @@ from ..models import (
     utcnow,
 )
 from ..notify import notify
+from ..timezones import format_dt
 from .common import ServiceError, lock_row
 
 NAME_MAX = 120
@@ -282,3 +285,211 @@ def usable_lists(user: User, item: Item) -> list[InvitationList]:
         .where(policy.usable_lists_clause(v, item.org_id), InvitationList.id.not_in(attached))
         .order_by(func.lower(InvitationList.name))
     ).scalars())
+
+
+# ----------------------------------------------------------------------------- invitations by e-mail
+
+LIST_LINK_DAYS = 14
+
+
+def find_list_invitation(token: str) -> ListInvitation | None:
+    from .invitations import hash_token
+
+    if not token or len(token) > 200:
+        return None
+    return db.session.execute(
+        select(ListInvitation).where(ListInvitation.token_hash == hash_token(token))).scalar_one_or_none()
+
+
+def list_link_refusal(inv: ListInvitation | None, user) -> tuple[str, int] | None:
+    """Why this list link cannot be used by `user` now (message, HTTP status), or None."""
+    from .invitations import REFUSALS
+
+    if inv is None:
+        return "This invitation link is not valid. Check that you copied the whole link.", 404
+    state = policy.invitation_state(inv)
+    if state != InvitationState.PENDING.value:
+        if state == InvitationState.EXPIRED.value:
+            return (f"This invitation expired on {format_dt(inv.expires_at)}. "
+                    "Ask the list's curators for a new one."), 410
+        return REFUSALS[state].replace("the organisation that sent it", "the list's curators"), 410
+    v = policy.viewer_for(user)
+    if v.is_authenticated and not policy.is_list_invitee(v, inv):
+        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
+                "with. Sign out and sign in (or register) with the invited address."), 403
+    return None
+
+
+def list_link_address(token: str) -> str | None:
+    """The address a pending list link proves (registering from it confirms it)."""
+    inv = find_list_invitation(token)
+    if inv is None or policy.invitation_state(inv) != InvitationState.PENDING.value:
+        return None
+    return inv.email
+
+
+def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until: datetime | None = None,
+                   days: int = LIST_LINK_DAYS) -> ListInvitation:
+    """Invite a person to the list by address and mail the link. The answer is the same
+    whether or not the address has an account: everyone accepts from the link (signed in,
+    or after registering from it)."""
+    from ..mail.outbox import link, queue
+    from .accounts import find_user
+    from .invitations import MAX_DAYS, hash_token, new_token
+
+    if not policy.can(actor, "manage_members", lst):
+        raise ServiceError("Only the curating organisation's owners and admins can change this list.", 403)
+    try:
+        email = email_address.check(email)
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
+    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    _check_expiry(member_until)
+    now = utcnow()
+    lock_row(InvitationList, lst.id)  # one live link per address, even from two curators at once
+    pending = db.session.execute(
+        select(ListInvitation).where(ListInvitation.list_id == lst.id, ListInvitation.email == email,
+                                     ListInvitation.accepted_at.is_(None), ListInvitation.declined_at.is_(None),
+                                     ListInvitation.revoked_at.is_(None), ListInvitation.expires_at > now)
+    ).scalars().first()
+    if pending is not None:
+        db.session.rollback()
+        raise ServiceError(f"{email} already has a pending invitation to this list (sent "
+                           f"{format_dt(pending.created_at)}). Revoke it first to send a new link.", 409, field="email")
+    token = new_token()
+    inv = ListInvitation(list_id=lst.id, email=email, token_hash=hash_token(token), invited_by_id=actor.id,
+                         created_at=now, expires_at=now + timedelta(days=days), member_until=member_until)
+    db.session.add(inv)
+    db.session.flush()
+    audit.record("list.invitation_sent", "list", lst.id, actor_id=actor.id,
+                 data={"invitation_id": inv.id, "to_domain": email.rsplit("@", 1)[-1],
+                       "expires_at": inv.expires_at.isoformat(),
+                       "member_until": member_until.isoformat() if member_until else None})
+    url = link("invitations.list_link", token=token)
+    # The mail names the list and its curator (as the "added you" notice does), never an item
+    # the list opens: those show on "My invitations" once the person is on the list.
+    queue(email, "invite_list", f"{lst.organisation.name} invites you to its list “{lst.name}” on the "
+          "Open Innovation Marketplace", kind="invitation.list", secret=True,
+          context={"inviter": actor.display_name, "org": lst.organisation.name, "list_name": lst.name,
+                   "url": url, "has_account": find_user(email) is not None, "expires_at": inv.expires_at,
+                   "member_until": member_until})
+    db.session.commit()
+    return inv
+
+
+def _locked_list_invitation(user, token: str) -> ListInvitation:
+    inv = find_list_invitation(token)
+    problem = list_link_refusal(inv, user)
+    if problem:
+        raise ServiceError(*problem)
+    lock_row(ListInvitation, inv.id)
+    db.session.refresh(inv)
+    problem = list_link_refusal(inv, user)  # a parallel request may have used it meanwhile
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    return inv
+
+
+def accept_list_invitation(user: User, token: str) -> ListInvitation:
+    """The signed-in holder of the invited address joins the list (and so sees what it
+    opens). The link proves the address, so it is confirmed too."""
+    if not getattr(user, "is_authenticated", False):
+        inv = find_list_invitation(token)
+        raise ServiceError(*(list_link_refusal(inv, None)
+                             or ("Sign in or register with the invited e-mail address to accept.", 401)))
+    inv = _locked_list_invitation(user, token)
+    if not policy.can(user, "accept", inv):  # pragma: no cover - the refusal covers every case
+        db.session.rollback()
+        raise ServiceError("You may not accept this invitation.", 403)
+    now = utcnow()
+    if inv.member_until is not None and inv.member_until <= now:
+        db.session.rollback()
+        raise ServiceError("The list place this invitation offered has already ended.", 410)
+    lst = inv.list
+    lock_row(InvitationList, lst.id)
+    m = db.session.execute(
+        select(ListMember).where(ListMember.list_id == lst.id, ListMember.user_id == user.id,
+                                 ListMember.removed_at.is_(None)).order_by(ListMember.id.desc())
+    ).scalars().first()
+    if m is None:
+        m = ListMember(list_id=lst.id, user_id=user.id, added_by_id=inv.invited_by_id, expires_at=inv.member_until)
+        db.session.add(m)
+    else:  # already on the list: the invitation sets the place's end
+        m.expires_at = inv.member_until
+    db.session.flush()
+    inv.accepted_at, inv.accepted_by_id, inv.member_id = now, user.id, m.id
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+    audit.record("list.member_added", "list", lst.id, actor_id=user.id,
+                 data={"user_id": user.id, "org_id": None, "member_id": m.id, "invitation_id": inv.id,
+                       "expires_at": m.expires_at.isoformat() if m.expires_at else None})
+    audit.record("list.invitation_accepted", "list", lst.id, actor_id=user.id, data={"invitation_id": inv.id})
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, "invitation.accepted",
+               f"{user.display_name} accepted your invitation to the list “{lst.name}”.",
+               url=url_for("lists.detail", list_id=lst.id) if has_request_context() else "", about=lst)
+    db.session.commit()
+    _forget(m)
+    return inv
+
+
+def decline_list_invitation(user, token: str) -> ListInvitation:
+    """Decline with the link; no account needed (the token proves the mailbox), but a
+    signed-in account must hold the invited address."""
+    inv = _locked_list_invitation(user, token)
+    if not policy.can_decline_list_invitation_with_token(policy.viewer_for(user), inv):  # pragma: no cover
+        db.session.rollback()
+        raise ServiceError("You may not decline this invitation.", 403)
+    inv.declined_at = utcnow()
+    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    audit.record("list.invitation_declined", "list", inv.list_id, actor_id=actor_id,
+                 data={"invitation_id": inv.id})
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, "invitation.declined",
+               f"An invitation to the list “{inv.list.name}” ({inv.masked_email}) was declined.",
+               url=url_for("lists.detail", list_id=inv.list_id) if has_request_context() else "", about=inv.list)
+    db.session.commit()
+    return inv
+
+
+def revoke_list_invitation(actor: User, inv: ListInvitation) -> ListInvitation:
+    """Withdraw a pending invitation, or end an accepted one: the person leaves the list."""
+    if not policy.can(actor, "manage_members", inv.list):
+        raise ServiceError("Only the curating organisation's owners and admins can revoke list invitations.", 403)
+    lock_row(ListInvitation, inv.id)
+    db.session.refresh(inv)
+    if not policy.can(actor, "revoke", inv):
+        state = policy.invitation_state(inv)
+        db.session.rollback()
+        raise ServiceError(f"This invitation is already {state}; there is nothing to revoke.", 409)
+    was = policy.invitation_state(inv)
+    now = utcnow()
+    inv.revoked_at, inv.revoked_by_id = now, actor.id
+    m = db.session.get(ListMember, inv.member_id) if inv.member_id else None
+    if m is not None and m.removed_at is None:
+        m.removed_at = now
+        audit.record("list.member_removed", "list", inv.list_id, actor_id=actor.id,
+                     data={"member_id": m.id, "user_id": m.user_id, "org_id": None, "invitation_id": inv.id})
+    audit.record("list.invitation_revoked", "list", inv.list_id, actor_id=actor.id,
+                 data={"invitation_id": inv.id, "was": was})
+    db.session.commit()
+    if m is not None:
+        _forget(m)
+    return inv
+
+
+def list_invitations(lst: InvitationList, limit: int = 200) -> list[ListInvitation]:
+    return list(db.session.execute(
+        select(ListInvitation).where(ListInvitation.list_id == lst.id)
+        .order_by(ListInvitation.created_at.desc(), ListInvitation.id.desc()).limit(limit)).scalars())
+
+
+def list_invitations_for_user(user: User) -> list[ListInvitation]:
+    """Invitations to lists addressed to the user's e-mail (through the policy's SQL filter)."""
+    from .accounts import normalise_email
+
+    return list(db.session.execute(
+        policy.visible(user, ListInvitation).where(ListInvitation.email == normalise_email(user.email))
+        .order_by(ListInvitation.created_at.desc(), ListInvitation.id.desc()).limit(200)).scalars())
