@@ -42,6 +42,7 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -286,8 +287,11 @@ def test_posts_whose_author_was_deleted_are_nobodys_own(f):
 
 
 def test_a_blocked_author_no_longer_sees_their_hidden_posts(f):
-    """Kills x__post_clause__mutmut_6 and xǁAnswerRuleǁclause__mutmut_11 (a blocked viewer's
-    own hidden posts). Rule: blocked accounts are treated as signed out."""
+    """Kills xǁAnswerRuleǁclause__mutmut_11 (a blocked viewer's own hidden answer; the
+    blocked asker also catches x__post_clause__mutmut_6). Rule:
+    blocked accounts are treated as signed out. A banned User already maps to the anonymous
+    viewer; a Viewer that carries ``blocked`` (the policy's own type, accepted by every face)
+    must be refused the same way."""
     org_admin, staff, asker = f.make_user(), f.make_user(), f.make_user()
     org = f.make_org(owner=org_admin, members=(staff,))
     ch = f.make_item(org, kind="challenge", visibility="public")
@@ -295,11 +299,14 @@ def test_a_blocked_author_no_longer_sees_their_hidden_posts(f):
     hidden_q, _ = _question(ch, asker, hidden=True)
     assert a.id in _visible_ids(staff, Answer) and policy.can(staff, "view", a)
     assert hidden_q.id in _visible_ids(asker, Question) and policy.can(asker, "view", hidden_q)
+    blocked_staff = replace(policy.viewer_for(staff), blocked=True)
+    blocked_asker = replace(policy.viewer_for(asker), blocked=True)
     _ban(staff)
     _ban(asker)
-    assert a.id not in _visible_ids(staff, Answer) and not policy.can(staff, "view", a)
-    assert q.id in _visible_ids(asker, Question)  # answered and shown: everyone's
-    assert hidden_q.id not in _visible_ids(asker, Question) and not policy.can(asker, "view", hidden_q)
+    for staff_v, asker_v in ((staff, asker), (blocked_staff, blocked_asker)):
+        assert a.id not in _visible_ids(staff_v, Answer) and not policy.can(staff_v, "view", a)
+        assert q.id in _visible_ids(asker_v, Question)  # answered and shown: everyone's
+        assert hidden_q.id not in _visible_ids(asker_v, Question) and not policy.can(asker_v, "view", hidden_q)
 
 
 # --------------------------------------------------------------------------- asset requests
