@@ -313,7 +313,8 @@ def test_a_blocked_author_no_longer_sees_their_hidden_posts(f):
 
 
 def _request(asset, author, requester_org=None) -> AssetRequest:
-    r = AssetRequest(item_id=asset.id, author_id=author.id, requester_org_id=requester_org.id if requester_org else None,
+    r = AssetRequest(item_id=asset.id, author_id=author.id,
+                     requester_org_id=requester_org.id if requester_org else None,
                      kind="interest", message="We would like to talk.", message_html="", status="pending")
     db.session.add(r)
     db.session.commit()
