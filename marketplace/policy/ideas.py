@@ -256,7 +256,10 @@ class IdeaRule(Rule):
         )
         if v.is_moderator:
             seen = Idea.status.in_(KNOWN_IDEA_STATUS - {IdeaStatus.AWAITING_COAUTHORS.value})
-        return or_(author, seen)
+        # A row with an unknown status or confidentiality is listed for nobody, as check_idea
+        # refuses it for everybody: the two forms fail closed alike.
+        return and_(Idea.status.in_(KNOWN_IDEA_STATUS), Idea.confidentiality.in_(KNOWN_CONFIDENTIALITY),
+                    or_(author, seen))
 
     def doc_principals(self, idea: Idea, now: datetime) -> list[str]:
         """Time-dependent for sealed ideas with a reveal date: valid_until says when."""
