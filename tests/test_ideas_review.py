@@ -3,13 +3,15 @@ notes, shortlist/decline/award, payment and the IP transfer event, disqualificat
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
 
 from marketplace import policy
 from marketplace.extensions import db
-from marketplace.models import AccessGrant, AuditEvent, IdeaAward, ModerationAction, ReviewerAppointment, SealedViewLog
+from marketplace.models import (AccessGrant, AuditEvent, IdeaAward, ModerationAction, OutgoingMail,
+                                ReviewerAppointment, ReviewerInvitation, SealedViewLog)
 from marketplace.services import ideas as svc
 from marketplace.services.common import ServiceError
 
@@ -19,6 +21,12 @@ from .factories_ideas import IdeaFactories, reload
 @pytest.fixture
 def fi(f):
     return IdeaFactories(f)
+
+
+def _reviewer_token(address: str) -> str:
+    body = db.session.execute(select(OutgoingMail.body).where(OutgoingMail.to_email == address)
+                              .order_by(OutgoingMail.id.desc())).scalars().first()
+    return re.search(r"/invitations/r/([A-Za-z0-9_-]+)", body).group(1)
 
 
 def events(action):
@@ -54,7 +62,11 @@ def test_outside_judge_needs_the_nda_and_gets_access(f, fi, world, client, auth)
         svc.appoint_reviewer(s.owner, s.challenge, judge.email, "")
     db.session.rollback()
     assert "NDA" in ei.value.message
-    appt = svc.appoint_reviewer(s.owner, s.challenge, judge.email, "I keep it all secret.")
+    inv = svc.appoint_reviewer(s.owner, s.challenge, judge.email, "I keep it all secret.")
+    # An outside judge is invited by mail and appointed when they take the invitation up.
+    assert isinstance(inv, ReviewerInvitation) and not policy.can(judge, "view", s.challenge)
+    appt = svc.accept_reviewer_invitation(judge, _reviewer_token(judge.email))
+    policy.forget_viewer()
     assert appt.kind == "judge" and appt.grant_id is not None
     assert policy.can(judge, "view", s.challenge)  # granted access to the invited challenge
     assert not policy.can(judge, "view", idea)  # but no sealed ideas before the NDA
@@ -80,10 +92,14 @@ def test_judges_cannot_review_organisation_only_challenges_and_contributors_cann
         svc.appoint_reviewer(s.owner, private.challenge, f.make_user().email, "NDA")
     db.session.rollback()
     assert "organisation-only" in ei.value.message
+    # An author (outside the organisation) is invited like anyone else: refusing at once would
+    # tell the organisation the address has an account. Taking the invitation up is refused.
+    svc.appoint_reviewer(s.owner, s.challenge, author.email, "NDA")
     with pytest.raises(ServiceError) as ei:
-        svc.appoint_reviewer(s.owner, s.challenge, author.email, "NDA")
+        svc.accept_reviewer_invitation(author, _reviewer_token(author.email))
     db.session.rollback()
     assert "taken part" in ei.value.message
+    assert policy.reviewer_appointment(policy.viewer_for(author), s.challenge.id) is None
 
 
 def test_reviewer_views_of_sealed_ideas_are_logged_and_shown_to_authors(f, world, client, auth):

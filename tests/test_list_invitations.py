@@ -187,3 +187,20 @@ def test_who_sees_and_revokes_a_list_invitation(w, f, client, auth, shared, ctx)
     with pytest.raises(ServiceError) as e:
         svc.invite_to_list(w.admin, shared, "x@expert.test")
     assert e.value.status == 403
+
+
+def test_api_add_member_by_email_mails_an_invitation_with_the_same_answer(w, client, shared):
+    from marketplace.services import tokens as token_svc
+
+    _t, text = token_svc.create_personal_token(w.curator, "ci", ["read", "lists:write"], None)
+    headers = {"Authorization": f"Bearer {text}"}
+    answers = []
+    for address in (w.guest.email, "api.nobody@expert.test"):
+        r = client.post(f"/api/v1/lists/{shared.id}/members", json={"email": address}, headers=headers)
+        body = r.get_json()
+        answers.append((r.status_code, sorted(body), body["state"], body["message"].replace(address, "ADDRESS")))
+        assert db.session.execute(select(ListInvitation).where(ListInvitation.email == address)).scalar_one()
+    assert answers[0] == answers[1] and answers[0][0] == 202
+    assert db.session.execute(select(func.count(ListMember.id))).scalar_one() == 0
+    r = client.post(f"/api/v1/lists/{shared.id}/members", json={"email": "api.nobody@expert.test"}, headers=headers)
+    assert r.status_code == 409

@@ -102,22 +102,21 @@ def list_members(list_id: int, q):
     return listing("members", stmt, q, list_member_json)
 
 
-@operation("/v1/lists/<int:list_id>/members", "POST", summary="Add a person or an organisation to a list",
+@operation("/v1/lists/<int:list_id>/members", "POST", summary="Add an organisation to a list, or invite a person",
            tag="Lists", scope="lists:write", body=s.ListMemberAdd, response=s.ListMemberOut, status=201,
-           errors=(403, 404, 409))
+           errors=(403, 404, 409),
+           extra_responses={202: "An e-mail address: an invitation link was mailed (the same answer whether or "
+                                 "not the address has an account); the person joins when they accept it."})
 def list_member_add(list_id: int, body: s.ListMemberAdd):
-    """Send `email` (a person with an account) or `org` (an organisation's slug), not both."""
+    """Send `email` (a person, invited by mail) or `org` (an organisation's slug), not both."""
     lst = policy.get_visible_or_404(InvitationList, list_id)
     if (body.email is None) == (body.org is None):
         raise ServiceError("Send exactly one of email and org.", 422, field="email")
-    user = org = None
     if body.email is not None:
-        user = find_user(body.email)
-        if user is None:
-            raise ServiceError("No account has this e-mail address.", 422, field="email")
-    else:
-        org = org_or_404(body.org)
-    m = lists_svc.add_member(current_user, lst, user=user, org=org, expires_at=body.expires_at)
+        inv = lists_svc.invite_to_list(current_user, lst, body.email, member_until=body.expires_at)
+        return {"invited": inv.email, "state": "pending", "expires_at": inv.expires_at.isoformat(),
+                "message": f"Invitation mailed to {inv.email}."}, 202
+    m = lists_svc.add_member(current_user, lst, org=org_or_404(body.org), expires_at=body.expires_at)
     return list_member_json(m)
 
 

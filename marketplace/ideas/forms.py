@@ -180,7 +180,7 @@ class ReviewerNDAForm(FlaskForm):
 
 
 class ReviewerForm(FlaskForm):
-    email = StringField("Reviewer's e-mail (their account)", filters=[strip],
+    email = StringField("Reviewer's e-mail address", filters=[strip],
                         validators=[DataRequired("Enter an e-mail address."), Length(max=254)])
     nda_text = TextAreaField("Reviewer NDA (required for outside judges; members need none)",
                              validators=[Optional(), Length(max=20_000)])

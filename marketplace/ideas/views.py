@@ -34,6 +34,7 @@ from ..models import (
     ItemKind,
     ReviewCriterion,
     ReviewerAppointment,
+    ReviewerInvitation,
     TermsAcceptance,
 )
 from ..policy import get_visible_or_404, require
@@ -594,7 +595,12 @@ def reviewers(challenge_id: int):
             error = e
             _attach_error(form, e)
         else:
-            flash(f"{appt.user.display_name} appointed as {appt.kind} reviewer.", "success")
+            if isinstance(appt, ReviewerInvitation):
+                # The same words whether or not the address has an account.
+                flash(f"Invitation mailed to {appt.email}; they become an outside judge when they accept "
+                      "it and then the reviewer NDA.", "success")
+            else:
+                flash(f"{appt.user.display_name} appointed as {appt.kind} reviewer.", "success")
             return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
     elif "c-submit" in request.form and crit_form.validate_on_submit():
         try:
@@ -609,6 +615,7 @@ def reviewers(challenge_id: int):
     status = error.status if error else (400 if form.errors or crit_form.errors else 200)
     return render_template("ideas/reviewers.html", item=challenge, form=form, crit_form=crit_form,
                            appointments=svc.reviewers_of(challenge), criteria=svc.criteria_of(challenge.id),
+                           invitations=svc.pending_reviewer_invitations(challenge),
                            action_form=ActionForm()), status
 
 
@@ -624,6 +631,24 @@ def revoke_reviewer(challenge_id: int, appt_id: int):
         abort(400, EXPIRED)
     svc.revoke_reviewer(current_user, appt)
     flash("Reviewer removed.", "success")
+    return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
+
+
+@bp.route("/challenges/<int:challenge_id>/reviewer-invitations/<int:inv_id>/revoke", methods=["POST"])
+@login_required
+def revoke_reviewer_invitation(challenge_id: int, inv_id: int):
+    challenge = _challenge(challenge_id)
+    require("manage_terms", challenge)
+    inv = db.session.get(ReviewerInvitation, inv_id)
+    if inv is None or inv.challenge_id != challenge.id:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400, EXPIRED)
+    try:
+        svc.revoke_reviewer_invitation(current_user, inv)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    flash("Invitation revoked; the link no longer works.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
 
 

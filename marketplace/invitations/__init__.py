@@ -28,6 +28,7 @@ def _register_once() -> None:
     from ..auth.views import ADDRESS_PROOFS
     ADDRESS_PROOFS["invitations.open_link"] = _invited_address
     ADDRESS_PROOFS["invitations.list_link"] = _list_invited_address
+    ADDRESS_PROOFS["invitations.reviewer_link"] = _reviewer_invited_address
 
 
 def _invited_address(args: dict) -> str | None:
@@ -46,6 +47,13 @@ def _list_invited_address(args: dict) -> str | None:
     from ..services.lists import list_link_address
 
     return list_link_address(args.get("token", ""))
+
+
+def _reviewer_invited_address(args: dict) -> str | None:
+    """A pending reviewer invitation link proves its address too."""
+    from ..services.ideas import reviewer_link_address
+
+    return reviewer_link_address(args.get("token", ""))
 
 
 _register_once()

@@ -224,3 +224,64 @@ def list_decline(token: str):
         return _list_link_page(token, lists_svc.find_list_invitation(token), e.message, e.status)
     flash("Invitation declined. The link no longer works.", "info")
     return redirect(url_for("invitations.mine") if current_user.is_authenticated else url_for("main.index"))
+
+
+# --------------------------------------------------------------------------- outside judges by e-mail
+
+
+def _reviewer_link_page(token: str, inv, problem: str | None = None, status: int = 200):
+    """The page behind a mailed reviewer link. Never cached, never sent on as a referrer."""
+    from ..services import ideas as ideas_svc
+
+    v = policy.viewer_for(current_user)
+    invitee = inv is not None and problem is None and policy.is_reviewer_invitee(v, inv)
+    resp = make_response(render_template(
+        "invitations/reviewer_link.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
+        invitee=invitee, named=invitee and ideas_svc.reviewer_invitation_names_challenge(current_user, inv),
+        here=url_for("invitations.reviewer_link", token=token)), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@bp.route("/r/<token>")
+@limiter.limit("120/minute")
+def reviewer_link(token: str):
+    from ..services import ideas as ideas_svc
+
+    inv = ideas_svc.find_reviewer_invitation(token)
+    problem = ideas_svc.reviewer_link_refusal(inv, current_user)
+    return _reviewer_link_page(token, inv, *problem) if problem else _reviewer_link_page(token, inv)
+
+
+@bp.route("/r/<token>/accept", methods=["POST"])
+@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
+def reviewer_accept(token: str):
+    from ..services import ideas as ideas_svc
+
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Open the invitation link again.")
+    if not current_user.is_authenticated:
+        flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
+        return redirect(url_for("auth.login", next=url_for("invitations.reviewer_link", token=token)))
+    try:
+        appt = ideas_svc.accept_reviewer_invitation(current_user, token)
+    except ServiceError as e:
+        return _reviewer_link_page(token, ideas_svc.find_reviewer_invitation(token), e.message, e.status)
+    flash("You are a reviewer of this challenge. Read and accept the reviewer NDA to start.", "success")
+    return redirect(url_for("ideas.reviewer_nda", challenge_id=appt.challenge_id))
+
+
+@bp.route("/r/<token>/decline", methods=["POST"])
+@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
+def reviewer_decline(token: str):
+    from ..services import ideas as ideas_svc
+
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Open the invitation link again.")
+    try:
+        ideas_svc.decline_reviewer_invitation(current_user, token)
+    except ServiceError as e:
+        return _reviewer_link_page(token, ideas_svc.find_reviewer_invitation(token), e.message, e.status)
+    flash("Invitation declined. The link no longer works.", "info")
+    return redirect(url_for("invitations.mine") if current_user.is_authenticated else url_for("main.index"))

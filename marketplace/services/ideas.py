@@ -34,6 +34,7 @@ from ..models import (
     IdeaRevision,
     IdeaScore,
     IdeaStatus,
+    InvitationState,
     IncentiveKind,
     IPModel,
     Item,
@@ -41,6 +42,7 @@ from ..models import (
     Membership,
     ReviewCriterion,
     ReviewerAppointment,
+    ReviewerInvitation,
     ReviewerKind,
     ReviewNote,
     SealedViewLog,
@@ -664,18 +666,15 @@ def _is_contributor(user_id: int, challenge_id: int) -> bool:
             IdeaAuthor.status != AuthorStatus.DECLINED.value).limit(1)).first() is not None
 
 
-def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "") -> ReviewerAppointment:
-    _require_manage(actor, challenge)
-    user = find_user(email or "")
-    if user is None:
-        raise ServiceError("No account has this e-mail address; reviewers need an account.", field="email")
-    if _is_contributor(user.id, challenge.id):
-        raise ServiceError(f"{user.display_name} has taken part in this challenge and cannot review it.",
-                           409, field="email")
-    member = db.session.execute(select(func.count()).select_from(
-        select(1).where(Membership.org_id == challenge.org_id,
-                        Membership.user_id == user.id).subquery())).scalar_one() > 0
-    kind = ReviewerKind.MEMBER.value if member else ReviewerKind.JUDGE.value
+REVIEWER_LINK_DAYS = 30
+
+
+def _is_member(user_id: int, org_id: int) -> bool:
+    return db.session.execute(select(func.count()).select_from(
+        select(1).where(Membership.org_id == org_id, Membership.user_id == user_id).subquery())).scalar_one() > 0
+
+
+def _check_nda(kind: str, challenge: Item, nda_text: str) -> str:
     nda_text = (nda_text or "").strip()
     if kind == ReviewerKind.JUDGE.value:
         if not nda_text:
@@ -685,16 +684,47 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
                                "first (judges are then granted access).", 409, field="email")
     if len(nda_text) > 20_000:
         raise ServiceError("At most 20,000 characters.", field="nda_text")
+    return nda_text
+
+
+def appoint_reviewer(actor: User, challenge: Item, email: str,
+                     nda_text: str = "") -> ReviewerAppointment | ReviewerInvitation:
+    """Members of the challenge's organisation are appointed at once (an appointment is
+    returned). Anyone else is an outside judge invited by address (an invitation is returned
+    and mailed): the answer is the same whether or not the address has an account, and the
+    appointment is made when the address's owner takes it up from the link."""
+    _require_manage(actor, challenge)
+    try:
+        email = email_address.check(email or "")
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
+    user = find_user(email)
+    if user is None or not _is_member(user.id, challenge.org_id):
+        return invite_reviewer(actor, challenge, email, nda_text)
+    if _is_contributor(user.id, challenge.id):
+        raise ServiceError(f"{user.display_name} has taken part in this challenge and cannot review it.",
+                           409, field="email")
+    _check_nda(ReviewerKind.MEMBER.value, challenge, nda_text)
     lock_row(Item, challenge.id)
+    appt = _appoint(actor.id, actor.id, challenge, user, ReviewerKind.MEMBER.value, "")
+    db.session.commit()
+    return appt
+
+
+def _appoint(actor_id: int, appointed_by_id: int | None, challenge: Item, user: User, kind: str,
+             nda_text: str) -> ReviewerAppointment:
+    """Make (or renew) the appointment row, the access grant an outside judge needs, and tell
+    the reviewer. The caller holds the challenge's row lock and commits."""
     appt = db.session.execute(select(ReviewerAppointment).where(
         ReviewerAppointment.challenge_id == challenge.id, ReviewerAppointment.user_id == user.id)).scalar()
     if appt is not None and appt.revoked_at is None:
+        db.session.rollback()
         raise ServiceError(f"{user.display_name} is already a reviewer of this challenge.", 409, field="email")
     if appt is None:
         appt = ReviewerAppointment(challenge_id=challenge.id, user_id=user.id)
         db.session.add(appt)
     appt.kind = kind
-    appt.appointed_by_id = actor.id
+    appt.appointed_by_id = appointed_by_id
     appt.created_at = utcnow()
     appt.revoked_at = None
     appt.nda_text = nda_text if kind == ReviewerKind.JUDGE.value else ""
@@ -703,17 +733,22 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
     appt.grant_id = None
     if kind == ReviewerKind.JUDGE.value and challenge.visibility == Visibility.INVITED.value \
             and not policy.has_invited_access(policy.viewer_for(user), challenge.id):
-        grant = AccessGrant(item_id=challenge.id, user_id=user.id, granted_by_id=actor.id, reason="reviewer")
+        grant = AccessGrant(item_id=challenge.id, user_id=user.id, granted_by_id=appointed_by_id, reason="reviewer")
         db.session.add(grant)
         db.session.flush()
         appt.grant_id = grant.id
-        audit.record("access.granted", "grant", grant.id, actor_id=actor.id, item_id=challenge.id,
+        audit.record("access.granted", "grant", grant.id, actor_id=actor_id, item_id=challenge.id,
                      data={"user_id": user.id, "org_id": None, "expires_at": None, "reason": "reviewer"})
     db.session.flush()
-    audit.record("reviewer.appointed", "reviewer", appt.id, actor_id=actor.id, item_id=challenge.id,
+    policy.forget_viewer(user.id)  # the new grant counts from now on in this request
+    audit.record("reviewer.appointed", "reviewer", appt.id, actor_id=actor_id, item_id=challenge.id,
                  data={"user_id": user.id, "kind": kind, "nda_digest": appt.nda_digest or None})
-    endpoint = "ideas.reviewer_nda" if kind == ReviewerKind.JUDGE.value else "ideas.review_dashboard"
-    url = _url(endpoint, challenge_id=challenge.id)
+    if kind == ReviewerKind.JUDGE.value:
+        # The judge took the appointment up from the mailed link: an in-site notice suffices.
+        notify(user, "review.appointed", f"You are a reviewer of “{challenge.title}”. Accept the reviewer NDA "
+               "to start.", _url("ideas.reviewer_nda", challenge_id=challenge.id), about=challenge, mail=False)
+        return appt
+    url = _url("ideas.review_dashboard", challenge_id=challenge.id)
     # A challenge still a draft (or otherwise closed to the reviewer) is named once it opens
     # to them, as invitations do: neither the mail nor the notification may name it before
     # (and, naming nothing private, they are not tied to it).
@@ -723,15 +758,206 @@ def appoint_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "
         org = challenge.organisation.name if challenge.organisation else "an organisation"
         what = f"a challenge of {org} (its details are shown when it opens to you)"
         subject, about = f"Reviewer appointment: a challenge of {org}", None
-    msg = (f"You were appointed as a reviewer of {what}."
-           + (" Accept the reviewer NDA to start." if kind == ReviewerKind.JUDGE.value else ""))
+    msg = f"You were appointed as a reviewer of {what}."
     # An appointment is an invitation: always mailed (the in-site notice follows the person's choice).
     notify(user, "review.appointed", msg, url, about=about, mail=False)
     from ..mail.outbox import link, queue_text
-    queue_text(user, subject, f"{msg}\n\n{link(endpoint, challenge_id=challenge.id)}", kind="invitation.reviewer",
-               about=about)
+    queue_text(user, subject, f"{msg}\n\n{link('ideas.review_dashboard', challenge_id=challenge.id)}",
+               kind="invitation.reviewer", about=about)
+    return appt
+
+
+# --------------------------------------------------------------------------- outside judges by e-mail
+
+
+def find_reviewer_invitation(token: str) -> ReviewerInvitation | None:
+    from .invitations import hash_token
+
+    if not token or len(token) > 200:
+        return None
+    return db.session.execute(select(ReviewerInvitation).where(
+        ReviewerInvitation.token_hash == hash_token(token))).scalar_one_or_none()
+
+
+def reviewer_link_refusal(inv: ReviewerInvitation | None, user) -> tuple[str, int] | None:
+    """Why this reviewer link cannot be used by `user` now (message, HTTP status), or None."""
+    from .invitations import REFUSALS
+
+    if inv is None:
+        return "This invitation link is not valid. Check that you copied the whole link.", 404
+    state = policy.invitation_state(inv)
+    if state != InvitationState.PENDING.value:
+        if state == InvitationState.EXPIRED.value:
+            return (f"This invitation expired on {format_dt(inv.expires_at)}. "
+                    "Ask the challenge's organisation for a new one."), 410
+        return REFUSALS[state], 410
+    v = policy.viewer_for(user)
+    if v.is_authenticated and not policy.is_reviewer_invitee(v, inv):
+        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
+                "with. Sign out and sign in (or register) with the invited address."), 403
+    return None
+
+
+def reviewer_link_address(token: str) -> str | None:
+    """The address a pending reviewer link proves (registering from it confirms it)."""
+    inv = find_reviewer_invitation(token)
+    if inv is None or policy.invitation_state(inv) != InvitationState.PENDING.value:
+        return None
+    return inv.email
+
+
+def reviewer_invitation_names_challenge(user, inv: ReviewerInvitation) -> bool:
+    """Whether the mail and the link page may name the challenge (else only its organisation)."""
+    return policy.can(user, "view", inv.challenge) or policy.invitation_reveals_item(inv.challenge)
+
+
+def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = "",
+                    days: int = REVIEWER_LINK_DAYS) -> ReviewerInvitation:
+    """Invite an outside judge by address and mail the single-use link. Nothing here depends
+    on whether the address has an account, so the organisation learns nothing from it."""
+    from ..mail.outbox import link, queue
+    from .invitations import MAX_DAYS, hash_token, new_token
+
+    _require_manage(actor, challenge)
+    try:
+        email = email_address.check(email or "")
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
+    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    nda_text = _check_nda(ReviewerKind.JUDGE.value, challenge, nda_text)
+    now = utcnow()
+    lock_row(Item, challenge.id)  # one live link per address, even from two admins at once
+    pending = db.session.execute(select(ReviewerInvitation).where(
+        ReviewerInvitation.challenge_id == challenge.id, ReviewerInvitation.email == email,
+        ReviewerInvitation.accepted_at.is_(None), ReviewerInvitation.declined_at.is_(None),
+        ReviewerInvitation.revoked_at.is_(None), ReviewerInvitation.expires_at > now)).scalars().first()
+    if pending is not None:
+        db.session.rollback()
+        raise ServiceError(f"{email} already has a pending reviewer invitation for this challenge (sent "
+                           f"{format_dt(pending.created_at)}). Revoke it first to send a new link.", 409,
+                           field="email")
+    token = new_token()
+    inv = ReviewerInvitation(challenge_id=challenge.id, email=email, token_hash=hash_token(token),
+                             invited_by_id=actor.id, created_at=now, expires_at=now + timedelta(days=days),
+                             nda_text=nda_text)
+    db.session.add(inv)
+    db.session.flush()
+    audit.record("reviewer.invitation_sent", "reviewer_invitation", inv.id, actor_id=actor.id,
+                 item_id=challenge.id, data={"to_domain": email.rsplit("@", 1)[-1],
+                                             "expires_at": inv.expires_at.isoformat(),
+                                             "nda_digest": sha256_hex(nda_text)})
+    org = challenge.organisation.name if challenge.organisation else "an organisation"
+    # Named only where an invitation may reveal the item (published, not hidden, not
+    # organisation-only); a draft challenge is "a challenge of <org>" until it opens.
+    title = challenge.title if policy.invitation_reveals_item(challenge) else None
+    subject = (f"{org} invites you to review “{title}”" if title
+               else f"{org} invites you to review one of its challenges") + " on the Open Innovation Marketplace"
+    queue(email, "invite_reviewer", subject, kind="invitation.reviewer", secret=True,
+          context={"inviter": actor.display_name, "org": org, "title": title,
+                   "url": link("invitations.reviewer_link", token=token),
+                   "has_account": find_user(email) is not None, "expires_at": inv.expires_at})
+    db.session.commit()
+    return inv
+
+
+def _locked_reviewer_invitation(user, token: str) -> ReviewerInvitation:
+    inv = find_reviewer_invitation(token)
+    problem = reviewer_link_refusal(inv, user)
+    if problem:
+        raise ServiceError(*problem)
+    lock_row(ReviewerInvitation, inv.id)
+    db.session.refresh(inv)
+    problem = reviewer_link_refusal(inv, user)  # a parallel request may have used it meanwhile
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    return inv
+
+
+def accept_reviewer_invitation(user: User, token: str) -> ReviewerAppointment:
+    """The signed-in holder of the invited address becomes an outside judge of the challenge
+    (next: the reviewer NDA). The link proves the address, so it is confirmed too."""
+    if not getattr(user, "is_authenticated", False):
+        inv = find_reviewer_invitation(token)
+        raise ServiceError(*(reviewer_link_refusal(inv, None)
+                             or ("Sign in or register with the invited e-mail address to accept.", 401)))
+    inv = _locked_reviewer_invitation(user, token)
+    if not policy.can(user, "accept", inv):  # pragma: no cover - the refusal covers every case
+        db.session.rollback()
+        raise ServiceError("You may not accept this invitation.", 403)
+    challenge = inv.challenge
+    if _is_contributor(user.id, challenge.id):
+        db.session.rollback()
+        raise ServiceError("You have taken part in this challenge, so you cannot review it. "
+                           "Decline the invitation or tell the organisation.", 409)
+    try:
+        _check_nda(ReviewerKind.JUDGE.value, challenge, inv.nda_text)
+    except ServiceError:
+        db.session.rollback()
+        raise ServiceError("This challenge is no longer open to outside judges; ask the organisation.", 409)
+    lock_row(Item, challenge.id)
+    now = utcnow()
+    appt = _appoint(user.id, inv.invited_by_id, challenge, user, ReviewerKind.JUDGE.value, inv.nda_text)
+    inv.accepted_at, inv.accepted_by_id, inv.appointment_id = now, user.id, appt.id
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+    audit.record("reviewer.invitation_accepted", "reviewer_invitation", inv.id, actor_id=user.id,
+                 item_id=challenge.id, data={"appointment_id": appt.id})
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, "invitation.accepted",
+               f"{user.display_name} accepted your invitation to review “{challenge.title}”.",
+               _url("ideas.reviewers", challenge_id=challenge.id), about=challenge)
     db.session.commit()
     return appt
+
+
+def decline_reviewer_invitation(user, token: str) -> ReviewerInvitation:
+    """Decline with the link; no account needed (the token proves the mailbox), but a
+    signed-in account must hold the invited address."""
+    inv = _locked_reviewer_invitation(user, token)
+    if not policy.can_decline_reviewer_invitation_with_token(policy.viewer_for(user), inv):  # pragma: no cover
+        db.session.rollback()
+        raise ServiceError("You may not decline this invitation.", 403)
+    inv.declined_at = utcnow()
+    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    audit.record("reviewer.invitation_declined", "reviewer_invitation", inv.id, actor_id=actor_id,
+                 item_id=inv.challenge_id, data={})
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, "invitation.declined",
+               f"A reviewer invitation for “{inv.challenge.title}” ({inv.masked_email}) was declined.",
+               _url("ideas.reviewers", challenge_id=inv.challenge_id), about=inv.challenge)
+    db.session.commit()
+    return inv
+
+
+def revoke_reviewer_invitation(actor: User, inv: ReviewerInvitation) -> ReviewerInvitation:
+    """Withdraw a pending invitation, or end an accepted one (the judge is removed)."""
+    _require_manage(actor, inv.challenge)
+    lock_row(ReviewerInvitation, inv.id)
+    db.session.refresh(inv)
+    if not policy.can(actor, "revoke", inv):
+        state = policy.invitation_state(inv)
+        db.session.rollback()
+        raise ServiceError(f"This invitation is already {state}; there is nothing to revoke.", 409)
+    was = policy.invitation_state(inv)
+    inv.revoked_at, inv.revoked_by_id = utcnow(), actor.id
+    audit.record("reviewer.invitation_revoked", "reviewer_invitation", inv.id, actor_id=actor.id,
+                 item_id=inv.challenge_id, data={"was": was})
+    appt = inv.appointment
+    if appt is not None and appt.revoked_at is None:
+        revoke_reviewer(actor, appt)  # commits
+    else:
+        db.session.commit()
+    return inv
+
+
+def pending_reviewer_invitations(challenge: Item) -> list[ReviewerInvitation]:
+    now = utcnow()
+    rows = db.session.execute(select(ReviewerInvitation).where(ReviewerInvitation.challenge_id == challenge.id)
+                              .order_by(ReviewerInvitation.created_at.desc(), ReviewerInvitation.id.desc())
+                              .limit(200)).scalars().all()
+    return [i for i in rows if policy.invitation_state(i, now) == InvitationState.PENDING.value]
 
 
 def revoke_reviewer(actor: User, appt: ReviewerAppointment) -> None:

@@ -11,7 +11,7 @@ import re
 
 from playwright.sync_api import expect
 
-from .flows import create_org, deadline_in, field, login, logout, path_of, register, set_terms, unique
+from .flows import create_org, mail_link, deadline_in, field, login, logout, path_of, register, set_terms, unique
 
 
 def test_sealed_challenge_from_terms_to_award(page, new_page, live_server, shot, tmp_path):
@@ -49,10 +49,10 @@ def test_sealed_challenge_from_terms_to_award(page, new_page, live_server, shot,
     page.get_by_role("button", name="Grant access").click()
     expect(page.locator(".flash-success")).to_contain_text("Access granted")
     page.goto(f"/challenges/{challenge_id}/reviewers")
-    field(page, "Reviewer's e-mail (their account)").fill(judge_email)
+    field(page, "Reviewer's e-mail address").fill(judge_email)
     page.locator("textarea[name='r-nda_text']").fill("I keep every idea confidential.")
     page.get_by_role("button", name="Appoint reviewer").click()
-    expect(page.locator(".flash-success")).to_contain_text("judge reviewer")
+    expect(page.locator(".flash-success")).to_contain_text(f"Invitation mailed to {judge_email.lower()}")
     page.locator("input[name='c-name']").fill("Feasibility")
     page.locator("input[name='c-weight']").fill("3")
     page.get_by_role("button", name="Add criterion").click()
@@ -107,8 +107,9 @@ def test_sealed_challenge_from_terms_to_award(page, new_page, live_server, shot,
     # The judge accepts the NDA, opens the sealed idea and scores it.
     jude = new_page()
     login(jude, judge_email)
-    jude.goto("/ideas/reviewing")
-    jude.get_by_role("link", name="Read and accept the reviewer NDA").click()
+    # The judge opens the mailed invitation, accepts it and lands on the reviewer NDA.
+    jude.goto(mail_link(judge_email.lower(), "/invitations/r/"))
+    jude.get_by_role("button", name="Accept invitation").click()
     field(jude, "I accept this reviewer NDA").check()
     jude.get_by_role("button", name="Accept and start reviewing").click()
     expect(jude.locator(".flash-success")).to_contain_text("NDA accepted")
