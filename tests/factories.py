@@ -122,3 +122,16 @@ class Factories:
         db.session.add(a)
         db.session.commit()
         return a
+
+
+def appoint_reviewer(owner, challenge, user, nda_text: str = ""):
+    """Appoint `user` as a reviewer of `challenge` as the site does: a member of the
+    organisation at once, anyone else by the mailed invitation, accepted here from its link.
+    Returns the appointment."""
+    from marketplace.models import ReviewerInvitation
+    from marketplace.services import ideas as ideas_svc
+
+    appt = ideas_svc.appoint_reviewer(owner, challenge, user.email, nda_text)
+    if isinstance(appt, ReviewerInvitation):
+        appt = ideas_svc.accept_reviewer_invitation(user, appt.token)
+    return appt

@@ -17,6 +17,7 @@ from marketplace.models import Idea, IdeaAttachment, IdeaAuthor, utcnow
 from marketplace.policy import PolicyError
 from marketplace.services import ideas as svc
 
+from .factories import appoint_reviewer
 from .factories_ideas import IdeaFactories
 
 VIEWERS = ["anonymous", "outsider", "other_contributor", "author", "coauthor", "pending_coauthor",
@@ -66,8 +67,8 @@ def build(f, combos=None):
             for name in ("other_contributor", "author", "coauthor", "pending_coauthor"):
                 f.grant(s.challenge, user=people[name])
         svc.appoint_reviewer(owner, s.challenge, people["member_reviewer"].email)
-        svc.appoint_reviewer(owner, s.challenge, people["judge"].email, "NDA text")
-        svc.appoint_reviewer(owner, s.challenge, people["judge_no_nda"].email, "NDA text")
+        appoint_reviewer(owner, s.challenge, people["judge"], "NDA text")
+        appoint_reviewer(owner, s.challenge, people["judge_no_nda"], "NDA text")
         appt = policy.reviewer_appointment(policy.viewer_for(people["judge"]), s.challenge.id)
         svc.accept_reviewer_nda(people["judge"], appt, appt.nda_digest)
         fi.submit(people["other_contributor"], s.challenge, title="Someone else's")

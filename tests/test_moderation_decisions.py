@@ -11,6 +11,7 @@ from marketplace.services import ideas as ideas_svc
 from marketplace.services import items as items_svc
 from marketplace.services import moderation as svc
 
+from .factories import appoint_reviewer
 from .factories_ideas import IdeaFactories
 
 
@@ -52,7 +53,7 @@ def test_decision_log_lists_governance_decisions_without_leaking_sealed_titles(f
     ideas.set_rules(s.owner, s.challenge, max_ideas_per_contributor=2)
     items_svc.update_item(s.owner, s.challenge, {"deadline": utcnow() + timedelta(days=60)})
     judge = f.make_user(name="Jules Judge")
-    ideas_svc.appoint_reviewer(s.owner, s.challenge, judge.email, nda_text="Keep it secret.")
+    appoint_reviewer(s.owner, s.challenge, judge, "Keep it secret.")
     # A sealed idea is shortlisted; a question is hidden by a moderator.
     idea = ideas.submit(author, s.challenge, title="Top secret gripper", body="A confidential mechanism.")
     ideas_svc.shortlist_idea(s.owner, idea)

@@ -313,7 +313,8 @@ def test_an_owner_who_is_not_a_reviewer_is_told_how_to_become_one(f, fi, client,
 def test_a_reviewer_without_the_nda_gets_the_nda_page(f, fi, client, auth):
     s = fi.challenge(confidentiality="sealed")
     judge, stranger = f.make_user(), f.make_user()
-    ideas_svc.appoint_reviewer(s.owner, s.challenge, judge.email, "Keep it secret.")
+    inv = ideas_svc.appoint_reviewer(s.owner, s.challenge, judge.email, "Keep it secret.")
+    ideas_svc.accept_reviewer_invitation(judge, inv.token)  # an outside judge accepts the mailed link
     auth.login(judge.email)
     r = client.get(f"/challenges/{s.challenge.id}/review")
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/challenges/{s.challenge.id}/reviewer-nda")

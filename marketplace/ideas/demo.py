@@ -60,9 +60,11 @@ def demo_hook(users: dict, orgs: dict) -> None:
         if "admin@acme.test" in users:
             ideas_svc.appoint_reviewer(owner, lidar, "admin@acme.test")
         if "researcher@uni.test" in users:
-            ideas_svc.appoint_reviewer(owner, lidar, "researcher@uni.test",
-                                       "I will keep every idea I review confidential, use it only to judge "
-                                       "this challenge, and delete my copies when the review ends.")
+            # An outside judge: invited by e-mail, and the demo accepts the link on their behalf.
+            inv = ideas_svc.appoint_reviewer(owner, lidar, "researcher@uni.test",
+                                             "I will keep every idea I review confidential, use it only to "
+                                             "judge this challenge, and delete my copies when the review ends.")
+            ideas_svc.accept_reviewer_invitation(users["researcher@uni.test"], inv.token)
         contributor = users.get("invited@contributor.test")
         if contributor is not None:
             ideas_svc.submit_idea(contributor, lidar, {

@@ -858,6 +858,7 @@ def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = ""
                    "url": link("invitations.reviewer_link", token=token),
                    "has_account": find_user(email) is not None, "expires_at": inv.expires_at})
     db.session.commit()
+    inv.token = token  # the raw link token, on this object only (never stored): for the demo loader
     return inv
 
 
@@ -898,7 +899,10 @@ def accept_reviewer_invitation(user: User, token: str) -> ReviewerAppointment:
         raise ServiceError("This challenge is no longer open to outside judges; ask the organisation.", 409)
     lock_row(Item, challenge.id)
     now = utcnow()
-    appt = _appoint(user.id, inv.invited_by_id, challenge, user, ReviewerKind.JUDGE.value, inv.nda_text)
+    # The appointment is the inviter's decision (the public decision log names its maker, and
+    # must not name an outside judge to those who may not see reviewer names).
+    appt = _appoint(inv.invited_by_id or user.id, inv.invited_by_id, challenge, user, ReviewerKind.JUDGE.value,
+                    inv.nda_text)
     inv.accepted_at, inv.accepted_by_id, inv.appointment_id = now, user.id, appt.id
     if user.email_verified_at is None:
         user.email_verified_at = now

@@ -47,7 +47,7 @@ from marketplace.services import moderation as mod_svc
 from marketplace.services import notifications as notes_svc
 from marketplace.services import terms as terms_svc
 
-from ..factories import PASSWORD, Factories
+from ..factories import PASSWORD, Factories, appoint_reviewer
 from ..factories_ideas import IdeaFactories
 from .oracle import ActionF, IdeaF, ItemF, ListF, Oracle, Persona, Place, PostF, RequestF
 
@@ -351,7 +351,7 @@ class Builder:
             n = self.rec("ra")
             text = self.tok("ra", n, "nd", f"reviewer NDA of {judge}",
                             lambda p, j=judge, k=key: (p.signed_in and p.name == j) or o.org_admin_of(p, k))
-            appt = ideas_svc.appoint_reviewer(owner, self.get_item(key), self.user(judge).email, f"{text} {COMMON}")
+            appt = appoint_reviewer(owner, self.get_item(key), self.user(judge), f"{text} {COMMON}")
             ideas_svc.accept_reviewer_nda(self.user(judge), appt, appt.nda_digest)
             o.items[key].reviewers.add(judge)
         # Reviewers appointed while the challenge is still a draft (it opens later).
