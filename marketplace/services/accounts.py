@@ -81,6 +81,14 @@ def change_password(user: User, current: str, new: str) -> None:
     db.session.commit()
 
 
+def end_other_sessions(user: User, password: str, current) -> int:
+    """"Sign out other sessions" from the account page: only with the current password typed
+    again. Ends every session of `user` but `current`; returns how many ended. Commits."""
+    if not verify_password(user.password_hash, password):
+        raise ServiceError("Your current password is not correct.", field="password")
+    return sessions.end_others(user, current)
+
+
 def set_password(user: User, new: str, actor_id: int | None = None) -> None:
     """Set a password without knowing the old one (an operator's reset, `flask users
     set-password`): ends every session of the account and leaves a governance event."""
