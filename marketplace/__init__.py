@@ -31,6 +31,7 @@ def create_app(config: type | dict | None = None) -> Flask:
     _check_secret(app)
     _check_ratelimit_storage(app)
     _check_timezone(app)
+    _cookie_names(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from . import logs
@@ -131,6 +132,29 @@ def _check_numbers(app: Flask) -> None:
     if (app.config.get("TRUSTED_PROXIES") or 0) < 0:
         raise ConfigError(f"TRUSTED_PROXIES={app.config['TRUSTED_PROXIES']} must be 0 (no proxy) or the number "
                           "of proxies in front.")
+
+
+def _cookie_names(app: Flask) -> None:
+    """Over HTTPS (SESSION_COOKIE_SECURE) the session cookie is a `__Host-` cookie (ASVS
+    3.3.1): browsers then accept it only when Secure, for Path=/ and with no Domain, so no
+    other host of the domain (and no plain-http page) can set or overwrite it. Over plain
+    http (make run, tests) browsers refuse that prefix, so the name stays `session`.
+
+    The session cookie is the only cookie the site sets: Flask-Login's remember cookie is
+    never written (server-side sessions with "keep me signed in" replaced it; login_user is
+    never asked to remember), and one presented anyway signs nobody in (auth_loader._load
+    needs the server-side session)."""
+    if not app.config.get("SESSION_COOKIE_SECURE"):
+        return
+    if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):
+        app.config["SESSION_COOKIE_NAME"] = "__Host-session"
+    if str(app.config["SESSION_COOKIE_NAME"]).startswith("__Host-"):
+        # What the prefix demands; Flask would otherwise take the path from APPLICATION_ROOT.
+        app.config["SESSION_COOKIE_PATH"] = "/"
+        app.config["SESSION_COOKIE_DOMAIN"] = None
+        app.config["REMEMBER_COOKIE_NAME"] = "__Host-remember_token"
+        app.config["REMEMBER_COOKIE_PATH"] = "/"
+        app.config["REMEMBER_COOKIE_DOMAIN"] = None
 
 
 def _check_timezone(app: Flask) -> None:

@@ -90,6 +90,23 @@ def users_set_password(email: str, password: str) -> None:
     click.echo(f"Password set for {user.email}; every session of this account was signed out.")
 
 
+@users_cli.command("end-sessions")
+@click.argument("email", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Every session of every account.")
+def users_end_sessions(email: str | None, everyone: bool) -> None:
+    """Sign an account (EMAIL) or every account (--all) out everywhere at once."""
+    if bool(email) == everyone:
+        _fail("name one account (EMAIL) or give --all, not both")
+    user = None
+    if email:
+        user = accounts.find_user(email)
+        if user is None:
+            _fail(f"no account with e-mail {email}")
+    n = accounts.end_sessions(user)
+    whom = user.email if user is not None else "every account"
+    click.echo(f"Ended {n} session(s) of {whom}; the operator action is in the audit trail.")
+
+
 @users_cli.command("list")
 @click.option("--role", type=click.Choice(SiteRole.values()), default=None, help="Only accounts with this site role.")
 def users_list(role: str | None) -> None:

@@ -13,6 +13,11 @@ the 500 page, so a visitor's report leads to the traceback.
 What is never logged: passwords, tokens (invitation and appeal links carry them in the path,
 so request lines show the route pattern, not the path), SQL parameters (the engine hides
 them) or the text people write.
+
+One record is one line (ASVS 16.4.1, no log injection): `SafeFormatter` writes CR, LF, tabs
+and every other control character of a message as escapes (`\r`, `\n`, `\x1b`, `\u2028`),
+so a value someone sent (an HTTP method, a header, a quoted exception) cannot start a forged
+line; a traceback's own lines are indented under their record.
 """
 from __future__ import annotations
 
@@ -31,6 +36,52 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$")
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 access_log = logging.getLogger("marketplace.access")
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators (which some log
+# viewers break lines on).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape: one line, nothing hidden."""
+    def one(m: re.Match) -> str:
+        ch = m.group(0)
+        return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return _CONTROL.sub(one, text)
+
+
+class SafeFormatter(logging.Formatter):
+    """The format of every log line: the message with its control characters escaped, and
+    a traceback (or stack) indented under it, so no line of it looks like a record of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # As logging.Formatter.format, but the traceback is formatted here every time, not
+        # taken from record.exc_text: another handler may have cached it there unindented.
+        record.message = escape_controls(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        s = self.formatMessage(record)
+        if record.exc_info:
+            s += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            s += "\n" + _indent(record.exc_text)
+        if record.stack_info:
+            s += "\n" + self.formatStack(record.stack_info)
+        return s
+
+    def formatException(self, ei) -> str:
+        return _indent(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indent(super().formatStack(stack_info))
+
+
+def _indent(text: str) -> str:
+    # Each traceback line keeps its own line, indented; control characters in it (an
+    # exception's message can quote what was sent) are escaped like a message's.
+    return "\n".join("    " + escape_controls(line) for line in text.splitlines())
 
 
 class RequestIdFilter(logging.Filter):
@@ -60,7 +111,7 @@ def logging_config(level: str = "INFO", log_file: str | None = None) -> dict:
         # Loggers created before this call (libraries imported earlier) keep working.
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {"default": {"format": FORMAT}},
+        "formatters": {"default": {"()": SafeFormatter, "format": FORMAT}},
         "handlers": handlers,
         "root": {"level": level, "handlers": list(handlers)},
         "loggers": {

@@ -22,6 +22,8 @@ from werkzeug.routing import AnyConverter
 from marketplace.demo import DEMO_PASSWORD, load_demo
 from marketplace.extensions import db
 from marketplace.models import (
+    Webhook,
+    WebhookDelivery,
     AccessGrant,
     Answer,
     Appeal,
@@ -165,6 +167,8 @@ def _combos(rule, world: World) -> list[dict]:
         frozenset({"list_id", "member_id"}): (ListMember.list_id, ListMember.id),
         frozenset({"list_id", "share_id"}): (ListShare.list_id, ListShare.id),
         frozenset({"slug", "member_id"}): (Organisation.slug, Membership.id),
+        frozenset({"slug", "delivery_id"}): (Organisation.slug, WebhookDelivery.id),
+        frozenset({"slug", "webhook_id"}): (Organisation.slug, Webhook.id),
     }
     any_args = {a: sorted(c.items) for a, c in rule._converters.items() if isinstance(c, AnyConverter)}
     fixed = args - set(any_args)
@@ -175,8 +179,16 @@ def _combos(rule, world: World) -> list[dict]:
         q = select(parent, child).order_by(child)
         if key == frozenset({"slug", "member_id"}):
             q = q.join(Membership, Membership.org_id == Organisation.id)
+        if key == frozenset({"slug", "webhook_id"}):
+            q = q.join(Webhook, Webhook.org_id == Organisation.id)
+        if key == frozenset({"slug", "delivery_id"}):
+            q = (q.join(Webhook, Webhook.org_id == Organisation.id)
+                 .join(WebhookDelivery, WebhookDelivery.webhook_id == Webhook.id))
         names = sorted(fixed, key=lambda a: 0 if a in ("item_id", "challenge_id", "idea_id", "list_id", "slug") else 1)
         out = [dict(zip(names, row)) for row in _ids(q, 2 * PER_ARG)]
+        if not out and key & {"delivery_id", "webhook_id"}:  # none yet: still probe (a 404)
+            child_name = next(iter(key - {"slug"}))
+            out = [{"slug": slug, child_name: 1} for (slug,) in _ids(select(Organisation.slug), 1)]
     elif fixed == {"target_type", "target_id"}:
         for type_name, entry in registry.REGISTRY.items():
             for (tid,) in _ids(select(entry.model.id).order_by(entry.model.id), 2):

@@ -125,7 +125,7 @@ def test_login_required_pages_redirect_with_next(client):
 
 
 def _session_cookie(resp):
-    cookies = [c for c in resp.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    cookies = [c for c in resp.headers.getlist("Set-Cookie") if c.startswith(("session=", "__Host-session="))]
     assert cookies, resp.headers
     return cookies[-1]
 
@@ -147,6 +147,7 @@ def test_session_cookie_secure_when_configured(tmp_path, alice):
     c = app.test_client()
     cookie = _session_cookie(c.post("/auth/login", data={"email": "alice@example.test", "password": PASSWORD}))
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert cookie.startswith("__Host-session=") and "Path=/" in cookie and "Domain" not in cookie
     with app.app_context():
         db.engine.dispose()
 

@@ -129,6 +129,53 @@ def test_a_reset_password_signs_the_account_out(app, client, auth, runner):
     assert client.get("/auth/account").status_code == 302  # back to the sign-in page
 
 
+def test_users_end_sessions_signs_one_account_or_every_account_out(app, runner):
+    """ASVS 7.4.5: an operator ends the sessions of one account, or of all; each is audited
+    with the count and printed."""
+    for email in ("one@example.test", "two@example.test"):
+        runner.invoke(args=["users", "create", email, "--name", "Someone", "--password", PW])
+    one_laptop, one_phone, two = app.test_client(), app.test_client(), app.test_client()
+    for c, email in ((one_laptop, "one@example.test"), (one_phone, "one@example.test"), (two, "two@example.test")):
+        assert c.post("/auth/login", data={"email": email, "password": PW}).status_code == 302
+
+    def signed_in(c):
+        return c.get("/auth/account").status_code == 200
+
+    r = runner.invoke(args=["users", "end-sessions", "ONE@example.test"])
+    assert r.exit_code == 0, r.output
+    assert "Ended 2 session(s) of one@example.test" in r.output
+    assert not signed_in(one_laptop) and not signed_in(one_phone) and signed_in(two)
+    assert verify_password(user(app, "one@example.test").password_hash, PW)  # the password stays
+    with app.app_context():
+        ev = db.session.execute(select(AuditEvent).where(AuditEvent.action == "sessions.ended")).scalar_one()
+        assert (ev.subject_type, ev.subject_id, ev.data) == ("user", user(app, "one@example.test").id, '{"count":2}')
+
+    assert one_laptop.post("/auth/login", data={"email": "one@example.test", "password": PW}).status_code == 302
+    r = runner.invoke(args=["users", "end-sessions", "--all"])
+    assert r.exit_code == 0, r.output
+    assert "Ended 2 session(s) of every account" in r.output
+    assert not signed_in(one_laptop) and not signed_in(two)
+    with app.app_context():
+        ev = db.session.execute(select(AuditEvent).where(AuditEvent.action == "sessions.ended_all")).scalar_one()
+        assert (ev.subject_type, ev.subject_id, ev.data) == ("site", None, '{"count":2}')
+        assert audit.verify_chain().ok
+    r = runner.invoke(args=["users", "end-sessions", "--all"])
+    assert r.exit_code == 0 and "Ended 0 session(s)" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "name one account (EMAIL) or give --all"),
+    (["one@example.test", "--all"], "name one account (EMAIL) or give --all"),
+    (["ghost@example.test"], "no account with e-mail ghost@example.test"),
+])
+def test_users_end_sessions_refuses_unclear_targets(app, runner, args, message):
+    runner.invoke(args=["users", "create", "one@example.test", "--name", "One", "--password", PW])
+    before = count(app, AuditEvent)
+    r = runner.invoke(args=["users", "end-sessions", *args])
+    assert r.exit_code == 1 and message in r.output
+    assert count(app, AuditEvent) == before
+
+
 def test_users_list(app, runner, f):
     assert runner.invoke(args=["users", "list"]).output == "No accounts.\n"
     with app.app_context():

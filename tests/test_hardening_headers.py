@@ -156,3 +156,45 @@ def test_every_page_loads_only_same_origin_resources(site):
         for tag in re.findall(r"<(?:script|link|img|iframe)\b[^>]*>", r.text, re.I):
             for src in re.findall(r'\b(?:src|href)="([^"]*)"', tag):
                 assert src.startswith("/") and not src.startswith("//"), (url, tag)
+
+
+def test_no_response_carries_a_cors_header(site):
+    """ASVS 3.4.2: the site grants no other origin anything: no Access-Control-* header on any
+    page or API answer, whatever Origin asks, and a preflight gets no permission either (the
+    browser then keeps other sites' scripts from reading our answers). The one exception is
+    the public receipt keys (anyone verifies a receipt with them): a fixed
+    `Access-Control-Allow-Origin: *`, never the caller's Origin, never with credentials."""
+    app, world = site
+    c = app.test_client()
+    login(c, VIEWERS["owner"])
+    evil = {"Origin": "https://evil.example"}
+    urls = [u for _m, _e, u in concrete_urls(app, world, {"GET"})] + ["/api/v1/me", "/api/v1/items"]
+    problems = []
+    for url in urls:
+        r = c.get(url, headers=evil)
+        cors = {k: v for k, v in r.headers.items() if k.lower().startswith("access-control-")}
+        if url == "/.well-known/receipt-keys.json" and cors == {"Access-Control-Allow-Origin": "*"}:
+            continue
+        problems += [f"{url}: {k}: {v}" for k, v in cors.items()]
+    for url in ("/api/v1/items", "/api/v1/me", "/auth/login"):
+        r = c.options(url, headers={**evil, "Access-Control-Request-Method": "POST",
+                                    "Access-Control-Request-Headers": "Authorization, X-CSRFToken"})
+        problems += [f"OPTIONS {url}: {k}" for k in r.headers.keys() if k.lower().startswith("access-control-")]
+    assert len(urls) > 50 and not problems, problems[:20]
+
+
+def test_every_page_of_a_signed_in_viewer_offers_sign_out(site):
+    """ASVS 7.4.4: sign-out is on every page a signed-in person sees (a POST form, CSRF-protected)."""
+    app, world = site
+    c = app.test_client()
+    login(c, VIEWERS["owner"])
+    missing = []
+    pages = 0
+    for _m, _e, url in concrete_urls(app, world, {"GET"}):
+        r = c.get(url)
+        if r.status_code != 200 or r.mimetype != "text/html":
+            continue
+        pages += 1
+        if not re.search(r'<form method="post" action="/auth/logout"', r.text):
+            missing.append(url)
+    assert pages > 30 and not missing, missing[:20]

@@ -304,7 +304,7 @@ def test_the_account_page_lists_live_sessions_and_ends_the_others(app, client, a
     assert "Where you are signed in" in page
     assert "Chrome on Android" in page and "(this session)" in page
     assert page.count("<tr") == 3  # header + two live sessions (the ended one is not listed)
-    r = client.post("/auth/account", data={"s-submit": "Sign out other sessions"})
+    r = client.post("/auth/account", data={"s-submit": "Sign out other sessions", "s-password": PASSWORD})
     assert r.status_code == 302
     assert is_signed_in(client)
     assert not is_signed_in(phone)
@@ -316,9 +316,31 @@ def test_the_account_page_lists_live_sessions_and_ends_the_others(app, client, a
 
 def test_sign_out_other_sessions_needs_the_csrf_token(csrf_client):
     c, token = csrf_client
-    assert c.post("/auth/account", data={"s-submit": "Sign out other sessions"}).status_code == 400
-    r = c.post("/auth/account", data={"s-submit": "Sign out other sessions", "s-csrf_token": token})
+    form = {"s-submit": "Sign out other sessions", "s-password": PASSWORD}
+    assert c.post("/auth/account", data=form).status_code == 400
+    r = c.post("/auth/account", data={**form, "s-csrf_token": token})
     assert r.status_code == 302
+
+
+@pytest.mark.parametrize("password", ["", "not the password at all"])
+def test_sign_out_other_sessions_asks_for_the_current_password(app, client, alice, password):
+    """ASVS 7.5.2: ending the other sessions needs the login credentials typed again; a wrong
+    or missing password is a form error and every session goes on."""
+    uid, _ = alice
+    sign_in(client)
+    phone = app.test_client()
+    sign_in(phone)
+    page = client.get("/auth/account").text
+    assert 'name="s-password"' in page and 'autocomplete="current-password"' in page
+    r = client.post("/auth/account", data={"s-submit": "Sign out other sessions", "s-password": password})
+    assert r.status_code == 400
+    expected = "Enter your current password." if not password else "Your current password is not correct."
+    assert expected in r.text
+    assert is_signed_in(client) and is_signed_in(phone)
+    assert [row.revoked_at for row in session_rows(app, uid)] == [None, None]
+    r = client.post("/auth/account", data={"s-submit": "Sign out other sessions", "s-password": PASSWORD})
+    assert r.status_code == 302
+    assert is_signed_in(client) and not is_signed_in(phone)
 
 
 @pytest.fixture

@@ -164,7 +164,7 @@ def build_document() -> dict[str, Any]:
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A personal or organisation token. Scopes: " +
                                               "; ".join(f"`{k}`: {v}" for k, v in SCOPES.items()) + "."},
-                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session",
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": current_app.session_interface.get_cookie_name(current_app),
                                "description": "The site's browser session (writes need X-CSRFToken)."},
             },
         },

@@ -46,8 +46,11 @@ class PasswordForm(FlaskForm):
 
 
 class OtherSessionsForm(FlaskForm):
-    """A bare form: its CSRF token and button end every session but the current one."""
+    """Ends every session but the current one, once the current password is typed again
+    (ASVS 7.5.2: someone at an unlocked browser cannot lock the owner out of the others)."""
 
+    password = PasswordField("Current password", validators=[DataRequired("Enter your current password."),
+                                                             Length(max=200)])
     submit = SubmitField("Sign out other sessions")
 
 

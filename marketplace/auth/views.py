@@ -292,10 +292,16 @@ def account():
                 flash("Password changed. Other sessions were signed out.", "success")
                 return redirect(url_for("auth.account"))
         if "s-submit" in request.form and others.validate_on_submit():
-            n = sessions_svc.end_others(current_user._get_current_object(), current_session())
-            log.info("other sessions ended: user=%s count=%s", current_user.id, n)
-            flash("Signed out of every other session." if n else "There was no other session.", "success")
-            return redirect(url_for("auth.account"))
+            try:
+                n = accounts.end_other_sessions(current_user._get_current_object(), others.password.data,
+                                                current_session())
+            except ServiceError as e:
+                log.info("other sessions not ended (wrong password): user=%s", current_user.id)
+                others.password.errors.append(e.message)
+            else:
+                log.info("other sessions ended: user=%s count=%s", current_user.id, n)
+                flash("Signed out of every other session." if n else "There was no other session.", "success")
+                return redirect(url_for("auth.account"))
         status = 400
     return _account_page(status, profile=profile, pw=pw, others=others)
 

@@ -81,6 +81,28 @@ def change_password(user: User, current: str, new: str) -> None:
     db.session.commit()
 
 
+def end_other_sessions(user: User, password: str, current) -> int:
+    """"Sign out other sessions" from the account page: only with the current password typed
+    again. Ends every session of `user` but `current`; returns how many ended. Commits."""
+    if not verify_password(user.password_hash, password):
+        raise ServiceError("Your current password is not correct.", field="password")
+    return sessions.end_others(user, current)
+
+
+def end_sessions(user: User | None, actor_id: int | None = None) -> int:
+    """An operator ends every session of one account (`user`) or, with `user=None`, of every
+    account (`flask users end-sessions`, ASVS 7.4.5). Leaves a governance event with the
+    count; returns how many live sessions ended. Commits."""
+    if user is None:
+        n = sessions.end_every_account("ended by an operator")
+        audit.record("sessions.ended_all", "site", None, actor_id=actor_id, data={"count": n})
+    else:
+        n = sessions.end_all(user, "ended by an operator")
+        audit.record("sessions.ended", "user", user.id, actor_id=actor_id, data={"count": n})
+    db.session.commit()
+    return n
+
+
 def set_password(user: User, new: str, actor_id: int | None = None) -> None:
     """Set a password without knowing the old one (an operator's reset, `flask users
     set-password`): ends every session of the account and leaves a governance event."""

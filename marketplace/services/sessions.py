@@ -17,7 +17,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, has_app_context
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from ..extensions import db
 from ..models import User, UserSession, utcnow
@@ -150,6 +150,17 @@ def end_all(user: User, reason: str, keep: UserSession | None = None) -> int:
         db.session.execute(update(UserSession).where(UserSession.id == keep.id)
                            .values(session_version=new_version))
         keep.session_version = new_version
+    return result.rowcount or 0
+
+
+def end_every_account(reason: str) -> int:
+    """End every session of every account at once (an operator's `users end-sessions --all`,
+    e.g. after a suspected leak of the secret key): every account's session version is
+    bumped and every live row revoked. Part of the caller's transaction. Returns how many
+    live rows were revoked."""
+    db.session.execute(update(User).values(session_version=func.coalesce(User.session_version, 1) + 1))
+    result = db.session.execute(update(UserSession).where(UserSession.revoked_at.is_(None))
+                                .values(revoked_at=utcnow(), revoked_reason=reason[:32]))
     return result.rowcount or 0
 
 
