@@ -20,14 +20,15 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Every exemption from CSRF protection, with its reason: nothing else is exempt (no view
-# carries @csrf.exempt; create_app applies these two lists). An exempt blueprint may accept no
-# state-changing method; an exempt view must act only on a credential in its URL, never on the
+# Every exemption from Flask-WTF's automatic CSRF check, with its reason: nothing else is
+# exempt (no view carries @csrf.exempt; create_app applies these two lists). An exempt
+# blueprint must check CSRF itself wherever a cookie session writes (the API does, in
+# api/auth.py); an exempt view must act only on a credential in its URL, never on the
 # visitor's cookie (tests/test_hardening_methods.py checks all of it).
 CSRF_EXEMPT_BLUEPRINTS = {
-    "api": "the JSON API is read-only (GET, which CSRF protection never checks, so this exempts "
-           "nothing today); a write added to it must authenticate by token, not by cookie, or "
-           "leave this list",
+    "api": "CSRF checked by the API itself for cookie sessions (marketplace/api/auth.py calls "
+           "csrf.protect() on every cookie-session write); bearer tokens are not ambient "
+           "credentials, so a token request needs no CSRF token",
 }
 CSRF_EXEMPT_VIEWS = {
     "notifications.unsubscribe": "one-click unsubscribe (RFC 8058): mail programs POST to the link "

@@ -4,7 +4,8 @@ Used by the hardening tests (tests/test_hardening_*.py) that walk the whole URL 
 data (organisations of each kind, items at every level, ideas under terms, reviewers,
 questions, answers, comments, asset requests, invitation lists, an invitation, reports) plus a
 moderation decision with an appeal, an idea with an attachment and a suspended author's
-appeal link. `concrete_urls(app, world)` turns each rule into URLs with real ids, so a request
+appeal link, and the API's integrations: a webhook of Acme's with a delivery (of that idea),
+a personal API token and an organisation token (their texts kept for bearer requests). `concrete_urls(app, world)` turns each rule into URLs with real ids, so a request
 reaches the view's own code rather than the router's 404.
 """
 from __future__ import annotations
@@ -22,9 +23,8 @@ from werkzeug.routing import AnyConverter
 from marketplace.demo import DEMO_PASSWORD, load_demo
 from marketplace.extensions import db
 from marketplace.models import (
-    Webhook,
-    WebhookDelivery,
     AccessGrant,
+    ApiToken,
     Answer,
     Appeal,
     AssetRequest,
@@ -51,6 +51,8 @@ from marketplace.models import (
     ReviewerAppointment,
     TermsAcceptance,
     User,
+    Webhook,
+    WebhookDelivery,
 )
 from marketplace.models.invitations import Invitation
 from marketplace.moderation import registry
@@ -79,6 +81,8 @@ class World:
     invitation_token: str = ""
     appeal_token: str = ""
     unsubscribe_token: str = ""  # the outsider's, for announcement mails
+    api_token: str = ""  # the owner's personal token (every scope), for bearer requests
+    org_token: str = ""  # Acme's organisation token (read only, acting as a member)
     ids: dict = field(default_factory=dict)
 
 
@@ -94,6 +98,8 @@ def build_world() -> World:
     from marketplace.services import invitations as inv_svc
     from marketplace.services import moderation as mod_svc
     from marketplace.services import terms as terms_svc
+    from marketplace.services import tokens as token_svc
+    from marketplace.services import webhooks as webhook_svc
 
     load_demo()
     users = {k: db.session.execute(select(User).where(User.email == e)).scalar_one()
@@ -111,6 +117,10 @@ def build_world() -> World:
     suspend = mod_svc.take_action(users["moderator"], "question", question.id, "suspend", "Spam.", days=3,
                                   user_id=spammer.id)
     world.appeal_token = mod_svc.appeal_token(suspend, spammer)
+    # Acme's webhook, registered before the idea below so that its submission queues a
+    # delivery (a loopback endpoint: tests allow it; no worker runs, so it stays pending).
+    webhook_svc.create_webhook(users["owner"], grip.organisation, "http://127.0.0.1:9/hardening-hook",
+                               ["idea.submitted", "status.changed"])
     # An idea with an attachment, on the public gripper challenge (terms set by the demo).
     terms = terms_svc.policy.current_terms(grip.id)
     ideas_svc.submit_idea(users["outsider"], grip, {
@@ -122,6 +132,10 @@ def build_world() -> World:
     lidar = db.session.execute(select(Item).where(Item.title.like("Confidential:%"))).scalar_one()
     _inv, world.invitation_token = inv_svc.create_invitation(users["owner"], lidar, "guest@hardening.test")
     db.session.commit()
+    # API tokens: the owner's personal one, and one of Acme's (with its integration account).
+    _t, world.api_token = token_svc.create_personal_token(users["owner"], "Hardening", ["read", "write"], None)
+    _t, world.org_token = token_svc.create_org_token(users["owner"], grip.organisation, "Hardening sync",
+                                                     ["read"], "member", None)
     # The outsider's unsubscribe link (for announcements), as mails carry it.
     from marketplace.notify import unsubscribe_url
 
@@ -167,8 +181,17 @@ def _combos(rule, world: World) -> list[dict]:
         frozenset({"list_id", "member_id"}): (ListMember.list_id, ListMember.id),
         frozenset({"list_id", "share_id"}): (ListShare.list_id, ListShare.id),
         frozenset({"slug", "member_id"}): (Organisation.slug, Membership.id),
-        frozenset({"slug", "delivery_id"}): (Organisation.slug, WebhookDelivery.id),
+        frozenset({"slug", "user_id"}): (Organisation.slug, Membership.user_id),
         frozenset({"slug", "webhook_id"}): (Organisation.slug, Webhook.id),
+        frozenset({"slug", "delivery_id"}): (Organisation.slug, WebhookDelivery.id),
+    }
+    # How each child row reaches its organisation.
+    org_joins = {
+        frozenset({"slug", "member_id"}): [(Membership, Membership.org_id == Organisation.id)],
+        frozenset({"slug", "user_id"}): [(Membership, Membership.org_id == Organisation.id)],
+        frozenset({"slug", "webhook_id"}): [(Webhook, Webhook.org_id == Organisation.id)],
+        frozenset({"slug", "delivery_id"}): [(Webhook, Webhook.org_id == Organisation.id),
+                                             (WebhookDelivery, WebhookDelivery.webhook_id == Webhook.id)],
     }
     any_args = {a: sorted(c.items) for a, c in rule._converters.items() if isinstance(c, AnyConverter)}
     fixed = args - set(any_args)
@@ -177,13 +200,8 @@ def _combos(rule, world: World) -> list[dict]:
     if key in pairs:
         parent, child = pairs[key]
         q = select(parent, child).order_by(child)
-        if key == frozenset({"slug", "member_id"}):
-            q = q.join(Membership, Membership.org_id == Organisation.id)
-        if key == frozenset({"slug", "webhook_id"}):
-            q = q.join(Webhook, Webhook.org_id == Organisation.id)
-        if key == frozenset({"slug", "delivery_id"}):
-            q = (q.join(Webhook, Webhook.org_id == Organisation.id)
-                 .join(WebhookDelivery, WebhookDelivery.webhook_id == Webhook.id))
+        for model, on in org_joins.get(key, []):
+            q = q.join(model, on)
         names = sorted(fixed, key=lambda a: 0 if a in ("item_id", "challenge_id", "idea_id", "list_id", "slug") else 1)
         out = [dict(zip(names, row)) for row in _ids(q, 2 * PER_ARG)]
         if not out and key & {"delivery_id", "webhook_id"}:  # none yet: still probe (a 404)
@@ -223,7 +241,8 @@ def _single(arg: str, rule: str, world: World) -> list:
         "appeal_id": select(Appeal.id), "domain_id": select(BlockedDomain.id), "flag_id": select(ModerationFlag.id),
         "scope_id": select(ModeratorScope.id), "comment_id": select(Comment.id), "question_id": select(Question.id),
         "request_id": select(AssetRequest.id), "slug": select(Organisation.slug),
-        "mail_id": select(OutgoingMail.id),
+        "mail_id": select(OutgoingMail.id), "invitation_id": select(Invitation.id),
+        "token_id": select(ApiToken.id),
     }
     if arg == "item_id":
         return _item_ids(rule)

@@ -133,11 +133,16 @@ def test_bad_numbers_and_dates_in_every_form_never_give_a_5xx(walked_site):
     ("owner", "/challenges/new?org=abc", 404, "There is nothing here"),
     ("owner", "/challenges/new?org=-5", 404, "There is nothing here"),
     ("curator", f"/lists/new?org={HUGE}", 404, "There is nothing here"),
-    ("anonymous", "/api/v1/items?per_page=abc", 400, "The parameter 'per_page' must be a whole number from 1 to 100"),
-    ("anonymous", "/api/v1/items?per_page=101", 400, "from 1 to 100"),
-    ("anonymous", f"/api/v1/items?per_page={HUGE}", 400, "from 1 to 100"),
-    ("anonymous", f"/api/v1/items?page={HUGE}", 400, "The page number is out of range."),
-    ("anonymous", "/api/v1/items?page=%D9%A1", 400, "The page number must be a whole number."),
+    # The API says the same in its own error shape (error.message and error.fields).
+    ("anonymous", "/api/v1/items?per_page=abc", 400, "per_page must be a whole number from 1 to 100"),
+    ("anonymous", "/api/v1/items?per_page=101", 400, "per_page must be a whole number from 1 to 100"),
+    ("anonymous", f"/api/v1/items?per_page={HUGE}", 400, "per_page must be a whole number from 1 to 100"),
+    ("anonymous", "/api/v1/items?per_page=1_0", 400, "per_page must be a whole number from 1 to 100"),
+    ("anonymous", f"/api/v1/items?page={HUGE}", 400, "page must be a whole number from 1 to 10000"),
+    ("anonymous", "/api/v1/items?page=%D9%A1", 400, "page must be a whole number from 1 to 10000"),
+    ("anonymous", "/api/v1/items?page=1.0", 400, "page must be a whole number from 1 to 10000"),
+    ("anonymous", "/api/v1/search?q=x&page=0", 400, "page must be a whole number from 1 to 10000"),
+    ("anonymous", f"/api/v1/ideas?challenge_id={HUGE}", 400, "challenge_id must be a whole number from 1 to"),
     ("anonymous", f"/challenges/?page={HUGE}", 400, "The page number is out of range."),
     ("anonymous", f"/challenges/{HUGE}", 404, "There is nothing here"),
 ])
@@ -145,7 +150,13 @@ def test_bad_parameters_get_a_clear_4xx(site, viewer, url, code, message):
     _app, _world, clients = site
     r = clients[viewer].get(url)
     assert r.status_code == code, r.text[:300]
-    assert message in r.text
+    if url.startswith("/api/"):
+        err = r.get_json()["error"]
+        name = message.split()[0]
+        assert err["message"].startswith(message) and err["fields"][name].startswith(message), err
+        assert err["code"] == "bad_request"
+    else:
+        assert message in r.text
 
 
 def test_good_parameters_still_work(site):

@@ -6,10 +6,12 @@
 * Routes that only change state (POST-only) answer GET with 405, and no route named like an
   action (delete, revoke, accept, ...) accepts GET.
 * Every POST/PUT/PATCH/DELETE route refuses a request without a valid CSRF token (cookie
-  sessions, signed in or not) and changes nothing; the only exemptions are the ones listed
-  in marketplace/extensions.py (CSRF_EXEMPT_BLUEPRINTS, CSRF_EXEMPT_VIEWS): those blueprints
-  accept no state-changing method, and those views act only on the signed token in their
-  URL (one-click unsubscribe), never on the visitor's cookie.
+  sessions, signed in or not) and changes nothing; the only exemptions from Flask-WTF's
+  automatic check are the ones listed in marketplace/extensions.py (CSRF_EXEMPT_BLUEPRINTS,
+  CSRF_EXEMPT_VIEWS), each with its reason. The exempt API checks CSRF itself: every API
+  write by a cookie session without the session's token is refused (400 csrf_failed) and
+  changes nothing, while a bearer-token request needs no CSRF token. The exempt views act
+  only on the signed token in their URL (one-click unsubscribe), never on the cookie.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from marketplace.extensions import CSRF_EXEMPT_BLUEPRINTS, CSRF_EXEMPT_VIEWS, csrf, db
+from marketplace.models import Item
 
 from .factories_foundation import dispose, make_app
 from .hardening_world import VIEWERS, build_world, concrete_urls, login
@@ -134,6 +137,8 @@ def test_routes_that_change_state_do_not_answer_get(site):
 GET_PAGES_NAMED_LIKE_ACTIONS = {
     "orgs.members",          # /orgs/<slug>/members: the member list and the add form
     "moderation.appeal_by_token",  # /moderation/appeal/<token>: the appeal form of a mailed link
+    "api.org_members",       # GET /api/v1/orgs/<slug>/members: the member list (POST adds one)
+    "api.list_members",      # GET /api/v1/lists/<list_id>/members: the list's members (POST adds one)
 }
 
 
@@ -198,17 +203,77 @@ def test_with_its_token_a_post_goes_through(csrf_site):
 def test_csrf_exemptions_are_the_listed_ones_and_change_nothing(csrf_site):
     app, _world = csrf_site
     exempt_blueprints = {bp.name for bp in csrf._exempt_blueprints}
-    assert exempt_blueprints == set(CSRF_EXEMPT_BLUEPRINTS)
+    assert exempt_blueprints == set(CSRF_EXEMPT_BLUEPRINTS) == set(API_CHECKS_CSRF_ITSELF)
     # No view exempts itself (@csrf.exempt): the exempt views are exactly the listed ones.
     listed = {f"{app.view_functions[e].__module__}.{app.view_functions[e].__name__}" for e in CSRF_EXEMPT_VIEWS}
     assert csrf._exempt_views == listed
     reasons = list(CSRF_EXEMPT_BLUEPRINTS.values()) + list(CSRF_EXEMPT_VIEWS.values())
     assert all(len(reason) > 40 for reason in reasons)  # each says why
+    assert "CSRF checked by the API itself for cookie sessions" in CSRF_EXEMPT_BLUEPRINTS["api"]
+    assert "bearer tokens are not ambient credentials" in CSRF_EXEMPT_BLUEPRINTS["api"]
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.split(".")[0] in CSRF_EXEMPT_BLUEPRINTS:
-            assert not (rule.methods & WRITE_METHODS), rule.rule
         if rule.endpoint in CSRF_EXEMPT_VIEWS:
             assert "token" in rule.arguments, rule.rule  # the credential is in the URL
+    # The exempt blueprints' writes are held to their own check by the next test.
+    writes = {e for e in app.view_functions if e.split(".")[0] in CSRF_EXEMPT_BLUEPRINTS
+              and any(r.methods & WRITE_METHODS for r in app.url_map.iter_rules(e))}
+    assert len(writes) > 20
+
+
+# Exempt blueprints that check CSRF themselves, with the check: marketplace/api/auth.py
+# (authenticate) calls csrf.protect() on every write of a cookie session.
+API_CHECKS_CSRF_ITSELF = {"api"}
+
+
+def test_the_api_refuses_cookie_session_writes_without_csrf_and_bearer_writes_need_none(csrf_site):
+    """Every API write (POST/PUT/PATCH/DELETE, with the world's ids), by cookie sessions of
+    several roles, with no CSRF token, a forged one or another session's real one (header
+    and form field): 400 csrf_failed in the API's error shape, and nothing changes.
+    Anonymous callers have no session to abuse: 401, nothing changes. Then a bearer-token
+    write goes through with no CSRF token, also from a client holding a session cookie."""
+    app, world = csrf_site
+    targets = [(m, e, u) for m, e, u in concrete_urls(app, world, WRITE_METHODS)
+               if e.split(".")[0] in API_CHECKS_CSRF_ITSELF]
+    assert len(targets) > 40
+    viewers = {"site_admin": _signed_in(app, VIEWERS["site_admin"]), "owner": _signed_in(app, VIEWERS["owner"]),
+               "outsider": _signed_in(app, VIEWERS["outsider"])}
+    other_session = _token(app.test_client())  # a real token, of another (anonymous) session
+    with app.app_context():
+        before = snapshot()
+    body = {"title": "x", "body": "x", "reason": "x", "kind": "failure", "email": "someone@example.test"}
+    for name, c in viewers.items():
+        for method, endpoint, url in targets:
+            for headers, data in (({}, None), ({"X-CSRFToken": "forged"}, None),
+                                  ({"X-CSRFToken": other_session}, None), ({}, {"csrf_token": other_session})):
+                if data is None:
+                    r = c.open(url, method=method, json=body, headers=headers)
+                else:
+                    r = c.open(url, method=method, data={**body, **data}, headers=headers)
+                assert r.status_code == 400, (name, method, url, headers, r.status_code)
+                assert r.get_json()["error"]["code"] == "csrf_failed", (name, url)
+    anonymous = app.test_client()
+    for method, endpoint, url in targets:
+        r = anonymous.open(url, method=method, json=body)
+        assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthenticated", (method, url)
+    with app.app_context():
+        after = snapshot()
+    assert not _changed(before, after)
+    # With the session's own token the same cookie write goes through (the refusals above
+    # were CSRF refusals, not a broken request).
+    owner = viewers["owner"]
+    token = _token(owner, "/auth/account")
+    r = owner.post("/api/v1/orgs/acme-robotics/items", json={"kind": "failure", "title": "By cookie, with token"},
+                   headers={"X-CSRFToken": token})
+    assert r.status_code == 201, r.get_json()
+    # A bearer token is no ambient credential: no CSRF token needed, cookie or not.
+    auth = {"Authorization": f"Bearer {world.api_token}"}
+    for c, title in ((app.test_client(), "By bearer"), (viewers["outsider"], "By bearer, beside a cookie")):
+        r = c.post("/api/v1/orgs/acme-robotics/items", json={"kind": "failure", "title": title}, headers=auth)
+        assert r.status_code == 201, r.get_json()
+        assert r.get_json()["title"] == title
+    with app.app_context():
+        titles = set(db.session.execute(select(Item.title)).scalars())
+    assert {"By cookie, with token", "By bearer", "By bearer, beside a cookie"} <= titles
 
 
 def test_the_exempt_unsubscribe_link_acts_only_on_its_own_token(csrf_site):

@@ -114,7 +114,8 @@ def headers(resp):
     return add_etag(resp)
 
 
-# CSRF is checked in `authenticate` (cookie sessions only), not by Flask-WTF's app-wide hook.
-csrf.exempt(bp)
+# CSRF is checked in `authenticate` (cookie sessions only), not by Flask-WTF's app-wide hook:
+# create_app exempts this blueprint from that hook through CSRF_EXEMPT_BLUEPRINTS
+# (extensions.py), the one list of exemptions.
 # The limit covers every API route (one counter per caller across the blueprint).
 limiter.shared_limit(_rate_limit_value, scope="api", key_func=rate_key)(bp)

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
+from ..params import parse_int
 from . import bp
 
 
@@ -115,14 +116,42 @@ def _fields(e: ValidationError) -> dict[str, str]:
     return out
 
 
+def _int_bounds(model: type[BaseModel]) -> dict[str, tuple[int, int]]:
+    """The query model's bounded whole-number fields: name -> (minimum, maximum)."""
+    out = {}
+    for name, info in model.model_fields.items():
+        lo = next((m.ge for m in info.metadata if isinstance(getattr(m, "ge", None), int)), None)
+        hi = next((m.le for m in info.metadata if isinstance(getattr(m, "le", None), int)), None)
+        if lo is not None and hi is not None:
+            out[name] = (lo, hi)
+    return out
+
+
 def parse_query(model: type[BaseModel]) -> BaseModel:
+    """The query string as `model`, or a 400 naming every parameter at fault. Whole numbers
+    are read as the pages read them (params.parse_int: ASCII digits only, no "1_0", "1.0" or
+    other scripts' digits) and a bad one is told what is allowed, in plain words."""
     data = {k: request.args.get(k) for k in request.args}
+    fields: dict[str, str] = {}
+    for name, (lo, hi) in _int_bounds(model).items():
+        raw = data.get(name)
+        if raw is None:
+            continue
+        value = parse_int(raw, lo, hi)
+        if value is None:
+            fields[name] = f"{name} must be a whole number from {lo} to {hi}."
+            del data[name]  # refused above; pydantic need not refuse it again
+        else:
+            data[name] = value
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as e:
-        fields = _fields(e)
+        fields.update(_fields(e))
+    if fields:
         name, msg = next(iter(fields.items()))
-        raise ApiError(400, f"Query parameter {name}: {msg}", fields=fields) from None
+        raise ApiError(400, msg if msg.startswith(f"{name} ") else f"Query parameter {name}: {msg}",
+                       fields=fields) from None
+    return parsed
 
 
 def parse_body(model: type[BaseModel]) -> BaseModel:
