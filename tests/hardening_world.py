@@ -23,6 +23,8 @@ from werkzeug.routing import AnyConverter
 from marketplace.demo import DEMO_PASSWORD, load_demo
 from marketplace.extensions import db
 from marketplace.models import (
+    ListInvitation,
+    ReviewerInvitation,
     AccessGrant,
     ApiToken,
     Answer,
@@ -183,6 +185,8 @@ def _combos(rule, world: World) -> list[dict]:
         frozenset({"slug", "member_id"}): (Organisation.slug, Membership.id),
         frozenset({"slug", "user_id"}): (Organisation.slug, Membership.user_id),
         frozenset({"slug", "webhook_id"}): (Organisation.slug, Webhook.id),
+        frozenset({"challenge_id", "inv_id"}): (ReviewerInvitation.challenge_id, ReviewerInvitation.id),
+        frozenset({"list_id", "inv_id"}): (ListInvitation.list_id, ListInvitation.id),
         frozenset({"slug", "delivery_id"}): (Organisation.slug, WebhookDelivery.id),
     }
     # How each child row reaches its organisation.
