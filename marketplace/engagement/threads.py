@@ -153,7 +153,10 @@ def panel_context(user, item: Item) -> dict[str, Any]:
     elif item.kind == "failure":
         threads, pinned = discussion_posts(user, item)
         refusal = policy.discussion_refusal(v, item)
-        ctx.update(threads=threads, pinned=pinned, refusal=refusal,
+        # Whom each reply form is for, with the item's part of the rule asked once per page.
+        may_reply = {t.obj.id for t in threads
+                     if t.visible and policy.reply_refusal_given(refusal, t.obj) is None}
+        ctx.update(threads=threads, pinned=pinned, refusal=refusal, may_reply=may_reply,
                    form=CommentForm(formdata=None) if refusal is None else None)
     elif item.kind == "asset":
         terms = svc.current_terms(item)

@@ -55,6 +55,7 @@ from .engagement import (
     can_view_question,
     discussion_refusal,
     discussion_reply_refusal,
+    reply_refusal_given,
     engagement_edit_window,
     engagement_has_open_report,
     engagement_rules,
@@ -87,6 +88,7 @@ from .ideas import (
     reviewer_appointment,
     sees_invited_coauthor_address,
     team_member_shown,
+    viewable_briefs,
 )
 from .invitations import (
     ListUse,
@@ -156,10 +158,10 @@ def comment_doc_principals(c) -> list[str]:
 
 __all__ = [
     "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
-    "ask_refusal", "asset_request_refusal", "brief_under_nda", "briefs_under_nda", "can",
+    "ask_refusal", "asset_request_refusal", "brief_under_nda", "briefs_under_nda", "viewable_briefs", "can",
     "can_decline_with_token", "can_view_answer",
     "can_view_comment", "can_view_question", "challenge_rules", "comment_doc_principals",
-    "counted_ideas", "current_terms", "decision_placement", "discussion_refusal", "discussion_reply_refusal",
+    "counted_ideas", "current_terms", "decision_placement", "discussion_refusal", "discussion_reply_refusal", "reply_refusal_given",
     "doc_principals", "doc_principals_valid_until", "engagement_edit_window",
     "engagement_has_open_report", "engagement_rules", "forget_moderator_scopes", "forget_viewer",
     "get_visible_or_404", "has_accepted_nda", "has_invited_access", "idea_author_status",

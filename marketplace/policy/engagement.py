@@ -414,9 +414,15 @@ class CommentRule(Rule):
 
 
 def discussion_reply_refusal(v: Viewer, parent: Comment) -> str | None:
-    msg = discussion_refusal(v, parent.item)
-    if msg:
-        return msg
+    return reply_refusal_given(discussion_refusal(v, parent.item), parent)
+
+
+def reply_refusal_given(item_refusal: str | None, parent: Comment) -> str | None:
+    """discussion_reply_refusal with its item part, ``discussion_refusal(v, parent.item)``,
+    computed once by the caller: the batch form for a page of comments on one failure (the
+    item part reads the rules and the moderation lock; asking it per comment is an N+1)."""
+    if item_refusal:
+        return item_refusal
     top = parent.parent if parent.parent_id is not None else parent
     if top.deleted_at is not None:
         return "That comment was deleted; add a new comment instead."

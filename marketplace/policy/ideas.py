@@ -51,7 +51,7 @@ from ..models import (
     utcnow,
 )
 from ..timezones import format_dt
-from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for
+from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for, visible_clause
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
 from .reach import verification_refusal
@@ -657,6 +657,21 @@ def can_view_brief(v: Viewer, item: Item) -> bool:
     if v.is_member(item.org_id) or v.is_moderator or is_active_reviewer(v, item):
         return True
     return has_accepted_nda(v, current_terms(item.id))
+
+
+def viewable_briefs(user: Any, items) -> set[int]:
+    """can_view_brief for a page of items at once (feeds): the ids whose full brief the user
+    may see. The view rule is asked in its SQL form for all of them in one query and the
+    terms in one more (per item, both are an N+1 on a feed); only briefs under an NDA, which
+    depend on the viewer's acceptance, get the per-item check."""
+    v = viewer_for(user)
+    items = [i for i in items if i.id is not None]
+    if not items:
+        return set()
+    seen = set(db.session.execute(
+        select(Item.id).where(Item.id.in_([i.id for i in items]), visible_clause(v, Item))).scalars())
+    under = briefs_under_nda(items)
+    return {i.id for i in items if i.id in seen and (i.id not in under or can_view_brief(v, i))}
 
 
 @ITEMS.action("accept_nda")
