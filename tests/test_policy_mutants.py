@@ -39,6 +39,8 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
 * ``engagement.x_can_view_answer__mutmut_6``: ``_item_ok(v, item, None)`` recomputes
   ``can_view_item`` instead of using the value passed in; the one caller (threads) passes
   exactly ``ITEMS.check(v, item)``, so only the cost differs.
+* ``engagement.x_can_view_comment__mutmut_5``: the same change in the comment rule, for the
+  same reason (threads pass the failure's own ``ITEMS.check`` answer).
 """
 from __future__ import annotations
 
