@@ -175,3 +175,25 @@ def test_revoking_an_accepted_invitation_removes_the_judge(f, s):
     with pytest.raises(ServiceError) as ei:
         svc.revoke_reviewer_invitation(s.owner, db.session.get(ReviewerInvitation, inv.id))
     assert ei.value.status == 409
+
+
+def test_my_invitations_lists_a_pending_reviewer_invitation_to_its_invitee_only(f, s, client, auth):
+    """The invitee sees it on "My invitations" (the challenge named only where the invitation
+    may reveal it); the rule's SQL form agrees with its check for the invitee, the challenge's
+    admin and an outsider."""
+    judge, outsider = f.make_user(name="Jo Judge"), f.make_user()
+    inv = svc.appoint_reviewer(s.owner, s.challenge, judge.email, NDA)
+    for user, expected in ((judge, True), (s.owner, True), (outsider, False)):
+        listed = db.session.execute(policy.visible(user, ReviewerInvitation)).scalars().all()
+        assert (inv in listed) is expected and policy.can(user, "view", inv) is expected
+    auth.login(judge.email)
+    page = client.get("/invitations/").data.decode()
+    assert "invited you to review" in page and s.challenge.organisation.name in page
+    assert (s.challenge.title in page) is svc.reviewer_invitation_names_challenge(judge, inv)
+    auth.logout()
+    auth.login(outsider.email)
+    assert "invited you to review" not in client.get("/invitations/").data.decode()
+    auth.logout()
+    svc.accept_reviewer_invitation(judge, inv.token)  # accepted: no longer pending
+    auth.login(judge.email)
+    assert "invited you to review" not in client.get("/invitations/").data.decode()

@@ -168,7 +168,13 @@ def mine():
             lists_by_item.setdefault(a.item_id, []).append(a.list)
     list_invs = [i for i in lists_svc.list_invitations_for_user(current_user)
                  if policy.invitation_state(i, now) == InvitationState.PENDING.value]
-    return render_template("invitations/mine.html", list_invitations=list_invs, pending=pending, past=past, past_visible=past_visible,
+    from ..services import ideas as ideas_svc
+
+    reviewer_invs = [(i, ideas_svc.reviewer_invitation_names_challenge(current_user, i))
+                     for i in ideas_svc.reviewer_invitations_for_user(current_user)
+                     if policy.invitation_state(i, now) == InvitationState.PENDING.value]
+    return render_template("invitations/mine.html", list_invitations=list_invs, reviewer_invitations=reviewer_invs,
+                           pending=pending, past=past, past_visible=past_visible,
                            via_grants=via_grants, grants=grants, via_lists=via_lists,
                            lists_by_item=lists_by_item, memberships=memberships, at=now,
                            states={i.id: policy.invitation_state(i, now) for i in invs})

@@ -51,7 +51,7 @@ from ..models import (
     utcnow,
 )
 from ..timezones import format_dt
-from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_for, visible_clause
+from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_email, viewer_for, visible_clause
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
 from .reach import verification_refusal
@@ -436,8 +436,6 @@ class ReviewerAppointmentRule(Rule):
 
 def is_reviewer_invitee(v: Viewer, inv: ReviewerInvitation) -> bool:
     """The signed-in account holds the address the appointment was mailed to."""
-    from .core import viewer_email
-
     email = viewer_email(v)
     return email is not None and email == (inv.email or "").strip().lower()
 
@@ -459,6 +457,17 @@ class ReviewerInvitationRule(Rule):
     def check(self, v: Viewer, inv: ReviewerInvitation) -> bool:
         _reviewer_invitation_state(inv)  # fail closed on a corrupt row
         return can_manage_terms(v, inv.challenge) or is_reviewer_invitee(v, inv)
+
+    def clause(self, v: Viewer):
+        if not v.is_authenticated:
+            return false()
+        cond = ReviewerInvitation.email == (viewer_email(v) or "")
+        admins = list(v.admin_org_ids)
+        if admins:  # can_manage_terms: a challenge of theirs that is not archived
+            cond = or_(cond, ReviewerInvitation.challenge_id.in_(select(Item.id).where(
+                Item.org_id.in_(admins), Item.kind == ItemKind.CHALLENGE.value,
+                Item.status != Status.ARCHIVED.value)))
+        return cond
 
     def __init__(self) -> None:  # pragma: no mutate block (runs at import: declarations)
         super().__init__()

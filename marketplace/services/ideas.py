@@ -806,6 +806,15 @@ def reviewer_link_address(token: str) -> str | None:
     return inv.email
 
 
+def reviewer_invitations_for_user(user: User) -> list[ReviewerInvitation]:
+    """Reviewer invitations addressed to the user's e-mail (through the policy's SQL filter)."""
+    from .accounts import normalise_email
+
+    return list(db.session.execute(
+        policy.visible(user, ReviewerInvitation).where(ReviewerInvitation.email == normalise_email(user.email))
+        .order_by(ReviewerInvitation.created_at.desc(), ReviewerInvitation.id.desc()).limit(200)).scalars())
+
+
 def reviewer_invitation_names_challenge(user, inv: ReviewerInvitation) -> bool:
     """Whether the mail and the link page may name the challenge (else only its organisation)."""
     return policy.can(user, "view", inv.challenge) or policy.invitation_reveals_item(inv.challenge)
