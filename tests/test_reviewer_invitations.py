@@ -197,3 +197,31 @@ def test_my_invitations_lists_a_pending_reviewer_invitation_to_its_invitee_only(
     svc.accept_reviewer_invitation(judge, inv.token)  # accepted: no longer pending
     auth.login(judge.email)
     assert "invited you to review" not in client.get("/invitations/").data.decode()
+
+
+def test_an_invited_judge_with_a_confirmed_account_accepts_on_the_site(f, s, client, auth):
+    """Signed in with the invited, confirmed address, "Challenges you review" offers the
+    invitation; accepting leads to the reviewer NDA. An unconfirmed address needs the link,
+    and nobody else can accept it."""
+    judge, other = f.make_user(name="Jo Judge"), f.make_user()
+    inv = svc.appoint_reviewer(s.owner, s.challenge, judge.email, NDA)
+    auth.login(other.email)
+    client.get("/ideas/reviewing")
+    assert client.post(f"/ideas/reviewing/invitations/{inv.id}/accept").status_code == 404
+    auth.logout()
+    judge.email_verified_at = None
+    db.session.commit()
+    auth.login(judge.email)
+    page = client.get("/ideas/reviewing").data.decode()
+    assert "Confirm your e-mail address first" in page and "Accept the invitation to review" not in page
+    assert client.post(f"/ideas/reviewing/invitations/{inv.id}/accept").status_code == 403
+    assert _appointments() == 0
+    from marketplace.models import utcnow
+    db.session.get(User, judge.id).email_verified_at = utcnow()
+    db.session.commit()
+    page = client.get("/ideas/reviewing").data.decode()
+    assert "Accept the invitation to review" in page
+    r = client.post(f"/ideas/reviewing/invitations/{inv.id}/accept")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/challenges/{s.challenge.id}/reviewer-nda")
+    assert _appointments() == 1 and db.session.get(ReviewerInvitation, inv.id).accepted_at is not None
+    assert "Accept the invitation to review" not in client.get("/ideas/reviewing").data.decode()

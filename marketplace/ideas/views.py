@@ -30,6 +30,7 @@ from ..models import (
     IdeaAuthor,
     IdeaRevision,
     IdeaStatus,
+    InvitationState,
     Item,
     ItemKind,
     ReviewCriterion,
@@ -718,7 +719,27 @@ def review_dashboard(challenge_id: int):
 def reviewing():
     appts = db.session.execute(select(ReviewerAppointment).where(
         ReviewerAppointment.user_id == current_user.id).order_by(ReviewerAppointment.id.desc())).scalars().all()
-    return render_template("ideas/reviewing.html", appts=[a for a in appts if policy.can(current_user, "view", a)])
+    invs = [(i, svc.reviewer_invitation_names_challenge(current_user, i), policy.can(current_user, "accept_on_site", i))
+            for i in svc.reviewer_invitations_for_user(current_user)
+            if policy.invitation_state(i) == InvitationState.PENDING.value]
+    return render_template("ideas/reviewing.html", appts=[a for a in appts if policy.can(current_user, "view", a)],
+                           invitations=invs, form=ActionForm())
+
+
+@bp.route("/ideas/reviewing/invitations/<int:inv_id>/accept", methods=["POST"])
+@login_required
+def accept_reviewer_invitation(inv_id: int):
+    """An invited judge signed in with the invited (confirmed) address accepts on the site."""
+    inv = get_visible_or_404(ReviewerInvitation, inv_id)
+    if not ActionForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    if not policy.can(current_user, "accept_on_site", inv):
+        abort(403, "Confirm your e-mail address first, or open the link in the invitation e-mail.")
+    appt = svc.accept_reviewer_invitation(current_user, inv=inv)
+    flash("You are a reviewer of this challenge.", "success")
+    if appt.nda_text and appt.nda_accepted_at is None:
+        return redirect(url_for("ideas.reviewer_nda", challenge_id=appt.challenge_id))
+    return redirect(url_for("ideas.review_dashboard", challenge_id=appt.challenge_id))
 
 
 # --------------------------------------------------------------------------- mine, receipts, verify

@@ -54,7 +54,7 @@ from ..timezones import format_dt
 from .core import Parent, PolicyError, Rule, Viewer, rule, viewer_email, viewer_for, visible_clause
 from .items import ITEMS, can_edit_item, can_view_item, check_known, in_audience, item_visibility_clause
 from .places import SeenInCases, moderates_place
-from .reach import verification_refusal
+from .reach import email_verified, verification_refusal
 
 KNOWN_IDEA_STATUS = frozenset(IdeaStatus.values())
 KNOWN_CONFIDENTIALITY = frozenset(Confidentiality.values())
@@ -473,6 +473,7 @@ class ReviewerInvitationRule(Rule):
         super().__init__()
         self.actions.update({"revoke": can_revoke_reviewer_invitation,
                              "accept": can_answer_reviewer_invitation,
+                             "accept_on_site": can_accept_reviewer_invitation_on_site,
                              "decline": can_answer_reviewer_invitation})
 
 
@@ -483,6 +484,12 @@ def can_revoke_reviewer_invitation(v: Viewer, inv: ReviewerInvitation) -> bool:
 
 def can_answer_reviewer_invitation(v: Viewer, inv: ReviewerInvitation) -> bool:
     return is_reviewer_invitee(v, inv) and _reviewer_invitation_state(inv) == InvitationState.PENDING.value
+
+
+def can_accept_reviewer_invitation_on_site(v: Viewer, inv: ReviewerInvitation) -> bool:
+    """Without the mailed link (from "Challenges you review"): the invitee signed in with the
+    invited address, once that address is confirmed (the link is the proof for everyone else)."""
+    return can_answer_reviewer_invitation(v, inv) and email_verified(v)
 
 
 def can_decline_reviewer_invitation_with_token(v: Viewer, inv: ReviewerInvitation) -> bool:

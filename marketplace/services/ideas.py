@@ -871,8 +871,9 @@ def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = ""
     return inv
 
 
-def _locked_reviewer_invitation(user, token: str) -> ReviewerInvitation:
-    inv = find_reviewer_invitation(token)
+def _locked_reviewer_invitation(user, token: str | None, inv: ReviewerInvitation | None = None
+                                ) -> ReviewerInvitation:
+    inv = find_reviewer_invitation(token) if inv is None else inv
     problem = reviewer_link_refusal(inv, user)
     if problem:
         raise ServiceError(*problem)
@@ -885,15 +886,18 @@ def _locked_reviewer_invitation(user, token: str) -> ReviewerInvitation:
     return inv
 
 
-def accept_reviewer_invitation(user: User, token: str) -> ReviewerAppointment:
+def accept_reviewer_invitation(user: User, token: str | None = None, *,
+                               inv: ReviewerInvitation | None = None) -> ReviewerAppointment:
     """The signed-in holder of the invited address becomes an outside judge of the challenge
-    (next: the reviewer NDA). The link proves the address, so it is confirmed too."""
+    (next: the reviewer NDA). The link proves the address, so it is confirmed too. Without
+    the link (`inv` given: "Challenges you review"), the address must be confirmed already."""
     if not getattr(user, "is_authenticated", False):
-        inv = find_reviewer_invitation(token)
+        inv = find_reviewer_invitation(token) if inv is None else inv
         raise ServiceError(*(reviewer_link_refusal(inv, None)
                              or ("Sign in or register with the invited e-mail address to accept.", 401)))
-    inv = _locked_reviewer_invitation(user, token)
-    if not policy.can(user, "accept", inv):  # pragma: no cover - the refusal covers every case
+    on_site = inv is not None
+    inv = _locked_reviewer_invitation(user, token, inv)
+    if not policy.can(user, "accept_on_site" if on_site else "accept", inv):  # pragma: no cover - the refusal covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
     challenge = inv.challenge
