@@ -15,6 +15,7 @@ from typing import Any, Callable
 from flask import current_app, has_request_context, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .. import policy
 from ..extensions import db
@@ -106,6 +107,54 @@ def load(type_name: str, obj_id: Any) -> tuple[Reportable | None, Any | None]:
     return entry, entry.load(obj_id)
 
 
+class LoadedPage(dict):
+    """(type, id) -> (entry, target), holding the rows loaded with them (see load_many)."""
+
+    held: list
+
+
+def load_many(pairs: Any) -> LoadedPage:
+    """`load` for many (type, id) pairs at once (a page of the moderation queue): one IN
+    query per model, and one for the items the content targets live under, so describing
+    them reads no row again while the answer is kept. Same answers as `load`, pair by pair."""
+    held: list[Any] = []  # the session's identity map holds rows weakly: keep them for the page
+    wanted: dict[type, set[int]] = {}
+    keys: list[tuple[str, int, Reportable | None, int | None]] = []
+    for type_name, raw_id in pairs:
+        entry = get(type_name)
+        try:
+            obj_id = int(raw_id)
+        except (TypeError, ValueError):
+            obj_id = None
+        if obj_id is not None and not -2**63 <= obj_id < 2**63:
+            obj_id = None
+        keys.append((type_name, raw_id, entry, obj_id))
+        if entry is not None and obj_id is not None:
+            wanted.setdefault(entry.model, set()).add(obj_id)
+    for model, ids in wanted.items():
+        opts = (selectinload(Item.organisation),) if model is Item else ()
+        rows = list(db.session.execute(select(model).where(model.id.in_(sorted(ids))).options(*opts)).scalars())
+        held += rows
+        # The items content lives under (ideas: their challenge), for describe's _item_of.
+        parents = {getattr(r, "challenge_id", None) if isinstance(r, Idea) else getattr(r, "item_id", None)
+                   for r in rows} - {None}
+        if parents:
+            held += db.session.execute(select(Item).where(Item.id.in_(sorted(parents)))
+                               .options(selectinload(Item.organisation))).scalars().all()
+    out = LoadedPage()
+    out.held = held
+    for type_name, raw_id, entry, obj_id in keys:
+        if entry is None:
+            out[(type_name, raw_id)] = (None, None)
+        elif obj_id is None:
+            out[(type_name, raw_id)] = (entry, None)
+        else:
+            # Rows are in the session's identity map now: entry.load reads none again
+            # (db.session.get), and keeps each entry's own checks (an item's kind).
+            out[(type_name, raw_id)] = (entry, entry.load(obj_id))
+    return out
+
+
 def path_for(endpoint: str, _anchor: str | None = None, _external: bool = False, **values: Any) -> str:
     """url_for that also works outside a request (CLI commands, commit hooks): it then builds
     from SERVER_NAME (or localhost) and PREFERRED_URL_SCHEME."""
@@ -191,11 +240,13 @@ def _content_describer(type_name: str, label: str) -> Callable[[Any], dict]:
     return describe
 
 
-def describe_for(user: Any, entry: Reportable, target: Any) -> dict:
+def describe_for(user: Any, entry: Reportable, target: Any, under_nda: set[int] | None = None) -> dict:
     """`entry.describe(target)` as far as this viewer may see it (moderation pages show
     nothing more of a target than the policy lets their reader see): a target they may not
     see is named by its kind and number only; the title of a context item they may not see
-    is left out; a challenge's brief under an NDA they need to accept shows its summary only."""
+    is left out; a challenge's brief under an NDA they need to accept shows its summary only.
+    `under_nda`: the policy's briefs_under_nda for a page of targets, asked once (else
+    brief_under_nda is asked for this target)."""
     def may(action: str, obj: Any) -> bool:
         try:
             return policy.can(user, action, obj)
@@ -210,7 +261,10 @@ def describe_for(user: Any, entry: Reportable, target: Any) -> dict:
     item = entry.context_item(target)
     if item is not None and item is not target and not may("view", item):
         desc.update(context_title=None, context_item=None, url=None)
-    if isinstance(target, Item) and policy.brief_under_nda(target) and not may("view_brief", target):
+    nda = target.id in under_nda if under_nda is not None and isinstance(target, Item) else None
+    if nda is None and isinstance(target, Item):
+        nda = policy.brief_under_nda(target)
+    if isinstance(target, Item) and nda and not may("view_brief", target):
         lead = Markup("<p class=\"lead\">") + escape(target.summary) + Markup("</p>") if target.summary else Markup("")
         desc["html"] = lead + Markup("<p class=\"meta\">The full brief is under an NDA you have not accepted.</p>")
     return desc

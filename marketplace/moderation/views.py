@@ -220,9 +220,13 @@ def queue():
         q.order_by(Report.created_at.asc(), Report.id.asc()).limit(size).offset((page - 1) * size)
     ).scalars().all()
     cases = []
+    # The page's targets in one query per kind, and whether challenge briefs are under an
+    # NDA asked of the policy once, not per report.
+    loaded = registry.load_many((r.target_type, r.target_id) for r in rows)
+    under_nda = policy.briefs_under_nda([t for _e, t in loaded.values() if isinstance(t, Item)])
     for r in rows:
-        entry, target = registry.load(r.target_type, r.target_id)
-        desc = registry.describe_for(current_user, entry, target) if target is not None else None
+        entry, target = loaded[(r.target_type, r.target_id)]
+        desc = registry.describe_for(current_user, entry, target, under_nda) if target is not None else None
         cases.append({"report": r, "desc": desc, "entry": entry,
                       "overdue": r.is_open and r.created_at < now - window,
                       "due": r.created_at + window})

@@ -145,6 +145,10 @@ class DocType:
     # Optional: (row, viewer) -> Presented, where a result names something beside the row
     # (an idea's challenge) that not everyone who may find the row may see.
     present_for: Callable[[Any, Any], Presented] | None = None
+    # Optional: (rows, viewer) -> {row id: Presented}, the page's rows of this type at once,
+    # so what presenting needs beside each row (e.g. whether a brief is under an NDA) is
+    # read in one query per page, not one per result; used by the search page when given.
+    present_many: Callable[[Sequence[Any], Any], dict[int, Presented]] | None = None
 
 
 DOC_TYPES: dict[str, DocType] = {}

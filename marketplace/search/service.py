@@ -184,14 +184,19 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
         if parsed:
             wanted.setdefault(parsed[0], []).append(parsed[1])
     rows: dict[tuple[str, int], Any] = {}
+    presented: dict[tuple[str, int], Any] = {}
     for doc_type, ids in wanted.items():
         dt = DOC_TYPES.get(doc_type)
         if dt is None:
             continue
         pk = dt.model.__mapper__.primary_key[0]
         stmt = policy.visible(user, dt.model).where(pk.in_(ids)).options(*dt.present_options)
-        for row in db.session.execute(stmt).scalars():
+        loaded = list(db.session.execute(stmt).scalars())
+        for row in loaded:
             rows[(doc_type, row.id)] = row
+        if dt.present_many and loaded:
+            # The page's rows of one type at once: a bounded number of queries per page.
+            presented.update(((doc_type, i), p) for i, p in dt.present_many(loaded, user).items())
     out = []
     for key, score in hits:
         parsed = split_key(key)
@@ -200,7 +205,9 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
             continue  # not visible (any more): never shown
         doc_type, doc_id = parsed
         dt = DOC_TYPES[doc_type]
-        p = dt.present_for(row, user) if dt.present_for else dt.present(row)
+        p = presented.get(parsed)
+        if p is None:
+            p = dt.present_for(row, user) if dt.present_for else dt.present(row)
         kind = row.kind if doc_type == "item" else DOC_KINDS.get(doc_type, doc_type)
         out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind, kind_label=p.kind_label, title=p.title,
                        title_html=highlight(p.title, terms, max_chars=300), url=p.url,

@@ -87,15 +87,23 @@ def item_documents(items) -> list[SearchDoc]:
     return [item_document(item, many[item.id], item.id in nda) for item in items]
 
 
-def present_item(item: Item) -> Presented:
+def present_item(item: Item, under_nda: bool | None = None) -> Presented:
     meta = [item.organisation.name if item.organisation else "", item.status.capitalize()]
     if item.deadline and item.kind == ItemKind.CHALLENGE.value:
         meta.append("deadline " + item.deadline.strftime("%Y-%m-%d"))
-    body = "" if policy.brief_under_nda(item) else _plain(item.body)
+    if under_nda is None:
+        under_nda = policy.brief_under_nda(item)
+    body = "" if under_nda else _plain(item.body)
     text = " ".join(p for p in (item.summary, body) if p)
     return Presented(title=item.title, url=_url("items.detail", kind=item.kind, item_id=item.id),
                      kind_label=item.kind_label, text=text, meta=[m for m in meta if m],
                      visibility=item.visibility)
+
+
+def present_items(items, _user=None) -> dict[int, Presented]:
+    """present_item for a page of items, asking the policy about NDAs once."""
+    nda = policy.briefs_under_nda(items)
+    return {item.id: present_item(item, item.id in nda) for item in items}
 
 
 def _item_source(item: Item, change) -> list:
@@ -143,7 +151,7 @@ def _org_source(org: Organisation, change) -> list:
 def register_builtin() -> None:
     register_doc_type(DocType("item", Item, item_document, present_item, document_many=item_documents,
                               load_options=(selectinload(Item.tag_rows),),
-                              present_options=(selectinload(Item.organisation),)))
+                              present_options=(selectinload(Item.organisation),), present_many=present_items))
     register_doc_type(DocType("org", Organisation, org_document, present_org))
     register_doc_source(Item, _item_source, bulk=("item", Item.id))
     register_doc_source(ItemTag, _item_child_source(()), bulk=("item", ItemTag.item_id))
@@ -219,10 +227,18 @@ def _register_engagement() -> None:
         return out
 
     hiding = ("hidden_at", "deleted_at", "item_id", "author_id")
+    def post_options(model) -> tuple:
+        # A page of results: each post's item with its organisation and tags (the title,
+        # link and meta line) read once per page, not once per result.
+        return (selectinload(model.item).selectinload(Item.organisation),
+                selectinload(model.item).selectinload(Item.tag_rows))
+
     register_doc_type(DocType("question", Question, question_document,
-                              lambda q: present_post(q, "Q&A", "question")))
+                              lambda q: present_post(q, "Q&A", "question"),
+                              present_options=post_options(Question)))
     register_doc_type(DocType("comment", Comment, comment_document,
-                              lambda c: present_post(c, "Discussion", "comment")))
+                              lambda c: present_post(c, "Discussion", "comment"),
+                              present_options=post_options(Comment)))
     register_dependents("item", posts_of)
     register_doc_source(Question, lambda q, ch: [("question", q.id, ch.touches(*hiding))],
                         bulk=("question", Question.id))
