@@ -196,12 +196,9 @@ def _invite_coauthor(idea: Idea, lead: User, challenge: Item, email: str, now) -
 
 
 def find_coauthor_invitation(token: str) -> CoauthorInvitation | None:
-    from .invitations import hash_token
+    from .invitations import find_mailed
 
-    if not token or len(token) > 200:
-        return None
-    return db.session.execute(select(CoauthorInvitation).where(
-        CoauthorInvitation.token_hash == hash_token(token))).scalar()
+    return find_mailed(CoauthorInvitation, token)
 
 
 def coauthor_link_refusal(inv: CoauthorInvitation | None, user: Any) -> tuple[str, int] | None:
@@ -771,12 +768,9 @@ def _appoint(actor_id: int, appointed_by_id: int | None, challenge: Item, user: 
 
 
 def find_reviewer_invitation(token: str) -> ReviewerInvitation | None:
-    from .invitations import hash_token
+    from .invitations import find_mailed
 
-    if not token or len(token) > 200:
-        return None
-    return db.session.execute(select(ReviewerInvitation).where(
-        ReviewerInvitation.token_hash == hash_token(token))).scalar_one_or_none()
+    return find_mailed(ReviewerInvitation, token)
 
 
 def reviewer_link_refusal(inv: ReviewerInvitation | None, user) -> tuple[str, int] | None:
@@ -871,28 +865,17 @@ def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = ""
     return inv
 
 
-def _locked_reviewer_invitation(user, token: str) -> ReviewerInvitation:
-    inv = find_reviewer_invitation(token)
-    problem = reviewer_link_refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    lock_row(ReviewerInvitation, inv.id)
-    db.session.refresh(inv)
-    problem = reviewer_link_refusal(inv, user)  # a parallel request may have used it meanwhile
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
-    return inv
+def _locked_reviewer_invitation(user, token: str, *, to_accept: bool = False) -> ReviewerInvitation:
+    from .invitations import locked_mailed
+
+    return locked_mailed(ReviewerInvitation, find_reviewer_invitation, reviewer_link_refusal, user, token,
+                         to_accept=to_accept)
 
 
 def accept_reviewer_invitation(user: User, token: str) -> ReviewerAppointment:
     """The signed-in holder of the invited address becomes an outside judge of the challenge
     (next: the reviewer NDA). The link proves the address, so it is confirmed too."""
-    if not getattr(user, "is_authenticated", False):
-        inv = find_reviewer_invitation(token)
-        raise ServiceError(*(reviewer_link_refusal(inv, None)
-                             or ("Sign in or register with the invited e-mail address to accept.", 401)))
-    inv = _locked_reviewer_invitation(user, token)
+    inv = _locked_reviewer_invitation(user, token, to_accept=True)
     if not policy.can(user, "accept", inv):  # pragma: no cover - the refusal covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)

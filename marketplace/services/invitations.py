@@ -46,13 +46,38 @@ def accept_url(token: str) -> str:
     return external_url("invitations.open_link", token=token)
 
 
-def find_by_token(token: str) -> Invitation | None:
-    """The invitation a link belongs to (None for an unknown or malformed token)."""
+def find_mailed(model, token: str):
+    """The mailed invitation of `model` (item, list or reviewer invitation) a link belongs
+    to: None for an unknown or malformed token."""
     if not token or len(token) > 200:
         return None
-    return db.session.execute(
-        select(Invitation).where(Invitation.token_hash == hash_token(token))
-    ).scalar_one_or_none()
+    return db.session.execute(select(model).where(model.token_hash == hash_token(token))).scalar_one_or_none()
+
+
+def locked_mailed(model, find, refuse, user, token: str, *, to_accept: bool = False):
+    """The mailed invitation behind `token`, row-locked for `user` to answer.
+
+    `find(token)` looks it up and `refuse(inv, user)` says why it cannot be used (message,
+    status); accepting needs an account too. The refusal is asked again under the lock: a
+    parallel request may have answered, revoked or used the invitation since the first check."""
+    inv = find(token)
+    problem = refuse(inv, user)
+    if problem is None and to_accept and not getattr(user, "is_authenticated", False):
+        problem = ("Sign in or register with the invited e-mail address to accept.", 401)
+    if problem:
+        raise ServiceError(*problem)
+    lock_row(model, inv.id)
+    db.session.refresh(inv)
+    problem = refuse(inv, user)
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    return inv
+
+
+def find_by_token(token: str) -> Invitation | None:
+    """The invitation a link belongs to (None for an unknown or malformed token)."""
+    return find_mailed(Invitation, token)
 
 
 def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
@@ -149,15 +174,8 @@ def _locked(inv: Invitation) -> Invitation:
     return inv
 
 
-def _locked_answerable(inv: Invitation, user) -> Invitation:
-    """Lock the row and ask `refusal` again: a parallel request may have answered, revoked
-    or used the invitation since the first check."""
-    inv = _locked(inv)
-    problem = refusal(inv, user)
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
-    return inv
+def _locked_answerable(user, token: str, *, to_accept: bool = False) -> Invitation:
+    return locked_mailed(Invitation, find_by_token, refusal, user, token, to_accept=to_accept)
 
 
 def _tell_inviter(inv: Invitation, kind: str, message: str) -> None:
@@ -168,13 +186,7 @@ def _tell_inviter(inv: Invitation, kind: str, message: str) -> None:
 
 
 def accept(user: User, token: str) -> Invitation:
-    inv = find_by_token(token)
-    problem = refusal(inv, user)
-    if problem is None and not getattr(user, "is_authenticated", False):
-        problem = ("Sign in or register with the invited e-mail address to accept.", 401)
-    if problem:
-        raise ServiceError(*problem)
-    inv = _locked_answerable(inv, user)
+    inv = _locked_answerable(user, token, to_accept=True)
     if not policy.can(user, "accept", inv):  # pragma: no cover - refusal() covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
@@ -203,11 +215,7 @@ def accept(user: User, token: str) -> Invitation:
 
 def decline(user, token: str) -> Invitation:
     """Decline with the link; no account needed, but a signed-in account must be the invitee."""
-    inv = find_by_token(token)
-    problem = refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    inv = _locked_answerable(inv, user)
+    inv = _locked_answerable(user, token)
     v = policy.viewer_for(user)
     if not policy.can_decline_with_token(v, inv):  # pragma: no cover - refusal() covers every case
         db.session.rollback()

@@ -293,12 +293,9 @@ LIST_LINK_DAYS = 14
 
 
 def find_list_invitation(token: str) -> ListInvitation | None:
-    from .invitations import hash_token
+    from .invitations import find_mailed
 
-    if not token or len(token) > 200:
-        return None
-    return db.session.execute(
-        select(ListInvitation).where(ListInvitation.token_hash == hash_token(token))).scalar_one_or_none()
+    return find_mailed(ListInvitation, token)
 
 
 def list_link_refusal(inv: ListInvitation | None, user) -> tuple[str, int] | None:
@@ -378,28 +375,16 @@ def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until
     return inv
 
 
-def _locked_list_invitation(user, token: str) -> ListInvitation:
-    inv = find_list_invitation(token)
-    problem = list_link_refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    lock_row(ListInvitation, inv.id)
-    db.session.refresh(inv)
-    problem = list_link_refusal(inv, user)  # a parallel request may have used it meanwhile
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
-    return inv
+def _locked_list_invitation(user, token: str, *, to_accept: bool = False) -> ListInvitation:
+    from .invitations import locked_mailed
+
+    return locked_mailed(ListInvitation, find_list_invitation, list_link_refusal, user, token, to_accept=to_accept)
 
 
 def accept_list_invitation(user: User, token: str) -> ListInvitation:
     """The signed-in holder of the invited address joins the list (and so sees what it
     opens). The link proves the address, so it is confirmed too."""
-    if not getattr(user, "is_authenticated", False):
-        inv = find_list_invitation(token)
-        raise ServiceError(*(list_link_refusal(inv, None)
-                             or ("Sign in or register with the invited e-mail address to accept.", 401)))
-    inv = _locked_list_invitation(user, token)
+    inv = _locked_list_invitation(user, token, to_accept=True)
     if not policy.can(user, "accept", inv):  # pragma: no cover - the refusal covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
