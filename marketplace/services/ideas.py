@@ -775,21 +775,9 @@ def find_reviewer_invitation(token: str) -> ReviewerInvitation | None:
 
 def reviewer_link_refusal(inv: ReviewerInvitation | None, user) -> tuple[str, int] | None:
     """Why this reviewer link cannot be used by `user` now (message, HTTP status), or None."""
-    from .invitations import REFUSALS
+    from .invitations import mailed_refusal
 
-    if inv is None:
-        return "This invitation link is not valid. Check that you copied the whole link.", 404
-    state = policy.invitation_state(inv)
-    if state != InvitationState.PENDING.value:
-        if state == InvitationState.EXPIRED.value:
-            return (f"This invitation expired on {format_dt(inv.expires_at)}. "
-                    "Ask the challenge's organisation for a new one."), 410
-        return REFUSALS[state], 410
-    v = policy.viewer_for(user)
-    if v.is_authenticated and not policy.is_reviewer_invitee(v, inv):
-        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
-                "with. Sign out and sign in (or register) with the invited address."), 403
-    return None
+    return mailed_refusal(inv, user, policy.is_reviewer_invitee, asked="the challenge's organisation")
 
 
 def reviewer_link_address(token: str) -> str | None:

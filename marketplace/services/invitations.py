@@ -80,22 +80,28 @@ def find_by_token(token: str) -> Invitation | None:
     return find_mailed(Invitation, token)
 
 
-def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
-    """Why this link cannot be used by `user` now (message, HTTP status), or None."""
+def mailed_refusal(inv, user, is_invitee, *, asked: str = "the organisation",
+                   withdrawn_by: str = "the organisation that sent it") -> tuple[str, int] | None:
+    """Why the mailed link of `inv` cannot be used by `user` now (message, HTTP status), or
+    None. `is_invitee(viewer, inv)` is the policy's test for the invited address; `asked` is
+    who to ask for a new link, `withdrawn_by` who withdraws one."""
     if inv is None:
         return "This invitation link is not valid. Check that you copied the whole link.", 404
     state = policy.invitation_state(inv)
     if state != InvitationState.PENDING.value:
-        msg = REFUSALS[state]
         if state == InvitationState.EXPIRED.value:
-            msg = f"This invitation expired on {format_dt(inv.expires_at)}. " \
-                  "Ask the organisation for a new one."
-        return msg, 410
+            return f"This invitation expired on {format_dt(inv.expires_at)}. Ask {asked} for a new one.", 410
+        return REFUSALS[state].replace("the organisation that sent it", withdrawn_by), 410
     v = policy.viewer_for(user)
-    if v.is_authenticated and not policy.is_invitee(v, inv):
+    if v.is_authenticated and not is_invitee(v, inv):
         return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
                 "with. Sign out and sign in (or register) with the invited address."), 403
     return None
+
+
+def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
+    """Why this link cannot be used by `user` now (message, HTTP status), or None."""
+    return mailed_refusal(inv, user, policy.is_invitee)
 
 
 def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAULT_DAYS,

@@ -300,21 +300,10 @@ def find_list_invitation(token: str) -> ListInvitation | None:
 
 def list_link_refusal(inv: ListInvitation | None, user) -> tuple[str, int] | None:
     """Why this list link cannot be used by `user` now (message, HTTP status), or None."""
-    from .invitations import REFUSALS
+    from .invitations import mailed_refusal
 
-    if inv is None:
-        return "This invitation link is not valid. Check that you copied the whole link.", 404
-    state = policy.invitation_state(inv)
-    if state != InvitationState.PENDING.value:
-        if state == InvitationState.EXPIRED.value:
-            return (f"This invitation expired on {format_dt(inv.expires_at)}. "
-                    "Ask the list's curators for a new one."), 410
-        return REFUSALS[state].replace("the organisation that sent it", "the list's curators"), 410
-    v = policy.viewer_for(user)
-    if v.is_authenticated and not policy.is_list_invitee(v, inv):
-        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
-                "with. Sign out and sign in (or register) with the invited address."), 403
-    return None
+    return mailed_refusal(inv, user, policy.is_list_invitee, asked="the list's curators",
+                          withdrawn_by="the list's curators")
 
 
 def list_link_address(token: str) -> str | None:
