@@ -807,22 +807,14 @@ def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = ""
     """Invite an outside judge by address and mail the single-use link. Nothing here depends
     on whether the address has an account, so the organisation learns nothing from it."""
     from ..mail.outbox import link, queue
-    from .invitations import MAX_DAYS, hash_token, new_token
+    from .invitations import checked_link, hash_token, new_token, pending_mailed
 
     _require_manage(actor, challenge)
-    try:
-        email = email_address.check(email or "")
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    email = checked_link(email or "", days)
     nda_text = _check_nda(ReviewerKind.JUDGE.value, challenge, nda_text)
     now = utcnow()
     lock_row(Item, challenge.id)  # one live link per address, even from two admins at once
-    pending = db.session.execute(select(ReviewerInvitation).where(
-        ReviewerInvitation.challenge_id == challenge.id, ReviewerInvitation.email == email,
-        ReviewerInvitation.accepted_at.is_(None), ReviewerInvitation.declined_at.is_(None),
-        ReviewerInvitation.revoked_at.is_(None), ReviewerInvitation.expires_at > now)).scalars().first()
+    pending = pending_mailed(ReviewerInvitation, email, now, ReviewerInvitation.challenge_id == challenge.id)
     if pending is not None:
         db.session.rollback()
         raise ServiceError(f"{email} already has a pending reviewer invitation for this challenge (sent "
@@ -899,12 +891,10 @@ def accept_reviewer_invitation(user: User, token: str) -> ReviewerAppointment:
 def decline_reviewer_invitation(user, token: str) -> ReviewerInvitation:
     """Decline with the link; no account needed (the token proves the mailbox), but a
     signed-in account must hold the invited address."""
+    from .invitations import declined
+
     inv = _locked_reviewer_invitation(user, token)
-    if not policy.can_decline_reviewer_invitation_with_token(policy.viewer_for(user), inv):  # pragma: no cover
-        db.session.rollback()
-        raise ServiceError("You may not decline this invitation.", 403)
-    inv.declined_at = utcnow()
-    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    actor_id = declined(inv, user, policy.can_decline_reviewer_invitation_with_token)
     audit.record("reviewer.invitation_declined", "reviewer_invitation", inv.id, actor_id=actor_id,
                  item_id=inv.challenge_id, data={})
     if inv.invited_by_id:

@@ -104,6 +104,37 @@ def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
     return mailed_refusal(inv, user, policy.is_invitee)
 
 
+def checked_link(email: str, days) -> str:
+    """The invited address, normalised, for a mailed link valid `days` days (form errors
+    on the `email` and `days` fields otherwise)."""
+    try:
+        email = email_address.check(email)
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
+    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    return email
+
+
+def pending_mailed(model, email: str, now: datetime, *where):
+    """The live invitation of `model` (not answered, revoked or expired at `now`) to `email`
+    that also matches `where`, if any: one live link per address and target."""
+    return db.session.execute(
+        select(model).where(*where, model.email == email, model.accepted_at.is_(None), model.declined_at.is_(None),
+                            model.revoked_at.is_(None), model.expires_at > now)
+    ).scalars().first()
+
+
+def declined(inv, user, may_decline) -> int | None:
+    """Mark a locked mailed invitation declined once `may_decline(viewer, inv)` (the policy)
+    agrees; returns the id of the account that declined (None: declined signed out)."""
+    if not may_decline(policy.viewer_for(user), inv):  # pragma: no cover - the refusal covers every case
+        db.session.rollback()
+        raise ServiceError("You may not decline this invitation.", 403)
+    inv.declined_at = utcnow()
+    return user.id if getattr(user, "is_authenticated", False) else None
+
+
 def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAULT_DAYS,
                       access_until: datetime | None = None) -> tuple[Invitation, str]:
     """Create an invitation and queue its mail; returns (invitation, token). The token is
@@ -112,23 +143,14 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
         if policy.can(actor, "manage_invitations", item):
             raise ServiceError("Archived items are frozen; no new invitations can be sent.", 409)
         raise ServiceError("Only the organisation's owners and admins can invite people.", 403)
-    try:
-        email = email_address.check(email)
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    email = checked_link(email, days)
     now = utcnow()
     if access_until is not None and access_until <= now:
         raise ServiceError("The end of access must be in the future.", field="access_until")
     # Serialise invitations by the item's organisation so two admins cannot send two live
     # links to one address at once (the item row itself has an onupdate timestamp).
     lock_row(Organisation, item.org_id)
-    pending = db.session.execute(
-        select(Invitation).where(Invitation.item_id == item.id, Invitation.email == email,
-                                 Invitation.accepted_at.is_(None), Invitation.declined_at.is_(None),
-                                 Invitation.revoked_at.is_(None), Invitation.expires_at > now)
-    ).scalars().first()
+    pending = pending_mailed(Invitation, email, now, Invitation.item_id == item.id)
     if pending is not None:
         db.session.rollback()
         raise ServiceError(

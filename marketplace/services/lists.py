@@ -321,24 +321,15 @@ def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until
     or after registering from it)."""
     from ..mail.outbox import link, queue
     from .accounts import find_user
-    from .invitations import MAX_DAYS, hash_token, new_token
+    from .invitations import checked_link, hash_token, new_token, pending_mailed
 
     if not policy.can(actor, "manage_members", lst):
         raise ServiceError("Only the curating organisation's owners and admins can change this list.", 403)
-    try:
-        email = email_address.check(email)
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    email = checked_link(email, days)
     _check_expiry(member_until)
     now = utcnow()
     lock_row(InvitationList, lst.id)  # one live link per address, even from two curators at once
-    pending = db.session.execute(
-        select(ListInvitation).where(ListInvitation.list_id == lst.id, ListInvitation.email == email,
-                                     ListInvitation.accepted_at.is_(None), ListInvitation.declined_at.is_(None),
-                                     ListInvitation.revoked_at.is_(None), ListInvitation.expires_at > now)
-    ).scalars().first()
+    pending = pending_mailed(ListInvitation, email, now, ListInvitation.list_id == lst.id)
     if pending is not None:
         db.session.rollback()
         raise ServiceError(f"{email} already has a pending invitation to this list (sent "
@@ -412,12 +403,10 @@ def accept_list_invitation(user: User, token: str) -> ListInvitation:
 def decline_list_invitation(user, token: str) -> ListInvitation:
     """Decline with the link; no account needed (the token proves the mailbox), but a
     signed-in account must hold the invited address."""
+    from .invitations import declined
+
     inv = _locked_list_invitation(user, token)
-    if not policy.can_decline_list_invitation_with_token(policy.viewer_for(user), inv):  # pragma: no cover
-        db.session.rollback()
-        raise ServiceError("You may not decline this invitation.", 403)
-    inv.declined_at = utcnow()
-    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    actor_id = declined(inv, user, policy.can_decline_list_invitation_with_token)
     audit.record("list.invitation_declined", "list", inv.list_id, actor_id=actor_id,
                  data={"invitation_id": inv.id})
     if inv.invited_by_id:
