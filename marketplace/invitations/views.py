@@ -27,41 +27,88 @@ from .forms import ConfirmForm, InviteForm
 from ..formtools import zone_meta
 
 
-def _token_page(token: str, inv: Invitation | None, problem: str | None = None, status: int = 200):
-    """The page behind a mailed link. Never cached, never sent on as a referrer."""
-    v = policy.viewer_for(current_user)
-    resp = make_response(render_template(
-        "invitations/open.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
-        invitee=inv is not None and problem is None and policy.is_invitee(v, inv),
-        preview=inv is not None and problem is None and policy.can(v, "preview_item", inv),
-        here=url_for("invitations.open_link", token=token)), status)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    return resp
+def _ideas_svc():
+    from ..services import ideas as ideas_svc  # imported late, as everywhere in this module
+
+    return ideas_svc
 
 
-@bp.route("/t/<token>")
-@limiter.limit("120/minute")
-def open_link(token: str):
-    inv = svc.find_by_token(token)
-    problem = svc.refusal(inv, current_user)
-    if problem:
-        return _token_page(token, inv, *problem)
-    return _token_page(token, inv)
+class _MailedLink:
+    """A mailed single-use link (item, list or reviewer invitation): its page and its accept and
+    decline answers. `find(token)`, `refuse(inv, user)`, `accept(user, token)` and
+    `decline(user, token)` are the service's; `context(viewer, inv, live)` gives the page's own
+    variables (`live`: an invitation that this person may still answer)."""
+
+    def __init__(self, endpoint: str, template: str, find, refuse, accept, decline, context):
+        self.endpoint, self.template, self.context = endpoint, template, context
+        self.find, self.refuse, self.accept, self.decline = find, refuse, accept, decline
+
+    def page(self, token: str, inv, problem: str | None = None, status: int = 200):
+        """The page behind the link. Never cached, never sent on as a referrer."""
+        v = policy.viewer_for(current_user)
+        resp = make_response(render_template(
+            self.template, token=token, inv=inv, problem=problem, form=ConfirmForm(),
+            here=url_for(self.endpoint, token=token), **self.context(v, inv, inv is not None and problem is None)),
+            status)
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        return resp
+
+    def open(self, token: str):
+        inv = self.find(token)
+        problem = self.refuse(inv, current_user)
+        return self.page(token, inv, *problem) if problem else self.page(token, inv)
+
+    def answer(self, token: str, accepting: bool):
+        """Accept or decline from the link's page: the service's result, or the page again with
+        why it failed (or, to accept signed out, the way to sign in) as a response."""
+        if not ConfirmForm().validate_on_submit():
+            abort(400, "Your form expired. Open the invitation link again.")
+        if accepting and not current_user.is_authenticated:
+            flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
+            return None, redirect(url_for("auth.login", next=url_for(self.endpoint, token=token)))
+        try:
+            return (self.accept if accepting else self.decline)(current_user, token), None
+        except ServiceError as e:
+            return None, self.page(token, self.find(token), e.message, e.status)
+
+    def route(self, path: str, names: tuple[str, str, str], accepted) -> None:
+        """Route the link at `path` (its page, GET) and `path`/accept, `path`/decline (POST),
+        as the endpoints `names`; `accepted(result)` answers a successful accept."""
+        def page(token: str):
+            return self.open(token)
+
+        def accept(token: str):
+            result, failed = self.answer(token, accepting=True)
+            return failed if failed is not None else accepted(result)
+
+        def decline(token: str):
+            return self.declined(token)
+
+        answers = limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
+        for view, name, rule, limit, methods in ((page, names[0], path, limiter.limit("120/minute"), ["GET"]),
+                                                 (accept, names[1], path + "/accept", answers, ["POST"]),
+                                                 (decline, names[2], path + "/decline", answers, ["POST"])):
+            # The name the rate limiter keys its limits by stays the endpoint's own.
+            view.__name__ = view.__qualname__ = name
+            bp.add_url_rule(rule, name, limit(view), methods=methods)
+
+    def declined(self, token: str):
+        _, failed = self.answer(token, accepting=False)
+        if failed is not None:
+            return failed
+        flash("Invitation declined. The link no longer works.", "info")
+        return redirect(url_for("invitations.mine") if current_user.is_authenticated else url_for("main.index"))
 
 
-@bp.route("/t/<token>/accept", methods=["POST"])
-@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
-def accept(token: str):
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Open the invitation link again.")
-    if not current_user.is_authenticated:
-        flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
-        return redirect(url_for("auth.login", next=url_for("invitations.open_link", token=token)))
-    try:
-        inv = svc.accept(current_user, token)
-    except ServiceError as e:
-        return _token_page(token, svc.find_by_token(token), e.message, e.status)
+ITEM_LINK = _MailedLink(
+    "invitations.open_link", "invitations/open.html",
+    find=svc.find_by_token, refuse=svc.refusal, accept=svc.accept, decline=svc.decline,
+    context=lambda v, inv, live: {"invitee": live and policy.is_invitee(v, inv),
+                                  "preview": live and policy.can(v, "preview_item", inv)})
+
+
+def _item_accepted(inv):
     item = inv.item
     if policy.can(current_user, "view", item):
         flash(f"Invitation accepted: you can now see “{item.title}”.", "success")
@@ -71,19 +118,7 @@ def accept(token: str):
     return redirect(url_for("invitations.mine"))
 
 
-@bp.route("/t/<token>/decline", methods=["POST"])
-@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
-def decline(token: str):
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Open the invitation link again.")
-    try:
-        svc.decline(current_user, token)
-    except ServiceError as e:
-        return _token_page(token, svc.find_by_token(token), e.message, e.status)
-    flash("Invitation declined. The link no longer works.", "info")
-    if current_user.is_authenticated:
-        return redirect(url_for("invitations.mine"))
-    return redirect(url_for("main.index"))
+ITEM_LINK.route("/t/<token>", ("open_link", "accept", "decline"), _item_accepted)
 
 
 @bp.route("/item/<int:item_id>", methods=["GET", "POST"])
@@ -183,111 +218,43 @@ def mine():
 # --------------------------------------------------------------------------- invitation lists by e-mail
 
 
-def _list_link_page(token: str, inv, problem: str | None = None, status: int = 200):
-    """The page behind a mailed list link. Never cached, never sent on as a referrer."""
-    v = policy.viewer_for(current_user)
-    resp = make_response(render_template(
-        "invitations/list_link.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
-        invitee=inv is not None and problem is None and policy.is_list_invitee(v, inv),
-        here=url_for("invitations.list_link", token=token)), status)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    return resp
+LIST_LINK = _MailedLink(
+    "invitations.list_link", "invitations/list_link.html",
+    find=lists_svc.find_list_invitation, refuse=lists_svc.list_link_refusal,
+    accept=lists_svc.accept_list_invitation, decline=lists_svc.decline_list_invitation,
+    context=lambda v, inv, live: {"invitee": live and policy.is_list_invitee(v, inv)})
 
 
-@bp.route("/l/<token>")
-@limiter.limit("120/minute")
-def list_link(token: str):
-    inv = lists_svc.find_list_invitation(token)
-    problem = lists_svc.list_link_refusal(inv, current_user)
-    return _list_link_page(token, inv, *problem) if problem else _list_link_page(token, inv)
+def _reviewer_context(v, inv, live):
+    invitee = live and policy.is_reviewer_invitee(v, inv)
+    named = invitee and _ideas_svc().reviewer_invitation_names_challenge(current_user, inv)
+    return {"invitee": invitee, "named": named}
 
 
-@bp.route("/l/<token>/accept", methods=["POST"])
-@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
-def list_accept(token: str):
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Open the invitation link again.")
-    if not current_user.is_authenticated:
-        flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
-        return redirect(url_for("auth.login", next=url_for("invitations.list_link", token=token)))
-    try:
-        inv = lists_svc.accept_list_invitation(current_user, token)
-    except ServiceError as e:
-        return _list_link_page(token, lists_svc.find_list_invitation(token), e.message, e.status)
+REVIEWER_LINK = _MailedLink(
+    "invitations.reviewer_link", "invitations/reviewer_link.html",
+    find=lambda token: _ideas_svc().find_reviewer_invitation(token),
+    refuse=lambda inv, user: _ideas_svc().reviewer_link_refusal(inv, user),
+    accept=lambda user, token: _ideas_svc().accept_reviewer_invitation(user, token),
+    decline=lambda user, token: _ideas_svc().decline_reviewer_invitation(user, token),
+    context=_reviewer_context)
+
+
+
+def _list_accepted(inv):
     flash(f"You are on the list “{inv.list.name}”: what it opens is listed below.", "success")
     return redirect(url_for("invitations.mine"))
 
 
-@bp.route("/l/<token>/decline", methods=["POST"])
-@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
-def list_decline(token: str):
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Open the invitation link again.")
-    try:
-        lists_svc.decline_list_invitation(current_user, token)
-    except ServiceError as e:
-        return _list_link_page(token, lists_svc.find_list_invitation(token), e.message, e.status)
-    flash("Invitation declined. The link no longer works.", "info")
-    return redirect(url_for("invitations.mine") if current_user.is_authenticated else url_for("main.index"))
-
+LIST_LINK.route("/l/<token>", ("list_link", "list_accept", "list_decline"), _list_accepted)
 
 # --------------------------------------------------------------------------- outside judges by e-mail
 
 
-def _reviewer_link_page(token: str, inv, problem: str | None = None, status: int = 200):
-    """The page behind a mailed reviewer link. Never cached, never sent on as a referrer."""
-    from ..services import ideas as ideas_svc
 
-    v = policy.viewer_for(current_user)
-    invitee = inv is not None and problem is None and policy.is_reviewer_invitee(v, inv)
-    resp = make_response(render_template(
-        "invitations/reviewer_link.html", token=token, inv=inv, problem=problem, form=ConfirmForm(),
-        invitee=invitee, named=invitee and ideas_svc.reviewer_invitation_names_challenge(current_user, inv),
-        here=url_for("invitations.reviewer_link", token=token)), status)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    return resp
-
-
-@bp.route("/r/<token>")
-@limiter.limit("120/minute")
-def reviewer_link(token: str):
-    from ..services import ideas as ideas_svc
-
-    inv = ideas_svc.find_reviewer_invitation(token)
-    problem = ideas_svc.reviewer_link_refusal(inv, current_user)
-    return _reviewer_link_page(token, inv, *problem) if problem else _reviewer_link_page(token, inv)
-
-
-@bp.route("/r/<token>/accept", methods=["POST"])
-@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
-def reviewer_accept(token: str):
-    from ..services import ideas as ideas_svc
-
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Open the invitation link again.")
-    if not current_user.is_authenticated:
-        flash("Sign in (or register) with the invited e-mail address to accept the invitation.", "info")
-        return redirect(url_for("auth.login", next=url_for("invitations.reviewer_link", token=token)))
-    try:
-        appt = ideas_svc.accept_reviewer_invitation(current_user, token)
-    except ServiceError as e:
-        return _reviewer_link_page(token, ideas_svc.find_reviewer_invitation(token), e.message, e.status)
+def _reviewer_accepted(appt):
     flash("You are a reviewer of this challenge. Read and accept the reviewer NDA to start.", "success")
     return redirect(url_for("ideas.reviewer_nda", challenge_id=appt.challenge_id))
 
 
-@bp.route("/r/<token>/decline", methods=["POST"])
-@limiter.limit(limit_for("invitation_links"), key_func=account_or_address)
-def reviewer_decline(token: str):
-    from ..services import ideas as ideas_svc
-
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Open the invitation link again.")
-    try:
-        ideas_svc.decline_reviewer_invitation(current_user, token)
-    except ServiceError as e:
-        return _reviewer_link_page(token, ideas_svc.find_reviewer_invitation(token), e.message, e.status)
-    flash("Invitation declined. The link no longer works.", "info")
-    return redirect(url_for("invitations.mine") if current_user.is_authenticated else url_for("main.index"))
+REVIEWER_LINK.route("/r/<token>", ("reviewer_link", "reviewer_accept", "reviewer_decline"), _reviewer_accepted)

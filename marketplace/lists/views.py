@@ -40,6 +40,17 @@ def _curatable_orgs() -> list[Organisation]:
     return [o for o in orgs if policy.can(current_user, "curate_lists", o)]
 
 
+def _confirmed(service, *args):
+    """A confirm-button POST: the form must be fresh (400), and a refusal of the service
+    ends the request with its status and message."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "Your form expired. Reload the page and try again.")
+    try:
+        return service(current_user, *args)
+    except ServiceError as e:
+        abort(e.status, e.message)
+
+
 def _org_by_slug(slug: str) -> Organisation | None:
     return db.session.execute(
         select(Organisation).where(Organisation.slug == (slug or "").strip().lower()[:140])
@@ -200,12 +211,7 @@ def revoke_invitation(list_id: int, inv_id: int):
     if inv is None or inv.list_id != lst.id or not policy.can(current_user, "view", inv):
         abort(404)
     require("manage_members", lst)
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Reload the page and try again.")
-    try:
-        svc.revoke_list_invitation(current_user, inv)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    _confirmed(svc.revoke_list_invitation, inv)
     flash("Invitation revoked; the link no longer works.", "success")
     return redirect(url_for("lists.detail", list_id=lst.id))
 
@@ -223,12 +229,7 @@ def remove_member(list_id: int, member_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
     m = _member(lst, member_id)
     require("remove", m)
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Reload the page and try again.")
-    try:
-        svc.remove_member(current_user, m)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    _confirmed(svc.remove_member, m)
     flash("Removed from the list; their access through it has ended.", "success")
     return redirect(url_for("lists.detail", list_id=lst.id))
 
@@ -264,12 +265,7 @@ def unshare(list_id: int, share_id: int):
     if s is None or s.list_id != lst.id:
         abort(404)
     require("delete", s)
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Reload the page and try again.")
-    try:
-        n = svc.unshare(current_user, s)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    n = _confirmed(svc.unshare, s)
     flash(f"No longer shared{f'; detached from {n} of their items' if n else ''}.", "success")
     return redirect(url_for("lists.detail", list_id=lst.id))
 
@@ -302,13 +298,8 @@ def attach(item_id: int):
 def detach(attachment_id: int):
     a = get_visible_or_404(ItemList, attachment_id)
     require("detach", a)
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "Your form expired. Reload the page and try again.")
     item = a.item
-    try:
-        svc.detach(current_user, a)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    _confirmed(svc.detach, a)
     flash("List detached; its members no longer see this item through it.", "success")
     return redirect(url_for("items.detail", kind=item.kind, item_id=item.id))
 

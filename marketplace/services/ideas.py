@@ -196,12 +196,9 @@ def _invite_coauthor(idea: Idea, lead: User, challenge: Item, email: str, now) -
 
 
 def find_coauthor_invitation(token: str) -> CoauthorInvitation | None:
-    from .invitations import hash_token
+    from .invitations import find_mailed
 
-    if not token or len(token) > 200:
-        return None
-    return db.session.execute(select(CoauthorInvitation).where(
-        CoauthorInvitation.token_hash == hash_token(token))).scalar()
+    return find_mailed(CoauthorInvitation, token)
 
 
 def coauthor_link_refusal(inv: CoauthorInvitation | None, user: Any) -> tuple[str, int] | None:
@@ -771,31 +768,16 @@ def _appoint(actor_id: int, appointed_by_id: int | None, challenge: Item, user: 
 
 
 def find_reviewer_invitation(token: str) -> ReviewerInvitation | None:
-    from .invitations import hash_token
+    from .invitations import find_mailed
 
-    if not token or len(token) > 200:
-        return None
-    return db.session.execute(select(ReviewerInvitation).where(
-        ReviewerInvitation.token_hash == hash_token(token))).scalar_one_or_none()
+    return find_mailed(ReviewerInvitation, token)
 
 
 def reviewer_link_refusal(inv: ReviewerInvitation | None, user) -> tuple[str, int] | None:
     """Why this reviewer link cannot be used by `user` now (message, HTTP status), or None."""
-    from .invitations import REFUSALS
+    from .invitations import mailed_refusal
 
-    if inv is None:
-        return "This invitation link is not valid. Check that you copied the whole link.", 404
-    state = policy.invitation_state(inv)
-    if state != InvitationState.PENDING.value:
-        if state == InvitationState.EXPIRED.value:
-            return (f"This invitation expired on {format_dt(inv.expires_at)}. "
-                    "Ask the challenge's organisation for a new one."), 410
-        return REFUSALS[state], 410
-    v = policy.viewer_for(user)
-    if v.is_authenticated and not policy.is_reviewer_invitee(v, inv):
-        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
-                "with. Sign out and sign in (or register) with the invited address."), 403
-    return None
+    return mailed_refusal(inv, user, policy.is_reviewer_invitee, asked="the challenge's organisation")
 
 
 def reviewer_link_address(token: str) -> str | None:
@@ -825,22 +807,14 @@ def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = ""
     """Invite an outside judge by address and mail the single-use link. Nothing here depends
     on whether the address has an account, so the organisation learns nothing from it."""
     from ..mail.outbox import link, queue
-    from .invitations import MAX_DAYS, hash_token, new_token
+    from .invitations import checked_link, hash_token, new_token, pending_mailed
 
     _require_manage(actor, challenge)
-    try:
-        email = email_address.check(email or "")
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    email = checked_link(email or "", days)
     nda_text = _check_nda(ReviewerKind.JUDGE.value, challenge, nda_text)
     now = utcnow()
     lock_row(Item, challenge.id)  # one live link per address, even from two admins at once
-    pending = db.session.execute(select(ReviewerInvitation).where(
-        ReviewerInvitation.challenge_id == challenge.id, ReviewerInvitation.email == email,
-        ReviewerInvitation.accepted_at.is_(None), ReviewerInvitation.declined_at.is_(None),
-        ReviewerInvitation.revoked_at.is_(None), ReviewerInvitation.expires_at > now)).scalars().first()
+    pending = pending_mailed(ReviewerInvitation, email, now, ReviewerInvitation.challenge_id == challenge.id)
     if pending is not None:
         db.session.rollback()
         raise ServiceError(f"{email} already has a pending reviewer invitation for this challenge (sent "
@@ -871,19 +845,12 @@ def invite_reviewer(actor: User, challenge: Item, email: str, nda_text: str = ""
     return inv
 
 
-def _locked_reviewer_invitation(user, token: str | None, inv: ReviewerInvitation | None = None
-                                ) -> ReviewerInvitation:
-    inv = find_reviewer_invitation(token) if inv is None else inv
-    problem = reviewer_link_refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    lock_row(ReviewerInvitation, inv.id)
-    db.session.refresh(inv)
-    problem = reviewer_link_refusal(inv, user)  # a parallel request may have used it meanwhile
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
-    return inv
+def _locked_reviewer_invitation(user, token: str | None, *, to_accept: bool = False,
+                                inv: ReviewerInvitation | None = None) -> ReviewerInvitation:
+    from .invitations import locked_mailed
+
+    find = find_reviewer_invitation if inv is None else (lambda _token: inv)
+    return locked_mailed(ReviewerInvitation, find, reviewer_link_refusal, user, token, to_accept=to_accept)
 
 
 def accept_reviewer_invitation(user: User, token: str | None = None, *,
@@ -891,12 +858,8 @@ def accept_reviewer_invitation(user: User, token: str | None = None, *,
     """The signed-in holder of the invited address becomes an outside judge of the challenge
     (next: the reviewer NDA). The link proves the address, so it is confirmed too. Without
     the link (`inv` given: "Challenges you review"), the address must be confirmed already."""
-    if not getattr(user, "is_authenticated", False):
-        inv = find_reviewer_invitation(token) if inv is None else inv
-        raise ServiceError(*(reviewer_link_refusal(inv, None)
-                             or ("Sign in or register with the invited e-mail address to accept.", 401)))
     on_site = inv is not None
-    inv = _locked_reviewer_invitation(user, token, inv)
+    inv = _locked_reviewer_invitation(user, token, to_accept=True, inv=inv)
     if not policy.can(user, "accept_on_site" if on_site else "accept", inv):  # pragma: no cover - the refusal covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
@@ -932,12 +895,10 @@ def accept_reviewer_invitation(user: User, token: str | None = None, *,
 def decline_reviewer_invitation(user, token: str) -> ReviewerInvitation:
     """Decline with the link; no account needed (the token proves the mailbox), but a
     signed-in account must hold the invited address."""
+    from .invitations import declined
+
     inv = _locked_reviewer_invitation(user, token)
-    if not policy.can_decline_reviewer_invitation_with_token(policy.viewer_for(user), inv):  # pragma: no cover
-        db.session.rollback()
-        raise ServiceError("You may not decline this invitation.", 403)
-    inv.declined_at = utcnow()
-    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    actor_id = declined(inv, user, policy.can_decline_reviewer_invitation_with_token)
     audit.record("reviewer.invitation_declined", "reviewer_invitation", inv.id, actor_id=actor_id,
                  item_id=inv.challenge_id, data={})
     if inv.invited_by_id:

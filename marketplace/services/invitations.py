@@ -46,31 +46,93 @@ def accept_url(token: str) -> str:
     return external_url("invitations.open_link", token=token)
 
 
-def find_by_token(token: str) -> Invitation | None:
-    """The invitation a link belongs to (None for an unknown or malformed token)."""
+def find_mailed(model, token: str):
+    """The mailed invitation of `model` (item, list or reviewer invitation) a link belongs
+    to: None for an unknown or malformed token."""
     if not token or len(token) > 200:
         return None
-    return db.session.execute(
-        select(Invitation).where(Invitation.token_hash == hash_token(token))
-    ).scalar_one_or_none()
+    return db.session.execute(select(model).where(model.token_hash == hash_token(token))).scalar_one_or_none()
 
 
-def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
-    """Why this link cannot be used by `user` now (message, HTTP status), or None."""
+def locked_mailed(model, find, refuse, user, token: str, *, to_accept: bool = False):
+    """The mailed invitation behind `token`, row-locked for `user` to answer.
+
+    `find(token)` looks it up and `refuse(inv, user)` says why it cannot be used (message,
+    status); accepting needs an account too. The refusal is asked again under the lock: a
+    parallel request may have answered, revoked or used the invitation since the first check."""
+    inv = find(token)
+    problem = refuse(inv, user)
+    if problem is None and to_accept and not getattr(user, "is_authenticated", False):
+        problem = ("Sign in or register with the invited e-mail address to accept.", 401)
+    if problem:
+        raise ServiceError(*problem)
+    lock_row(model, inv.id)
+    db.session.refresh(inv)
+    problem = refuse(inv, user)
+    if problem:
+        db.session.rollback()
+        raise ServiceError(*problem)
+    return inv
+
+
+def find_by_token(token: str) -> Invitation | None:
+    """The invitation a link belongs to (None for an unknown or malformed token)."""
+    return find_mailed(Invitation, token)
+
+
+def mailed_refusal(inv, user, is_invitee, *, asked: str = "the organisation",
+                   withdrawn_by: str = "the organisation that sent it") -> tuple[str, int] | None:
+    """Why the mailed link of `inv` cannot be used by `user` now (message, HTTP status), or
+    None. `is_invitee(viewer, inv)` is the policy's test for the invited address; `asked` is
+    who to ask for a new link, `withdrawn_by` who withdraws one."""
     if inv is None:
         return "This invitation link is not valid. Check that you copied the whole link.", 404
     state = policy.invitation_state(inv)
     if state != InvitationState.PENDING.value:
-        msg = REFUSALS[state]
         if state == InvitationState.EXPIRED.value:
-            msg = f"This invitation expired on {format_dt(inv.expires_at)}. " \
-                  "Ask the organisation for a new one."
-        return msg, 410
+            return f"This invitation expired on {format_dt(inv.expires_at)}. Ask {asked} for a new one.", 410
+        return REFUSALS[state].replace("the organisation that sent it", withdrawn_by), 410
     v = policy.viewer_for(user)
-    if v.is_authenticated and not policy.is_invitee(v, inv):
+    if v.is_authenticated and not is_invitee(v, inv):
         return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
                 "with. Sign out and sign in (or register) with the invited address."), 403
     return None
+
+
+def refusal(inv: Invitation | None, user) -> tuple[str, int] | None:
+    """Why this link cannot be used by `user` now (message, HTTP status), or None."""
+    return mailed_refusal(inv, user, policy.is_invitee)
+
+
+def checked_link(email: str, days) -> str:
+    """The invited address, normalised, for a mailed link valid `days` days (form errors
+    on the `email` and `days` fields otherwise)."""
+    try:
+        email = email_address.check(email)
+    except email_address.InvalidEmail as e:
+        raise ServiceError(str(e), field="email") from None
+    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    return email
+
+
+def pending_mailed(model, email: str, now: datetime, *where):
+    """The live invitation of `model` (not answered, revoked or expired at `now`) to `email`
+    that also matches `where`, if any: one live link per address and target."""
+    return db.session.execute(
+        select(model).where(*where, model.email == email, model.accepted_at.is_(None), model.declined_at.is_(None),
+                            model.revoked_at.is_(None), model.expires_at > now)
+    ).scalars().first()
+
+
+def declined(inv, user, may_decline) -> int | None:
+    """Mark a locked mailed invitation declined once `may_decline(viewer, inv)` (the policy)
+    agrees; returns the id of the account that declined (None: declined signed out)."""
+    if not may_decline(policy.viewer_for(user), inv):  # pragma: no cover - the refusal covers every case
+        db.session.rollback()
+        raise ServiceError("You may not decline this invitation.", 403)
+    inv.declined_at = utcnow()
+    return user.id if getattr(user, "is_authenticated", False) else None
 
 
 def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAULT_DAYS,
@@ -81,23 +143,14 @@ def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAUL
         if policy.can(actor, "manage_invitations", item):
             raise ServiceError("Archived items are frozen; no new invitations can be sent.", 409)
         raise ServiceError("Only the organisation's owners and admins can invite people.", 403)
-    try:
-        email = email_address.check(email)
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    email = checked_link(email, days)
     now = utcnow()
     if access_until is not None and access_until <= now:
         raise ServiceError("The end of access must be in the future.", field="access_until")
     # Serialise invitations by the item's organisation so two admins cannot send two live
     # links to one address at once (the item row itself has an onupdate timestamp).
     lock_row(Organisation, item.org_id)
-    pending = db.session.execute(
-        select(Invitation).where(Invitation.item_id == item.id, Invitation.email == email,
-                                 Invitation.accepted_at.is_(None), Invitation.declined_at.is_(None),
-                                 Invitation.revoked_at.is_(None), Invitation.expires_at > now)
-    ).scalars().first()
+    pending = pending_mailed(Invitation, email, now, Invitation.item_id == item.id)
     if pending is not None:
         db.session.rollback()
         raise ServiceError(
@@ -149,15 +202,8 @@ def _locked(inv: Invitation) -> Invitation:
     return inv
 
 
-def _locked_answerable(inv: Invitation, user) -> Invitation:
-    """Lock the row and ask `refusal` again: a parallel request may have answered, revoked
-    or used the invitation since the first check."""
-    inv = _locked(inv)
-    problem = refusal(inv, user)
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
-    return inv
+def _locked_answerable(user, token: str, *, to_accept: bool = False) -> Invitation:
+    return locked_mailed(Invitation, find_by_token, refusal, user, token, to_accept=to_accept)
 
 
 def _tell_inviter(inv: Invitation, kind: str, message: str) -> None:
@@ -168,13 +214,7 @@ def _tell_inviter(inv: Invitation, kind: str, message: str) -> None:
 
 
 def accept(user: User, token: str) -> Invitation:
-    inv = find_by_token(token)
-    problem = refusal(inv, user)
-    if problem is None and not getattr(user, "is_authenticated", False):
-        problem = ("Sign in or register with the invited e-mail address to accept.", 401)
-    if problem:
-        raise ServiceError(*problem)
-    inv = _locked_answerable(inv, user)
+    inv = _locked_answerable(user, token, to_accept=True)
     if not policy.can(user, "accept", inv):  # pragma: no cover - refusal() covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
@@ -203,11 +243,7 @@ def accept(user: User, token: str) -> Invitation:
 
 def decline(user, token: str) -> Invitation:
     """Decline with the link; no account needed, but a signed-in account must be the invitee."""
-    inv = find_by_token(token)
-    problem = refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    inv = _locked_answerable(inv, user)
+    inv = _locked_answerable(user, token)
     v = policy.viewer_for(user)
     if not policy.can_decline_with_token(v, inv):  # pragma: no cover - refusal() covers every case
         db.session.rollback()

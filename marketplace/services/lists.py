@@ -293,31 +293,17 @@ LIST_LINK_DAYS = 14
 
 
 def find_list_invitation(token: str) -> ListInvitation | None:
-    from .invitations import hash_token
+    from .invitations import find_mailed
 
-    if not token or len(token) > 200:
-        return None
-    return db.session.execute(
-        select(ListInvitation).where(ListInvitation.token_hash == hash_token(token))).scalar_one_or_none()
+    return find_mailed(ListInvitation, token)
 
 
 def list_link_refusal(inv: ListInvitation | None, user) -> tuple[str, int] | None:
     """Why this list link cannot be used by `user` now (message, HTTP status), or None."""
-    from .invitations import REFUSALS
+    from .invitations import mailed_refusal
 
-    if inv is None:
-        return "This invitation link is not valid. Check that you copied the whole link.", 404
-    state = policy.invitation_state(inv)
-    if state != InvitationState.PENDING.value:
-        if state == InvitationState.EXPIRED.value:
-            return (f"This invitation expired on {format_dt(inv.expires_at)}. "
-                    "Ask the list's curators for a new one."), 410
-        return REFUSALS[state].replace("the organisation that sent it", "the list's curators"), 410
-    v = policy.viewer_for(user)
-    if v.is_authenticated and not policy.is_list_invitee(v, inv):
-        return (f"This invitation was sent to {inv.masked_email}, not to the account you are signed in "
-                "with. Sign out and sign in (or register) with the invited address."), 403
-    return None
+    return mailed_refusal(inv, user, policy.is_list_invitee, asked="the list's curators",
+                          withdrawn_by="the list's curators")
 
 
 def list_link_address(token: str) -> str | None:
@@ -335,24 +321,15 @@ def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until
     or after registering from it)."""
     from ..mail.outbox import link, queue
     from .accounts import find_user
-    from .invitations import MAX_DAYS, hash_token, new_token
+    from .invitations import checked_link, hash_token, new_token, pending_mailed
 
     if not policy.can(actor, "manage_members", lst):
         raise ServiceError("Only the curating organisation's owners and admins can change this list.", 403)
-    try:
-        email = email_address.check(email)
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ServiceError(f"The link must be valid for 1 to {MAX_DAYS} days.", field="days")
+    email = checked_link(email, days)
     _check_expiry(member_until)
     now = utcnow()
     lock_row(InvitationList, lst.id)  # one live link per address, even from two curators at once
-    pending = db.session.execute(
-        select(ListInvitation).where(ListInvitation.list_id == lst.id, ListInvitation.email == email,
-                                     ListInvitation.accepted_at.is_(None), ListInvitation.declined_at.is_(None),
-                                     ListInvitation.revoked_at.is_(None), ListInvitation.expires_at > now)
-    ).scalars().first()
+    pending = pending_mailed(ListInvitation, email, now, ListInvitation.list_id == lst.id)
     if pending is not None:
         db.session.rollback()
         raise ServiceError(f"{email} already has a pending invitation to this list (sent "
@@ -378,28 +355,16 @@ def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until
     return inv
 
 
-def _locked_list_invitation(user, token: str) -> ListInvitation:
-    inv = find_list_invitation(token)
-    problem = list_link_refusal(inv, user)
-    if problem:
-        raise ServiceError(*problem)
-    lock_row(ListInvitation, inv.id)
-    db.session.refresh(inv)
-    problem = list_link_refusal(inv, user)  # a parallel request may have used it meanwhile
-    if problem:
-        db.session.rollback()
-        raise ServiceError(*problem)
-    return inv
+def _locked_list_invitation(user, token: str, *, to_accept: bool = False) -> ListInvitation:
+    from .invitations import locked_mailed
+
+    return locked_mailed(ListInvitation, find_list_invitation, list_link_refusal, user, token, to_accept=to_accept)
 
 
 def accept_list_invitation(user: User, token: str) -> ListInvitation:
     """The signed-in holder of the invited address joins the list (and so sees what it
     opens). The link proves the address, so it is confirmed too."""
-    if not getattr(user, "is_authenticated", False):
-        inv = find_list_invitation(token)
-        raise ServiceError(*(list_link_refusal(inv, None)
-                             or ("Sign in or register with the invited e-mail address to accept.", 401)))
-    inv = _locked_list_invitation(user, token)
+    inv = _locked_list_invitation(user, token, to_accept=True)
     if not policy.can(user, "accept", inv):  # pragma: no cover - the refusal covers every case
         db.session.rollback()
         raise ServiceError("You may not accept this invitation.", 403)
@@ -438,12 +403,10 @@ def accept_list_invitation(user: User, token: str) -> ListInvitation:
 def decline_list_invitation(user, token: str) -> ListInvitation:
     """Decline with the link; no account needed (the token proves the mailbox), but a
     signed-in account must hold the invited address."""
+    from .invitations import declined
+
     inv = _locked_list_invitation(user, token)
-    if not policy.can_decline_list_invitation_with_token(policy.viewer_for(user), inv):  # pragma: no cover
-        db.session.rollback()
-        raise ServiceError("You may not decline this invitation.", 403)
-    inv.declined_at = utcnow()
-    actor_id = user.id if getattr(user, "is_authenticated", False) else None
+    actor_id = declined(inv, user, policy.can_decline_list_invitation_with_token)
     audit.record("list.invitation_declined", "list", inv.list_id, actor_id=actor_id,
                  data={"invitation_id": inv.id})
     if inv.invited_by_id:
