@@ -620,16 +620,23 @@ def reviewers(challenge_id: int):
                            action_form=ActionForm()), status
 
 
-@bp.route("/challenges/<int:challenge_id>/reviewers/<int:appt_id>/revoke", methods=["POST"])
-@login_required
-def revoke_reviewer(challenge_id: int, appt_id: int):
+def _managed_row(challenge_id: int, model, row_id: int):
+    """For the reviewers page's one-button actions: the challenge (whose reviewers and criteria
+    the viewer manages) and one of its rows (404 for another challenge's), form checked."""
     challenge = _challenge(challenge_id)
     require("manage_terms", challenge)
-    appt = db.session.get(ReviewerAppointment, appt_id)
-    if appt is None or appt.challenge_id != challenge.id:
+    row = db.session.get(model, row_id)
+    if row is None or row.challenge_id != challenge.id:
         abort(404)
     if not ActionForm().validate_on_submit():
         abort(400, EXPIRED)
+    return challenge, row
+
+
+@bp.route("/challenges/<int:challenge_id>/reviewers/<int:appt_id>/revoke", methods=["POST"])
+@login_required
+def revoke_reviewer(challenge_id: int, appt_id: int):
+    challenge, appt = _managed_row(challenge_id, ReviewerAppointment, appt_id)
     svc.revoke_reviewer(current_user, appt)
     flash("Reviewer removed.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
@@ -638,17 +645,8 @@ def revoke_reviewer(challenge_id: int, appt_id: int):
 @bp.route("/challenges/<int:challenge_id>/reviewer-invitations/<int:inv_id>/revoke", methods=["POST"])
 @login_required
 def revoke_reviewer_invitation(challenge_id: int, inv_id: int):
-    challenge = _challenge(challenge_id)
-    require("manage_terms", challenge)
-    inv = db.session.get(ReviewerInvitation, inv_id)
-    if inv is None or inv.challenge_id != challenge.id:
-        abort(404)
-    if not ActionForm().validate_on_submit():
-        abort(400, EXPIRED)
-    try:
-        svc.revoke_reviewer_invitation(current_user, inv)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    challenge, inv = _managed_row(challenge_id, ReviewerInvitation, inv_id)
+    svc.revoke_reviewer_invitation(current_user, inv)  # a refusal: the app-wide ServiceError handler
     flash("Invitation revoked; the link no longer works.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
 
@@ -656,13 +654,7 @@ def revoke_reviewer_invitation(challenge_id: int, inv_id: int):
 @bp.route("/challenges/<int:challenge_id>/criteria/<int:crit_id>/remove", methods=["POST"])
 @login_required
 def remove_criterion(challenge_id: int, crit_id: int):
-    challenge = _challenge(challenge_id)
-    require("manage_terms", challenge)
-    crit = db.session.get(ReviewCriterion, crit_id)
-    if crit is None or crit.challenge_id != challenge.id:
-        abort(404)
-    if not ActionForm().validate_on_submit():
-        abort(400, EXPIRED)
+    challenge, crit = _managed_row(challenge_id, ReviewCriterion, crit_id)
     svc.remove_criterion(current_user, crit)
     flash("Criterion removed.", "success")
     return redirect(url_for("ideas.reviewers", challenge_id=challenge.id))
