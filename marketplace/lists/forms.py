@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_wtf.file import FileField, FileRequired
 from wtforms import IntegerField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -50,3 +51,10 @@ class AttachForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     submit = SubmitField("Confirm")
+
+
+class ImportForm(FlaskForm):
+    """A CSV file of people (e-mail addresses) and organisations to add to a list."""
+
+    file = FileField("CSV file (UTF-8)", validators=[FileRequired("Choose a CSV file to import.")])
+    submit = SubmitField("Check and import")

@@ -1,7 +1,7 @@
 """Views: load with the policy (404), check the action (403), validate, call the service."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -23,12 +23,13 @@ from ..models import (
 )
 from ..params import id_arg
 from ..policy import get_visible_or_404, require
+from ..services import list_csv
 from ..services import lists as svc
 from ..services.orgs import ORG_NOT_FOUND, find_org
 from ..services.common import ServiceError
 from ..timezones import format_dt
 from . import bp
-from .forms import AttachForm, ConfirmForm, ListForm, MemberForm, ShareForm
+from .forms import AttachForm, ConfirmForm, ImportForm, ListForm, MemberForm, ShareForm
 
 
 def _curatable_orgs() -> list[Organisation]:
@@ -268,6 +269,57 @@ def unshare(list_id: int, share_id: int):
     n = _confirmed(svc.unshare, s)
     flash(f"No longer shared{f'; detached from {n} of their items' if n else ''}.", "success")
     return redirect(url_for("lists.detail", list_id=lst.id))
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+@bp.route("/<int:list_id>/export.csv")
+@login_required
+def export_csv(list_id: int):
+    """The list as a spreadsheet-safe CSV file (its curators only)."""
+    lst = get_visible_or_404(InvitationList, list_id)
+    require("export_members", lst)
+    try:
+        text = list_csv.export_csv(current_user, lst)
+    except ServiceError as e:
+        abort(e.status, e.message)
+    # A BOM so spreadsheets read the file as UTF-8; it carries addresses: never cached.
+    resp = Response("\ufeff" + text, mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="list-{lst.id}.csv"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/<int:list_id>/import", methods=["GET", "POST"])
+@login_required
+def import_csv(list_id: int):
+    """Upload a CSV file: every row is checked first; nothing is added if one is wrong."""
+    lst = get_visible_or_404(InvitationList, list_id)
+    require("import_members", lst)
+    form = ImportForm()
+    problems = []
+    if form.validate_on_submit():
+        raw = form.file.data.read(list_csv.IMPORT_MAX_BYTES + 1)
+        try:
+            result = list_csv.import_csv(current_user, lst, raw)
+        except list_csv.ImportRefused as e:
+            form.file.errors.append(e.message)
+            problems = e.problems
+        except ServiceError as e:
+            db.session.rollback()
+            attach_service_error(form, e)
+        else:
+            parts = [f"{result.invited} invitation{'s' if result.invited != 1 else ''} mailed",
+                     f"{result.organisations} organisation{'s' if result.organisations != 1 else ''} added"]
+            if result.skipped:
+                parts.append(f"{result.skipped} address{'es' if result.skipped != 1 else ''} already invited "
+                             "(left as they were)")
+            flash("Imported: " + ", ".join(parts) + ".", "success")
+            return redirect(url_for("lists.detail", list_id=lst.id))
+    return render_template("lists/import.html", lst=lst, form=form, problems=problems,
+                           header=list_csv.HEADER, max_rows=list_csv.IMPORT_MAX_ROWS,
+                           max_kb=list_csv.IMPORT_MAX_BYTES // 1024), (400 if form.errors else 200)
 
 
 # ----------------------------------------------------------------------------- items

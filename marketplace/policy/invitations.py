@@ -15,6 +15,7 @@ row and a list as ItemList/ListMember rows, which the item rule (items.py) reads
 * Invitation lists: seen by the curating organisation's members, site admins and the admins
   of organisations it is shared with; curated (edit, members, share) by the curating
   cluster's owners and admins.
+* Exporting a list (CSV, with invited addresses) and importing rows into it: its curators.
 * List members: seen by those who see the list, and each person or organisation their own
   entry. Shares: the curators and the receiving organisation's admins.
 * List invitations (a person invited to a list by e-mail, account or not): seen by the
@@ -222,6 +223,20 @@ class InvitationListRule(Rule):
 
 
 LISTS = rule(InvitationListRule())
+
+
+@LISTS.action("export_members")
+def can_export_list(v: Viewer, lst: InvitationList) -> bool:
+    """Download the list as CSV: its curators only. The file carries the addresses people
+    were invited at, which only the curators see (as with ListInvitationRule); members of
+    the curating organisation and organisations it is shared with may not."""
+    return can_curate_list(v, lst)
+
+
+@LISTS.action("import_members")
+def can_import_list(v: Viewer, lst: InvitationList) -> bool:
+    """Add rows from a CSV file: its curators, as for adding one member by hand."""
+    return can_curate_list(v, lst)
 
 
 def list_use_reveals_item(v: Viewer, a: ItemList) -> bool:

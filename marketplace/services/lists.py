@@ -110,8 +110,9 @@ def _check_expiry(expires_at: datetime | None) -> None:
 
 
 def add_member(actor: User, lst: InvitationList, *, user: User | None = None, org: Organisation | None = None,
-               expires_at: datetime | None = None) -> ListMember:
-    """Add a person or a member organisation; if already on the list, set the new expiry."""
+               expires_at: datetime | None = None, commit: bool = True) -> ListMember:
+    """Add a person or a member organisation; if already on the list, set the new expiry.
+    ``commit=False``: the caller commits (an import applies many rows in one transaction)."""
     if not policy.can(actor, "manage_members", lst):
         raise ServiceError("Only the curating organisation's owners and admins can change this list.", 403)
     if (user is None) == (org is None):
@@ -130,7 +131,8 @@ def add_member(actor: User, lst: InvitationList, *, user: User | None = None, or
         audit.record("list.member_updated", "list", lst.id, actor_id=actor.id,
                      data={**who, "member_id": existing.id, "from_expires_at": old.isoformat() if old else None,
                            "expires_at": expires_at.isoformat() if expires_at else None})
-        db.session.commit()
+        if commit:
+            db.session.commit()
         _forget(existing)
         return existing
     m = ListMember(list_id=lst.id, user_id=who["user_id"], member_org_id=who["org_id"], added_by_id=actor.id,
@@ -142,7 +144,8 @@ def add_member(actor: User, lst: InvitationList, *, user: User | None = None, or
     if user is not None:
         notify(user, "list.added", f"{lst.organisation.name} added you to its invitation list “{lst.name}”.",
                url=url_for("invitations.mine") if has_request_context() else "")
-    db.session.commit()
+    if commit:
+        db.session.commit()
     _forget(m)
     return m
 
@@ -315,10 +318,10 @@ def list_link_address(token: str) -> str | None:
 
 
 def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until: datetime | None = None,
-                   days: int = LIST_LINK_DAYS) -> ListInvitation:
+                   days: int = LIST_LINK_DAYS, commit: bool = True) -> ListInvitation:
     """Invite a person to the list by address and mail the link. The answer is the same
     whether or not the address has an account: everyone accepts from the link (signed in,
-    or after registering from it)."""
+    or after registering from it). ``commit=False``: the caller commits (an import)."""
     from ..mail.outbox import link, queue
     from .accounts import find_user
     from .invitations import checked_link, hash_token, new_token, pending_mailed
@@ -351,7 +354,8 @@ def invite_to_list(actor: User, lst: InvitationList, email: str, *, member_until
           context={"inviter": actor.display_name, "org": lst.organisation.name, "list_name": lst.name,
                    "url": url, "has_account": find_user(email) is not None, "expires_at": inv.expires_at,
                    "member_until": member_until})
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return inv
 
 

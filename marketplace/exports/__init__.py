@@ -1,0 +1,1 @@
+"""Helpers shared by the site's downloads (CSV and JSON files people take away)."""
