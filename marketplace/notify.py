@@ -114,7 +114,7 @@ def notify(user: User | int, kind: str, message: str, url: str = "", about: Any 
     may not view it, or if they turned this kind off. ``mail=False``: the caller sends its
     own (mandatory) mail, so no notification mail is added."""
     u = user if isinstance(user, User) else db.session.get(User, user)
-    if u is None:
+    if u is None or u.deleted_at is not None:  # a deleted account keeps no notifications
         return None
     if about is not None and not policy.can(u, "view", about):
         return None

@@ -71,6 +71,8 @@ def linkify(text: str) -> Markup:
 
 
 def _may_receive(user: User | None, about: Any) -> bool:
+    if user is not None and user.deleted_at is not None:
+        return False  # a deleted account has no address any more
     return about is None or user is None or policy.can(user, "view", about)
 
 

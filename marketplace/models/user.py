@@ -30,6 +30,10 @@ class User(UserMixin, db.Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # IANA name (marketplace/timezones.py): every time this person is shown is in it.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Set when the person deleted their account (services/people.py): the row stays so the
+    # acceptances, receipts and decisions others rely on keep their author, under a
+    # pseudonym; the personal data is gone and the account can never sign in again.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     memberships = relationship("Membership", back_populates="user", cascade="all, delete-orphan")
 
@@ -48,7 +52,7 @@ class User(UserMixin, db.Model):
 
     @property
     def is_blocked(self) -> bool:
-        if self.banned:
+        if self.banned or self.deleted_at is not None:
             return True
         return self.suspended_until is not None and self.suspended_until > utcnow()
 

@@ -12,6 +12,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
     reach.py        notifications, mails, follows, announcements; the verified address
     api.py          API tokens, organisation integrations, webhooks and their deliveries
+    people.py       a person's own data: downloading it, deleting the account
 
 The faces every surface uses:
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import api, engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
+from . import api, engagement, ideas, invitations, items, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -110,6 +111,7 @@ from .api import may_give_token_role, organisation_viewer
 from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
 from .moderation import Placement, appeal_refusal, decision_placement, placement
 from .orgs import may_set_member_role
+from .people import data_export_shows
 from .places import (
     MODERATION_SITE_ONLY_TYPES,
     forget_moderator_scopes,
@@ -179,5 +181,5 @@ __all__ = [
     "UNVERIFIED_REFUSAL", "about_ref", "address_domain_refusal", "can_view_about", "email_verified", "is_coauthor_invitee",
     "mail_subject_visible", "may_be_told_about_item", "verification_refusal", "visible_about",
     "can_decline_list_invitation_with_token", "can_decline_reviewer_invitation_with_token", "is_list_invitee",
-    "is_reviewer_invitee", "sees_invited_coauthor_address",
+    "is_reviewer_invitee", "sees_invited_coauthor_address", "data_export_shows",
 ]

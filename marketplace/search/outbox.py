@@ -70,6 +70,17 @@ def with_dependents(doc_type: str, doc_id: int, narrowing: bool) -> list[Job]:
     return jobs
 
 
+def reindex(session: Session, docs: Iterable[tuple[str, int]], narrowing: bool = True) -> None:
+    """Queue index jobs for documents a change the listeners cannot see affects (an
+    account deleted: the documents its person authored), in the session's transaction.
+    Narrowing by default: until applied, the old documents are filtered out of results."""
+    jobs: dict[tuple[str, int], bool] = session.info.setdefault(_JOBS, {})
+    for doc_type, doc_id in docs:
+        key = (doc_type, int(doc_id))
+        jobs[key] = jobs.get(key, False) or narrowing
+    _write(session)
+
+
 def _sources_for(obj: Any) -> list[_Source]:
     out: list[_Source] = []
     for cls in type(obj).__mro__:
