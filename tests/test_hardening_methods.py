@@ -136,6 +136,7 @@ def test_routes_that_change_state_do_not_answer_get(site):
 # Pages whose URL names an action but whose GET only shows the form (the POST acts).
 GET_PAGES_NAMED_LIKE_ACTIONS = {
     "orgs.members",          # /orgs/<slug>/members: the member list and the add form
+    "people.delete_account",  # /settings/delete: what deletion removes and keeps, and its form
     "moderation.appeal_by_token",  # /moderation/appeal/<token>: the appeal form of a mailed link
     "api.org_members",       # GET /api/v1/orgs/<slug>/members: the member list (POST adds one)
     "api.list_members",      # GET /api/v1/lists/<list_id>/members: the list's members (POST adds one)

@@ -66,7 +66,7 @@ def test_export_lists_members_and_invitations_neutralised(w, f, lst, client, aut
     f.add_to_list(lst, org=w.other_co)
     auth.login(w.curator.email)
     assert client.post(f"/lists/{lst.id}/members", data={"email": "pending@example.test"}).status_code == 302
-    r = client.get(f"/lists/{lst.id}/export.csv")
+    r = client.post(f"/lists/{lst.id}/export.csv")
     assert r.status_code == 200 and r.mimetype == "text/csv"
     assert r.headers["Cache-Control"] == "no-store" and "attachment" in r.headers["Content-Disposition"]
     text = r.data.decode("utf-8")
@@ -92,7 +92,7 @@ def test_only_curators_export_and_import(w, lst, client, auth, who, status):
     db.session.add(ListShare(list_id=lst.id, org_id=w.other_co.id))
     db.session.commit()
     auth.login(getattr(w, who).email)
-    assert client.get(f"/lists/{lst.id}/export.csv").status_code == status
+    assert client.post(f"/lists/{lst.id}/export.csv").status_code == status
     assert client.get(f"/lists/{lst.id}/import").status_code == status
     before = _counts()
     assert _upload(client, lst, (HEADER + "person,a@example.test,,\n").encode()).status_code == status
@@ -100,7 +100,7 @@ def test_only_curators_export_and_import(w, lst, client, auth, who, status):
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(lst, client):
-    assert client.get(f"/lists/{lst.id}/export.csv").status_code == 302
+    assert client.post(f"/lists/{lst.id}/export.csv").status_code == 302
 
 
 # ------------------------------------------------------------------------- import
@@ -134,7 +134,7 @@ def test_import_invites_people_by_mail_and_adds_organisations(w, f, lst, client,
 def test_reimporting_an_export_changes_nothing_for_pending_invitations(w, lst, client, auth):
     auth.login(w.curator.email)
     assert _upload(client, lst, (HEADER + "person,p@example.test,,\n").encode()).status_code == 302
-    exported = client.get(f"/lists/{lst.id}/export.csv").data
+    exported = client.post(f"/lists/{lst.id}/export.csv").data
     before = db.session.scalar(select(func.count()).select_from(ListInvitation))
     r = _upload(client, lst, exported)
     assert r.status_code == 302

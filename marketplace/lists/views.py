@@ -274,16 +274,14 @@ def unshare(list_id: int, share_id: int):
 # ----------------------------------------------------------------------------- CSV
 
 
-@bp.route("/<int:list_id>/export.csv")
+@bp.route("/<int:list_id>/export.csv", methods=["POST"])
 @login_required
 def export_csv(list_id: int):
-    """The list as a spreadsheet-safe CSV file (its curators only)."""
+    """The list as a spreadsheet-safe CSV file (its curators only). A POST: each export of
+    the addresses is recorded in the audit trail, and a GET changes nothing."""
     lst = get_visible_or_404(InvitationList, list_id)
     require("export_members", lst)
-    try:
-        text = list_csv.export_csv(current_user, lst)
-    except ServiceError as e:
-        abort(e.status, e.message)
+    text = _confirmed(list_csv.export_csv, lst)
     # A BOM so spreadsheets read the file as UTF-8; it carries addresses: never cached.
     resp = Response("\ufeff" + text, mimetype="text/csv")
     resp.headers["Content-Disposition"] = f'attachment; filename="list-{lst.id}.csv"'
