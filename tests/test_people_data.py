@@ -156,6 +156,19 @@ def test_a_notification_about_something_closed_since_says_no_more(world, f, clie
     assert data["grants"][0]["item"] == {"id": item.id, "title": None}
 
 
+def test_a_sealed_idea_a_person_declined_to_co_author_is_not_in_their_download(world, f, fi, client):
+    w = world
+    s = fi.challenge(confidentiality="sealed", rules={"team_allowed": True, "max_team_size": 3})
+    lead = f.make_user()
+    idea = fi.submit(lead, s.challenge, title="Sealed plan", body="Sealed body text", coauthors=w["quinn"].email)
+    ideas_svc.decline_coauthorship(w["quinn"], idea)
+    _login(client, w["quinn"])
+    data = _download(client)
+    row = next(i for i in data["ideas"] if i["idea"]["id"] == idea.id)
+    assert row["role"] == "declined" and row["idea"] == {"id": idea.id}
+    assert "Sealed body text" not in json.dumps(data) and "Sealed plan" not in json.dumps(data)
+
+
 def test_only_the_person_downloads_their_data(world, f):
     w = world
     admin = f.make_user(site_role="admin")

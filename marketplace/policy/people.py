@@ -33,6 +33,6 @@ def can_delete_account(v: Viewer, user: User) -> bool:
 
 
 def data_export_shows(user: Any, obj: Any) -> bool:
-    """May the person's download name this object (a challenge, an item) by its title?
-    Exactly when they may see it now."""
+    """May the person's download show this object (a challenge or item by its title, an idea
+    with its text)? Exactly when they may see it now."""
     return obj is not None and can(user, "view", obj)

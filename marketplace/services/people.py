@@ -98,7 +98,10 @@ def personal_data(actor: User, user: User) -> dict:
     for a in db.session.execute(select(IdeaAuthor).where(IdeaAuthor.user_id == uid)
                                 .order_by(IdeaAuthor.id)).scalars():
         idea = db.session.get(Idea, a.idea_id)
-        ideas.append({"role": a.status, "joined_at": _ts(a.created_at), "idea": idea_payload(idea),
+        # A co-authorship declined or not yet answered may not open the idea: then only its
+        # number, as "My invitations" shows it.
+        payload = idea_payload(idea) if policy.data_export_shows(user, idea) else {"id": idea.id}
+        ideas.append({"role": a.status, "joined_at": _ts(a.created_at), "idea": payload,
                       "challenge": _challenge_ref(user, idea.challenge),
                       "submitted_at": _ts(idea.submitted_at), "decided_at": _ts(idea.decided_at)})
     out["ideas"] = ideas
