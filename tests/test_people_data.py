@@ -350,6 +350,15 @@ def test_the_old_address_can_register_again(world, client):
     assert db.session.execute(select(User).where(User.email == "quinn.private@example.test")).scalar() is not None
 
 
+def test_the_account_page_links_the_download_and_the_deletion(world, client):
+    _login(client, world["quinn"])
+    page = client.get("/auth/account").data.decode()
+    assert "<title>Your account" in page and page.count('id="your-data"') == 1
+    assert "/settings/data.json" in page and "/settings/delete" in page
+
+
 def test_the_about_page_states_what_deletion_keeps(client):
     page = client.get("/about").data.decode()
-    assert "Deleted user #" in page and "receipts" in page
+    assert page.count('id="deleting"') == 1 and "<title>How it works" in page
+    section = page.split('id="deleting"', 1)[1]
+    assert "Deleted user #" in section and "receipts" in section and "audit trail" in section
