@@ -244,12 +244,14 @@ def participation(user: Any, org: Organisation) -> Participation:
     orgs = func.count(func.distinct(case((ListMember.member_org_id.is_not(None), ListMember.id))))
     members = select(ListMember.list_id.label("lid"), people.label("people"), orgs.label("orgs")) \
         .where(active).group_by(ListMember.list_id).subquery()
-    used = select(ItemList.list_id.label("lid"), func.count(ItemList.id).label("items")) \
-        .join(Item, Item.id == ItemList.item_id).where(policy.visible_clause(user, Item)) \
-        .group_by(ItemList.list_id).subquery()
+    # The item rule as its own subquery: inlined next to item_lists, its EXISTS over
+    # item_lists would correlate with this query's row instead of the item's lists.
+    seen_items = select(Item.id).where(policy.visible_clause(user, Item))
+    used = select(ItemList.list_id.label("lid"), func.count(ItemList.id).label("n_items")) \
+        .where(ItemList.item_id.in_(seen_items)).group_by(ItemList.list_id).subquery()
     rows = db.session.execute(
         select(InvitationList.id, InvitationList.name, func.coalesce(members.c.people, 0),
-               func.coalesce(members.c.orgs, 0), func.coalesce(used.c.items, 0))
+               func.coalesce(members.c.orgs, 0), func.coalesce(used.c.n_items, 0))
         .outerjoin(members, members.c.lid == InvitationList.id)
         .outerjoin(used, used.c.lid == InvitationList.id)
         .where(InvitationList.org_id == org.id).order_by(InvitationList.name).limit(200)
@@ -366,9 +368,8 @@ def transparency(year: int | None = None) -> dict:
             "year": year, "threshold": policy.SMALL_COUNT}
 
 
-def transparency_years() -> list[int]:
-    """The years the year filter offers: from the first published challenge to now."""
-    first = db.session.execute(select(func.min(Item.published_at))).scalar()
+def transparency_years(span: int = 10) -> list[int]:
+    """The years the year filter offers: this one and the nine before, whatever the data (a
+    list starting at the first challenge would date a private one)."""
     now = datetime.now(timezone.utc).year
-    start = first.year if first else now
-    return list(range(now, start - 1, -1))
+    return list(range(now, now - span, -1))
