@@ -68,7 +68,7 @@ def year_of(col):
 def seconds_between(start, end):
     """SQL: seconds from `start` to `end`."""
     if _dialect() == "postgresql":
-        return func.extract("epoch", end - start)
+        return func.date_part("epoch", end - start)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
