@@ -90,10 +90,12 @@ def governance(slug: str):
         select(AuditEvent).where(*where).order_by(AuditEvent.id.desc())
         .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).scalars().all()
     entries = decisions.format_events(current_user, rows)
+    seen = policy.visible_clause(current_user, Item)
     titles = dict(db.session.execute(
-        select(Item.id, Item.title).where(Item.id.in_({r.item_id for r in rows if r.item_id}))).all()) if rows else {}
+        select(Item.id, Item.title).where(Item.id.in_({r.item_id for r in rows if r.item_id}), seen)).all()) \
+        if rows else {}
     items = db.session.execute(
-        select(Item.id, Item.title).where(Item.org_id == org.id).order_by(Item.title).limit(500)).all()
+        select(Item.id, Item.title).where(Item.org_id == org.id, seen).order_by(Item.title).limit(500)).all()
     args = {"slug": org.slug, **({"item": item.id} if item else {}), **({"kind": kind} if kind else {})}
     return render_template("insights/governance.html", org=org, entries=entries, titles=titles, items=items,
                            item=item, kind=kind, kinds=sorted(kinds), page=page, pages=pages, total=total,

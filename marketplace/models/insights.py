@@ -36,7 +36,8 @@ class ChallengeReview(db.Model):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     # The failure/lesson item it was published as (kept if that item is deleted as a draft).
-    lesson_item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"), nullable=True)
+    lesson_item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"), nullable=True,
+                                                       index=True)
 
     challenge = relationship("Item", foreign_keys=[challenge_id])
     lesson = relationship("Item", foreign_keys=[lesson_item_id])

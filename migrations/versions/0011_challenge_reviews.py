@@ -35,6 +35,9 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_challenge_reviews')),
     sa.UniqueConstraint('challenge_id', name=op.f('uq_challenge_reviews_challenge_id'))
     )
+    with op.batch_alter_table('challenge_reviews', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_challenge_reviews_lesson_item_id'), ['lesson_item_id'], unique=False)
+
     op.create_table('review_outcomes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('review_id', sa.Integer(), nullable=False),
@@ -54,4 +57,6 @@ def downgrade():
     with op.batch_alter_table('review_outcomes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_outcomes_review_id'))
     op.drop_table('review_outcomes')
+    with op.batch_alter_table('challenge_reviews', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_challenge_reviews_lesson_item_id'))
     op.drop_table('challenge_reviews')
