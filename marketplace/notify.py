@@ -78,6 +78,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "announcement": ("announcements", "Announcement"),
     "follow.new_challenge": ("followed", "New challenge"),
     "review.appointed": ("invitations", "Reviewer appointment"),
+    "challenge.review_requested": ("other", "After-action review"),
     "list.added": ("invitations", "Added to a list"),
     "list.shared": ("invitations", "List shared"),
     "list.invited": ("invitations", "Invitation through a list"),

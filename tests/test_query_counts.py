@@ -297,3 +297,39 @@ def test_moderation_queue_with_n_reports(app, client, world):
     sign_in_client(client, app, world["moderator"])
     counts = measure(app, client, "/moderation/", grow)
     assert_bounded(counts)
+
+
+# --------------------------------------------------------------------------- dashboards (issue 11)
+
+
+def test_dashboard_and_transparency_with_n_challenges_and_questions(app, client, world):
+    """The organisation's dashboard and the public transparency page aggregate in SQL: the
+    same queries with 10 or 1,000 challenges (each with Q&A)."""
+    sign_in_client(client, app, world["owner"])
+    with app.app_context():
+        slug = _org(world).slug
+
+    def grow(have, n):
+        for cid in bulk_items(_org(world), n - have, title="Challenge"):
+            bulk_questions(cid, world["contributor"], world["owner"], 1)
+
+    assert_bounded(measure(app, client, f"/orgs/{slug}/dashboard", grow))
+    assert_bounded(measure(app, client, "/transparency", lambda have, n: bulk_items(_org(world), n - have)))
+
+
+def test_governance_events_with_n_events(app, client, world):
+    from marketplace import audit
+
+    sign_in_client(client, app, world["owner"])
+    with app.app_context():
+        item_id = bulk_items(_org(world), 1, kind="failure")[0]
+        slug = _org(world).slug
+        db.session.commit()
+
+    def grow(have, n):
+        for _ in range(n - have):
+            audit.record("item.visibility_changed", "failure", item_id, actor_id=world["owner"], item_id=item_id,
+                         data={"from": "public", "to": "registered"})
+
+    assert_bounded(measure(app, client, f"/orgs/{slug}/governance", grow))
+

@@ -25,6 +25,7 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.tokens", "bp", None),     # /settings/tokens, /orgs/<slug>/tokens
     ("marketplace.webhooks", "bp", None),   # /orgs/<slug>/webhooks
     ("marketplace.people", "bp", None),     # /settings/data.json, /settings/delete
+    ("marketplace.insights", "bp", None),   # dashboards, /transparency, after-action reviews, /admin/audit
 ]
 
 

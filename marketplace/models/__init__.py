@@ -30,6 +30,7 @@ from .moderation import (
     Appeal, BlockedDomain, ItemModeration, ModerationAction, ModerationActionUser, ModerationFlag,
     ModeratorScope, Report, ReportAuthor,
 )
+from .insights import ChallengeReview, IdeaFate, ReviewOutcome
 from .engagement import (
     Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Question, RequestEvent,
 )
@@ -37,7 +38,7 @@ from .engagement import (
 __all__ = [
     "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
-    "ChallengeTerms", "Channel", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
+    "ChallengeReview", "ChallengeTerms", "Channel", "IdeaFate", "ReviewOutcome", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
     "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
     "ItemKind", "ItemList", "ListInvitation", "ItemModeration", "ItemTag", "ListMember", "ListShare", "MailStatus", "Membership",

@@ -296,3 +296,56 @@ def decision_log(user: Any, challenge: Item, limit: int = 1000) -> list[Decision
         entry.who = _actor_name(row.actor_id, names)
         out.append(entry)
     return out
+
+
+# --------------------------------------------------------------------------- an organisation's governance events
+# The organisation's owners and admins also read these on their governance page
+# (/orgs/<slug>/governance), never on the public decision log: they concern the item's
+# audience and the organisation's own learning loop. People granted access are not named.
+
+GOVERNANCE_FORMATTERS: dict[str, Formatter] = {}
+
+
+def _grantee(data: dict) -> str:
+    return "an organisation" if data.get("org_id") else "a person"
+
+
+GOVERNANCE_FORMATTERS.update({
+    "access.granted": lambda ev, data, user: _d(ev, "access", f"Access granted to {_grantee(data)}"),
+    "access.revoked": lambda ev, data, user: _d(ev, "access", f"Access of {_grantee(data)} revoked"),
+    "access.expiry_changed": lambda ev, data, user: _d(
+        ev, "access", f"Access expiry of {_grantee(data)} changed from {_fmt_dt(data.get('from'))} "
+                      f"to {_fmt_dt(data.get('to'))}"),
+    "list.attached": lambda ev, data, user: _d(ev, "access", "Invitation list attached"),
+    "list.detached": lambda ev, data, user: _d(ev, "access", "Invitation list detached"),
+    "challenge.review_submitted": lambda ev, data, user: _d(ev, "learning", "After-action review written"),
+    "challenge.review_revised": lambda ev, data, user: _d(ev, "learning", "After-action review revised"),
+    "challenge.review_published": lambda ev, data, user: _d(
+        ev, "learning", f"After-action review published as a lesson (visibility {data.get('visibility')})"),
+    "challenge.started_from": lambda ev, data, user: _d(
+        ev, "learning", f"Started from {subject_label('challenge', data.get('source_id'), user)}"),
+})
+
+
+def shown_actions() -> set[str]:
+    """The event kinds an organisation's governance page lists."""
+    return set(FORMATTERS) | set(GOVERNANCE_FORMATTERS)
+
+
+def format_events(user: Any, rows: list[AuditEvent]) -> list[Decision]:
+    """Audit rows as entries for this viewer (rows the caller may show: the policy's
+    org_governance_clause selected them); kinds without a formatter are left out."""
+    actor_ids = {r.actor_id for r in rows if r.actor_id}
+    names = {u.id: u.display_name for u in db.session.execute(
+        select(User).where(User.id.in_(actor_ids))).scalars()} if actor_ids else {}
+    out = []
+    for row in rows:
+        fn = GOVERNANCE_FORMATTERS.get(row.action) or _formatter(row.action)
+        entry = fn(row, json.loads(row.data or "{}"), user) if fn else None
+        if entry is None:
+            continue
+        entry.who = _actor_name(row.actor_id, names)
+        entry.action = row.action
+        entry.item_id = row.item_id
+        out.append(entry)
+    return out

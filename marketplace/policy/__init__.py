@@ -13,6 +13,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     reach.py        notifications, mails, follows, announcements; the verified address
     api.py          API tokens, organisation integrations, webhooks and their deliveries
     people.py       a person's own data: downloading it, deleting the account
+    insights.py     dashboards, the transparency page's small counts, after-action reviews, audit readers
 
 The faces every surface uses:
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import api, engagement, ideas, invitations, items, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
+from . import api, engagement, ideas, insights, invitations, items, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -108,6 +109,15 @@ from .invitations import (
     usable_lists_clause,
 )
 from .api import may_give_token_role, organisation_viewer
+from .insights import (
+    FEWER,
+    SMALL_COUNT,
+    challenge_has_closed,
+    disclosed,
+    is_withheld,
+    org_governance_clause,
+    shown_count,
+)
 from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
 from .moderation import Placement, appeal_refusal, decision_placement, placement
 from .orgs import may_set_member_role

@@ -38,6 +38,10 @@ def _published(item: Item) -> None:
     for hook in PUBLISHED_HOOKS:
         hook(item)
 
+# Called (in the same transaction) after an item's status changed: fn(item, old, new), e.g.
+# to ask a closed challenge's admins for an after-action review.
+STATUS_HOOKS: list[Callable[[Item, str, str], None]] = []
+
 # Allowed status moves; anything else is refused.
 TRANSITIONS = {
     Status.DRAFT.value: {Status.OPEN.value},
@@ -89,7 +93,10 @@ def _check_can_open(item: Item, now: datetime) -> None:
             raise ServiceError(msg, field="status")
 
 
-def create_item(user: User, org: Organisation, kind: str, data: dict[str, Any], publish: bool = False) -> Item:
+def create_item(user: User, org: Organisation, kind: str, data: dict[str, Any], publish: bool = False,
+                commit: bool = True) -> Item:
+    """Post an item (a draft unless ``publish``). ``commit=False``: the caller finishes the
+    transaction (a challenge copied from a past one commits once all its parts are copied)."""
     if kind not in MODEL_BY_KIND:
         raise ServiceError(f"Unknown kind {kind!r}.", 404)
     if not policy.can(user, "create_item", org):
@@ -119,7 +126,8 @@ def create_item(user: User, org: Organisation, kind: str, data: dict[str, Any], 
                  data={"visibility": item.visibility, "status": item.status, "org_id": org.id})
     if publish:
         _published(item)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return item
 
 
@@ -217,6 +225,8 @@ def change_status(user: User, item: Item, status: str) -> None:
                  data={"from": old, "to": status})
     if first and item.published_at is not None:
         _published(item)
+    for hook in STATUS_HOOKS:
+        hook(item, old, status)
     db.session.commit()
 
 

@@ -275,8 +275,9 @@ def terms_digest_ok(terms: ChallengeTerms) -> bool:
     return hmac.compare_digest(sha256_hex(terms.canonical), terms.digest)
 
 
-def save_terms(user: User, challenge: Item, data: dict) -> tuple[ChallengeTerms, bool]:
-    """Add a new terms version (versions are never changed once written).
+def save_terms(user: User, challenge: Item, data: dict, commit: bool = True) -> tuple[ChallengeTerms, bool]:
+    """Add a new terms version (versions are never changed once written). ``commit=False``:
+    the caller finishes the transaction.
 
     Returns (terms, created); an unchanged sheet returns the current version, created=False.
     People who accepted an older version are told that the terms changed.
@@ -321,7 +322,8 @@ def save_terms(user: User, challenge: Item, data: dict) -> tuple[ChallengeTerms,
                    f"The terms of “{challenge.title}” changed to version {version}. What you accepted "
                    "stands for what you submitted; new submissions and revisions need the new version.",
                    url, about=challenge)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return terms, True
 
 
@@ -372,7 +374,9 @@ def rules_snapshot(rules: ChallengeRules) -> dict:
     }
 
 
-def save_rules(user: User, challenge: Item, data: dict) -> ChallengeRules:
+def save_rules(user: User, challenge: Item, data: dict, commit: bool = True) -> ChallengeRules:
+    """Set the participation rules (audited when they change). ``commit=False``: the caller
+    finishes the transaction."""
     if challenge.kind != ItemKind.CHALLENGE.value:
         raise ServiceError("Only challenges have participation rules.", 404)
     if not policy.can(user, "manage_terms", challenge):
@@ -431,7 +435,8 @@ def save_rules(user: User, challenge: Item, data: dict) -> ChallengeRules:
     if after != before:
         audit.record("challenge.rules_set", "challenge", challenge.id, actor_id=user.id, item_id=challenge.id,
                      data=after)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return rules
 
 
