@@ -1,0 +1,3 @@
+"""Exports: spreadsheet-safe CSV (csvsafe.py) and a challenge's exports with proof
+(challenge.py: ideas with scores per round, decisions and receipts as CSV and JSON; the ZIP
+evidence bundle with its SHA-256 manifest)."""
