@@ -303,6 +303,15 @@ def _active_assignments(rnd: JudgingRound) -> list[RoundAssignment]:
                               .order_by(RoundAssignment.idea_id, RoundAssignment.judge_id)).scalars().all()
 
 
+def _id_or_none(raw: Any) -> int | None:
+    """A row id as posted, or None when it is not one (no database stores ids beyond 64 bits)."""
+    try:
+        n = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return None
+    return n if 0 < n < 2**63 else None
+
+
 def _manageable_round(actor: User, rnd: JudgingRound) -> Item:
     challenge = rnd.challenge
     _require(actor, "manage_rounds", challenge, "Only the organisation's owners and admins assign judges.")
@@ -314,10 +323,9 @@ def assign(actor: User, rnd: JudgingRound, idea: Idea | None, judge_id: Any) -> 
     challenge = _manageable_round(actor, rnd)
     if idea is None or idea.challenge_id != challenge.id or not policy.can(actor, "view", idea):
         raise ServiceError("There is no such idea in this challenge.", 404, field="idea_id")
-    try:
-        judge_id = int(judge_id)
-    except (TypeError, ValueError):
-        raise ServiceError("Choose a judge from the round's panel.", field="judge_id") from None
+    judge_id = _id_or_none(judge_id)
+    if judge_id is None:
+        raise ServiceError("Choose a judge from the round's panel.", field="judge_id")
     lock_row(Item, challenge.id)
     refusal = assignment_refusal(judge_id, rnd, idea)
     if refusal:
@@ -342,10 +350,9 @@ def assign(actor: User, rnd: JudgingRound, idea: Idea | None, judge_id: Any) -> 
 
 def unassign(actor: User, rnd: JudgingRound, idea: Idea | None, judge_id: Any, reason: str = "unassigned by an admin") -> None:
     challenge = _manageable_round(actor, rnd)
-    try:
-        judge_id = int(judge_id)
-    except (TypeError, ValueError):
-        raise ServiceError("Choose an assignment.", field="judge_id") from None
+    judge_id = _id_or_none(judge_id)
+    if judge_id is None:
+        raise ServiceError("Choose an assignment.", field="judge_id")
     row = None if idea is None else db.session.execute(select(RoundAssignment).where(
         RoundAssignment.round_id == rnd.id, RoundAssignment.idea_id == idea.id,
         RoundAssignment.judge_id == judge_id, RoundAssignment.removed_at.is_(None))).scalar()
@@ -534,10 +541,10 @@ def discussion(user: User, idea: Idea) -> list[PanelComment]:
 
 
 def _decidable(user: User, challenge: Item, idea_ids: Iterable[Any], action: str) -> list[Idea]:
-    try:
-        ids = sorted({int(i) for i in idea_ids})
-    except (TypeError, ValueError):
-        raise ServiceError("Choose the ideas.", field="ideas") from None
+    got = {_id_or_none(i) for i in idea_ids}
+    if None in got:
+        raise ServiceError("Choose the ideas by their numbers.", field="ideas")
+    ids = sorted(got)
     if not ids:
         raise ServiceError("Choose at least one idea.", field="ideas")
     if len(ids) > 500:
@@ -748,6 +755,8 @@ def round_of_challenge(challenge: Item, round_id: Any) -> JudgingRound:
         rid = int(round_id)
     except (TypeError, ValueError):
         raise ServiceError("Choose a round.", 404, field="round_id") from None
+    if not 0 < rid < 2**63:  # no database stores such an id (SQLite would raise)
+        raise ServiceError("There is no such round in this challenge.", 404, field="round_id")
     rnd = db.session.get(JudgingRound, rid)
     if rnd is None or rnd.challenge_id != challenge.id:
         raise ServiceError("There is no such round in this challenge.", 404, field="round_id")
