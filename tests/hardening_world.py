@@ -134,6 +134,19 @@ def build_world() -> World:
     lidar = db.session.execute(select(Item).where(Item.title.like("Confidential:%"))).scalar_one()
     _inv, world.invitation_token = inv_svc.create_invitation(users["owner"], lidar, "guest@hardening.test")
     db.session.commit()
+    # A judging round on the lidar challenge with its ideas assigned, so the judging pages
+    # (rounds, queue, results, an idea's judging page) show their forms to the walkers.
+    from datetime import timedelta
+
+    from marketplace.models import utcnow
+    from marketplace.services import judging as judging_svc
+
+    now = utcnow()
+    rnd = judging_svc.create_round(users["owner"], lidar, {
+        "name": "Screening", "starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=7),
+        "advance_count": 1, "criteria": "Feasibility: 2\nCost: 1",
+        "panel": [a.user_id for a in judging_svc.eligible_panel(lidar)]})
+    judging_svc.auto_assign(users["owner"], rnd, 1)
     # API tokens: the owner's personal one, and one of Acme's (with its integration account).
     _t, world.api_token = token_svc.create_personal_token(users["owner"], "Hardening", ["read", "write"], None)
     _t, world.org_token = token_svc.create_org_token(users["owner"], grip.organisation, "Hardening sync",

@@ -28,7 +28,7 @@ DATES = ["9999-12-31T23:59", "0001-01-01T00:00", "2024-13-45T99:99", "99999-01-0
 FORM_NUMBERS = [HUGE, "-9223372036854775809", "1" + "0" * 40, "abc", "-1"]
 FORM_DATES = DATES[:3]
 QUERY_NUMBERS = ("page", "per_page", "org", "reply_to", "list_id", "parent_id", "user_id", "version", "days",
-                 "limit", "offset", "id")
+                 "limit", "offset", "id", "round")
 WALKERS = ["anonymous", "owner", "site_admin", "researcher", "curator"]
 
 

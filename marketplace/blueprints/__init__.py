@@ -15,6 +15,7 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.api", "bp", "/api"),
     ("marketplace.feeds", "bp", "/feeds"),
     ("marketplace.ideas", "bp", None),
+    ("marketplace.judging", "bp", None),    # /challenges/<id>/rounds, /judging, exports; /ideas/<id>/judging
     ("marketplace.invitations", "bp", "/invitations"),
     ("marketplace.lists", "bp", "/lists"),
     ("marketplace.moderation", "bp", None),  # /moderation/..., /challenges/<id>/decisions, /audit

@@ -26,6 +26,10 @@ from .ideas import (
     ReviewerAppointment, ReviewerInvitation, ReviewerKind, ReviewNote, SealedViewLog, TermsAcceptance, WhoMaySubmit,
 )
 from .invitations import Invitation, InvitationState
+from .judging import (
+    ConflictDeclaration, JudgingRound, PanelComment, RoundAssignment, RoundCriterion, RoundEntry, RoundPanelist,
+    RoundScore,
+)
 from .moderation import (
     Appeal, BlockedDomain, ItemModeration, ModerationAction, ModerationActionUser, ModerationFlag,
     ModeratorScope, Report, ReportAuthor,
@@ -38,7 +42,8 @@ from .engagement import (
 __all__ = [
     "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
-    "ChallengeReview", "ChallengeTerms", "Channel", "IdeaFate", "ReviewOutcome", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
+    "ChallengeReview", "ChallengeTerms", "Channel", "IdeaFate", "ReviewOutcome", "ConflictDeclaration", "JudgingRound", "PanelComment", "RoundAssignment",
+    "RoundCriterion", "RoundEntry", "RoundPanelist", "RoundScore", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
     "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
     "ItemKind", "ItemList", "ListInvitation", "ItemModeration", "ItemTag", "ListMember", "ListShare", "MailStatus", "Membership",

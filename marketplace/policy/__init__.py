@@ -9,6 +9,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     engagement.py   questions, answers, comments, asset terms and requests
     moderation.py   reporting, moderating, reports, actions, appeals, flags
     places.py       who moderates which place, and the exceptions that follow from it
+    judging.py      judging rounds, assignments, conflicts, round scores, panel talk, exports
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
     reach.py        notifications, mails, follows, announcements; the verified address
     api.py          API tokens, organisation integrations, webhooks and their deliveries
@@ -31,7 +32,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import api, engagement, ideas, insights, invitations, items, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
+from . import api, engagement, ideas, insights, invitations, items, judging, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,

@@ -1127,13 +1127,19 @@ def _decide(user: User, idea: Idea, action: str, refusal: str) -> None:
 
 def shortlist_idea(user: User, idea: Idea) -> None:
     _decide(user, idea, "shortlist", "Only the review panel can shortlist, and not an idea that is {status}.")
+    mark_shortlisted(user, idea)
+    db.session.commit()
+
+
+def mark_shortlisted(user: User, idea: Idea, extra: dict | None = None) -> None:
+    """Shortlist, record and tell the authors; the caller checked the policy, holds the
+    idea's lock and commits (judging rounds shortlist many ideas in one transaction)."""
     old = idea.status
     idea.status = IdeaStatus.SHORTLISTED.value
     idea.decided_at = utcnow()
     audit.record("idea.shortlisted", "idea", idea.id, actor_id=user.id, item_id=idea.challenge_id,
-                 data={"from": old})
+                 data={"from": old, **(extra or {})})
     _notify_authors(idea, "idea.shortlisted", f"Your idea “{idea.title}” was shortlisted.")
-    db.session.commit()
 
 
 def decline_idea(user: User, idea: Idea, reason: str) -> None:
@@ -1143,14 +1149,29 @@ def decline_idea(user: User, idea: Idea, reason: str) -> None:
     if len(reason) > 2000:
         raise ServiceError("At most 2,000 characters.", field="reason")
     _decide(user, idea, "decline", "Only the review panel can decline, and not an idea that is {status}.")
+    mark_declined(user, idea, reason)
+    db.session.commit()
+
+
+def check_decline_reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("Give the authors a reason for declining.", field="reason")
+    if len(reason) > 2000:
+        raise ServiceError("At most 2,000 characters.", field="reason")
+    return reason
+
+
+def mark_declined(user: User, idea: Idea, reason: str, extra: dict | None = None) -> None:
+    """Decline, record and tell the authors; the caller checked the policy and the reason,
+    holds the idea's lock and commits."""
     old = idea.status
     idea.status = IdeaStatus.DECLINED.value
     idea.decided_at = utcnow()
     idea.decision_reason = reason
     audit.record("idea.declined", "idea", idea.id, actor_id=user.id, item_id=idea.challenge_id,
-                 data={"from": old, "reason": reason})
+                 data={"from": old, "reason": reason, **(extra or {})})
     _notify_authors(idea, "idea.declined", f"Your idea “{idea.title}” was declined: {reason}")
-    db.session.commit()
 
 
 def award_idea(user: User, idea: Idea, incentive_index: Any, note: str = "") -> IdeaAward:
