@@ -30,11 +30,17 @@ from .moderation import (
     Appeal, BlockedDomain, ItemModeration, ModerationAction, ModerationActionUser, ModerationFlag,
     ModeratorScope, Report, ReportAuthor,
 )
+from .agreements import (
+    AgreementAccess, AgreementPerson, AgreementStatus, AssetFile, DataAgreement, DataSharingSheet, DutyReminder,
+    EndOfTerm,
+)
 from .engagement import (
     Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Question, RequestEvent,
 )
 
 __all__ = [
+    "AgreementAccess", "AgreementPerson", "AgreementStatus", "AssetFile", "DataAgreement", "DataSharingSheet",
+    "DutyReminder", "EndOfTerm",
     "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
     "ChallengeTerms", "Channel", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
