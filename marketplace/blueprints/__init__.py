@@ -24,6 +24,7 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.reach", "bp", None),
     ("marketplace.tokens", "bp", None),     # /settings/tokens, /orgs/<slug>/tokens
     ("marketplace.webhooks", "bp", None),   # /orgs/<slug>/webhooks
+    ("marketplace.agreements", "bp", None),  # /agreements/..., /engage/assets/<id>/sharing|files, /orgs/<slug>/partners|remains
 ]
 
 

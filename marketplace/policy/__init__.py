@@ -12,6 +12,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     search.py       the viewer's search terms (the twin of every rule's doc_principals)
     reach.py        notifications, mails, follows, announcements; the verified address
     api.py          API tokens, organisation integrations, webhooks and their deliveries
+    agreements.py   data-sharing sheets, asset files, agreements and their usage log; phase-out
 
 The faces every surface uses:
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import api, engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
+from . import agreements, api, engagement, ideas, invitations, items, moderation, orgs, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -106,6 +107,16 @@ from .invitations import (
     items_via_lists_clause,
     usable_lists_clause,
 )
+from .agreements import (
+    access_agreement,
+    agreement_state,
+    in_force,
+    in_force_clause,
+    is_owner_side as is_agreement_owner_side,
+    is_partner_side as is_agreement_partner_side,
+    named_person,
+    partner_refusal,
+)
 from .api import may_give_token_role, organisation_viewer
 from .items import ITEMS, has_invited_access, in_audience, lapsed_access_item_ids
 from .moderation import Placement, appeal_refusal, decision_placement, placement
@@ -157,6 +168,8 @@ def comment_doc_principals(c) -> list[str]:
 
 
 __all__ = [
+    "access_agreement", "agreement_state", "in_force", "in_force_clause", "is_agreement_owner_side",
+    "is_agreement_partner_side", "named_person", "partner_refusal",
     "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
     "ask_refusal", "asset_request_refusal", "brief_under_nda", "briefs_under_nda", "viewable_briefs", "can",
     "can_decline_with_token", "can_view_answer",
