@@ -9,7 +9,7 @@ agreements_cli = AppGroup("agreements", help="Data-sharing agreements: duty remi
 
 
 @agreements_cli.command("remind")
-@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 365),
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 3650),
               help="Remind of duties falling due within this many days.")
 def remind(days: int) -> None:
     """Notify both sides of every post-termination duty due within --days (each duty, date
