@@ -524,8 +524,6 @@ def usage_csv(user: User, a: DataAgreement) -> str:
         u = r.user
         w.writerow([safe_cell(x) for x in (_ts(r.accessed_at), a.id, u.display_name if u else "former account",
                                             u.email if u else "", roles.get(r.user_id, ""), r.filename, r.file_id)])
-    audit.record("agreement.usage_exported", "data_agreement", a.id, actor_id=user.id)
-    db.session.commit()
     return buf.getvalue()
 
 
