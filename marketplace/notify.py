@@ -61,6 +61,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "idea.received": ("ideas_received", "New idea"),
     "question": ("questions_received", "New question"),
     "request": ("requests", "Asset request"),
+    "agreement": ("requests", "Data-sharing agreement"),
+    "agreement.duty": ("requests", "Duty after an agreement"),
     "idea.withdrawn": ("idea_updates", "Idea withdrawn"),
     "idea.shortlisted": ("idea_updates", "Idea shortlisted"),
     "idea.declined": ("idea_updates", "Idea declined"),

@@ -56,6 +56,7 @@ from marketplace.models import (
     Webhook,
     WebhookDelivery,
 )
+from marketplace.models.agreements import AssetFile, DataAgreement
 from marketplace.models.invitations import Invitation
 from marketplace.moderation import registry
 
@@ -151,6 +152,25 @@ def build_world() -> World:
     _t, world.api_token = token_svc.create_personal_token(users["owner"], "Hardening", ["read", "write"], None)
     _t, world.org_token = token_svc.create_org_token(users["owner"], grip.organisation, "Hardening sync",
                                                      ["read"], "member", None)
+    # A data-sharing agreement in force on Acme's data set, with a file: the outsider's
+    # organisation was granted the asset, asked for it and named the outsider (issue 17).
+    from marketplace.services import agreements as agr_svc
+
+    dataset = db.session.execute(select(Item).where(Item.title.like("Warehouse motion data set%"))).scalar_one()
+    partner = Factories().make_org(name="Hardening Partner", owner=users["outsider"])
+    Factories().grant(dataset, org=partner)
+    agr_svc.publish_sheet(users["owner"], dataset, {
+        "purpose": "Benchmarking.", "allowed_uses": "Research.", "access_roles": "analyst", "duration_days": "30",
+        "end_of_term": "delete", "end_of_term_days": "10", "confidentiality_days": "30",
+        "publication_rules": "None.", "governing_law": "Dutch law"})
+    agr_svc.add_files(users["owner"], dataset, [FileStorage(stream=io.BytesIO(b"t,x\n0,1\n"), filename="motion.csv")])
+    lic = eng_svc.current_terms(dataset)
+    req = eng_svc.send_request(users["outsider"], dataset, "interest", "", terms_version=lic.version if lic else None,
+                               terms_digest=lic.digest if lic else None, on_behalf_of=partner)
+    eng_svc.decide_request(users["owner"], req, "accept")
+    agreement = agr_svc.agreement_for_request(req)
+    agr_svc.accept_agreement(users["outsider"], agreement, [(users["outsider"].id, "analyst")],
+                             agreement.sheet_version, agreement.sheet_digest)
     # The outsider's unsubscribe link (for announcements), as mails carry it.
     from marketplace.notify import unsubscribe_url
 
@@ -260,6 +280,7 @@ def _single(arg: str, rule: str, world: World) -> list:
         "request_id": select(AssetRequest.id), "slug": select(Organisation.slug),
         "mail_id": select(OutgoingMail.id), "invitation_id": select(Invitation.id),
         "token_id": select(ApiToken.id),
+        "agreement_id": select(DataAgreement.id), "file_id": select(AssetFile.id),
     }
     if arg == "item_id":
         return _item_ids(rule)

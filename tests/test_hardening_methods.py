@@ -34,6 +34,7 @@ GET_MAY_WRITE = {
 }
 GET_MAY_APPEND = {
     "sealed_view_log": "every read of a sealed idea is logged (who read it, when): by design, append-only",
+    "agreement_access_log": "every download of a file shared under an agreement is logged: by design, append-only",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ACTION_WORDS = {"delete", "remove", "revoke", "accept", "decline", "withdraw", "logout", "act", "appeal",

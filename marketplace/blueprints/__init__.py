@@ -27,6 +27,7 @@ BLUEPRINTS: list[tuple[str, str, str | None]] = [
     ("marketplace.webhooks", "bp", None),   # /orgs/<slug>/webhooks
     ("marketplace.people", "bp", None),     # /settings/data.json, /settings/delete
     ("marketplace.insights", "bp", None),   # dashboards, /transparency, after-action reviews, /admin/audit
+    ("marketplace.agreements", "bp", None),  # /agreements/..., /engage/assets/<id>/sharing|files, /orgs/<slug>/partners|remains
 ]
 
 

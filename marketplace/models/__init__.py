@@ -35,11 +35,17 @@ from .moderation import (
     ModeratorScope, Report, ReportAuthor,
 )
 from .insights import ChallengeReview, IdeaFate, ReviewOutcome
+from .agreements import (
+    AgreementAccess, AgreementPerson, AgreementStatus, AssetFile, DataAgreement, DataSharingSheet, DutyReminder,
+    EndOfTerm,
+)
 from .engagement import (
     Answer, AssetRequest, AssetTerms, Comment, EngagementRules, Question, RequestEvent,
 )
 
 __all__ = [
+    "AgreementAccess", "AgreementPerson", "AgreementStatus", "AssetFile", "DataAgreement", "DataSharingSheet",
+    "DutyReminder", "EndOfTerm",
     "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
     "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
     "ChallengeReview", "ChallengeTerms", "Channel", "IdeaFate", "ReviewOutcome", "ConflictDeclaration", "JudgingRound", "PanelComment", "RoundAssignment",

@@ -333,6 +333,9 @@ class TermsAcceptance(db.Model):
     coi_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     coi_note: Mapped[str] = mapped_column(Text, default="")
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A re-acceptance: the version (and digest) this person accepted before for this challenge.
+    previous_terms_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    previous_terms_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     user = relationship("User")
     challenge = relationship("Item")

@@ -15,6 +15,7 @@ One module per feature, one rule object per model (see core.py for the shape):
     api.py          API tokens, organisation integrations, webhooks and their deliveries
     people.py       a person's own data: downloading it, deleting the account
     insights.py     dashboards, the transparency page's small counts, after-action reviews, audit readers
+    agreements.py   data-sharing sheets, asset files, agreements and their usage log; phase-out
 
 The faces every surface uses:
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Item, utcnow
-from . import api, engagement, ideas, insights, invitations, items, judging, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
+from . import agreements, api, engagement, ideas, insights, invitations, items, judging, moderation, orgs, people, places, reach  # noqa: F401  (declare the rules)
 from .core import (
     ANONYMOUS,
     RULE_BOOK,
@@ -109,6 +110,16 @@ from .invitations import (
     items_via_lists_clause,
     usable_lists_clause,
 )
+from .agreements import (
+    access_agreement,
+    agreement_state,
+    in_force,
+    in_force_clause,
+    is_owner_side as is_agreement_owner_side,
+    is_partner_side as is_agreement_partner_side,
+    named_person,
+    partner_refusal,
+)
 from .api import may_give_token_role, organisation_viewer
 from .insights import (
     FEWER,
@@ -170,6 +181,8 @@ def comment_doc_principals(c) -> list[str]:
 
 
 __all__ = [
+    "access_agreement", "agreement_state", "in_force", "in_force_clause", "is_agreement_owner_side",
+    "is_agreement_partner_side", "named_person", "partner_refusal",
     "active_grants_for_viewer", "active_list_memberships", "ANONYMOUS", "appeal_refusal",
     "ask_refusal", "asset_request_refusal", "brief_under_nda", "briefs_under_nda", "viewable_briefs", "can",
     "can_decline_with_token", "can_view_answer",

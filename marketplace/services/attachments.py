@@ -137,31 +137,32 @@ def read_uploads(files) -> list[CheckedFile]:
     return out
 
 
-def upload_dir() -> Path:
-    d = Path(current_app.config["UPLOAD_DIR"]) / SUBDIR
+def upload_dir(subdir: str = SUBDIR) -> Path:
+    d = Path(current_app.config["UPLOAD_DIR"]) / subdir
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def store(checked: CheckedFile) -> str:
-    """Write the bytes under a fresh random name; returns the stored name."""
+def store(checked: CheckedFile, subdir: str = SUBDIR) -> str:
+    """Write the bytes under a fresh random name; returns the stored name. Asset files
+    (services/agreements.py) use their own ``subdir``."""
     stored = secrets.token_hex(16)
-    path = upload_dir() / stored
+    path = upload_dir(subdir) / stored
     with open(path, "xb") as fh:
         fh.write(checked.data)
     return stored
 
 
-def path_for(stored_name: str) -> Path:
+def path_for(stored_name: str, subdir: str = SUBDIR) -> Path:
     if not stored_name or not all(c in "0123456789abcdef" for c in stored_name):
         raise ServiceError("Not found.", 404)
-    return upload_dir() / stored_name
+    return upload_dir(subdir) / stored_name
 
 
-def discard(stored_names: list[str]) -> None:
+def discard(stored_names: list[str], subdir: str = SUBDIR) -> None:
     """Remove files written for a transaction that did not commit."""
     for s in stored_names:
         try:
-            (upload_dir() / s).unlink()
+            (upload_dir(subdir) / s).unlink()
         except FileNotFoundError:
             pass

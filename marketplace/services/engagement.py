@@ -550,6 +550,12 @@ def decide_request(user: User, r: AssetRequest, decision: str, message: str = ""
                  data={"terms_version": r.terms_version, "terms_digest": r.terms_digest})
     label = {"accept": "accepted", "decline": "declined", "follow-up": "answered with a follow-up proposal"}[decision]
     _tell_requester(r, f"Your {r.kind} request for “{r.item.title}” was {label}.", skip=user.id)
+    if decision == "accept":
+        # An accepted request for an asset with a data-sharing sheet, sent for an
+        # organisation, becomes a proposed agreement in this same transaction.
+        from .agreements import propose_for_request
+
+        propose_for_request(user, r)
     db.session.commit()
     return r
 

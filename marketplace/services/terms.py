@@ -473,7 +473,14 @@ def add_acceptance(*, purpose: str, user: User, challenge: Item, terms: Challeng
     existing = find_acceptance(key)
     if existing is not None:
         return existing
+    # A re-acceptance names the version (and digest) this person accepted before.
+    prev = db.session.execute(
+        select(TermsAcceptance.terms_version, TermsAcceptance.terms_digest).where(
+            TermsAcceptance.user_id == user.id, TermsAcceptance.challenge_id == challenge.id,
+            TermsAcceptance.terms_version < terms.version)
+        .order_by(TermsAcceptance.terms_version.desc(), TermsAcceptance.id.desc()).limit(1)).first()
     acc = TermsAcceptance(
+        previous_terms_version=prev[0] if prev else None, previous_terms_digest=prev[1] if prev else None,
         dedupe_key=key, purpose=purpose, user_id=user.id, challenge_id=challenge.id, terms_id=terms.id,
         terms_version=terms.version, terms_digest=terms.digest, idea_id=idea_id, idea_revision=revision,
         content_hash=content_hash, eligibility_confirmed=eligibility, coi_confirmed=coi,
@@ -489,6 +496,8 @@ def add_acceptance(*, purpose: str, user: User, challenge: Item, terms: Challeng
         return found
     audit.record("terms.accepted", "acceptance", acc.id, actor_id=user.id, item_id=challenge.id,
                  data={"purpose": purpose, "terms_version": terms.version, "terms_digest": terms.digest,
+                       "previous_terms_version": acc.previous_terms_version,
+                       "previous_terms_digest": acc.previous_terms_digest,
                        "idea_id": idea_id, "idea_revision": revision, "content_sha256": content_hash})
     return acc
 
@@ -556,7 +565,8 @@ def _sign(body: dict, key=None) -> str:
 
 
 RECORDED_FIELDS = ("purpose", "user_id", "challenge_id", "terms_version", "terms_digest", "idea_id",
-                   "idea_revision", "content_sha256", "accepted_at", "eligibility_confirmed", "coi_confirmed")
+                   "idea_revision", "content_sha256", "accepted_at", "eligibility_confirmed", "coi_confirmed",
+                   "previous_terms_version", "previous_terms_digest")
 
 
 def _recorded(acc: TermsAcceptance) -> dict:
@@ -566,6 +576,8 @@ def _recorded(acc: TermsAcceptance) -> dict:
         "idea_revision": acc.idea_revision, "content_sha256": acc.content_hash,
         "accepted_at": _ts(acc.accepted_at), "eligibility_confirmed": acc.eligibility_confirmed,
         "coi_confirmed": acc.coi_confirmed,
+        # A re-acceptance names both versions and both digests (None on a first acceptance).
+        "previous_terms_version": acc.previous_terms_version, "previous_terms_digest": acc.previous_terms_digest,
     }
 
 

@@ -151,7 +151,8 @@ _ARG_RE = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
 KIND_PREFIX = {"challenges": "challenge", "failures": "failure", "assets": "asset"}
 # Path parameter -> the object type whose visibility decides the answer.
 PARAM_TYPE = {"item_id": "item", "challenge_id": "item", "idea_id": "idea", "question_id": "question",
-              "request_id": "request", "list_id": "list", "action_id": "action", "acc_id": "acceptance"}
+              "request_id": "request", "list_id": "list", "action_id": "action", "acc_id": "acceptance",
+              "agreement_id": "agreement", "file_id": "asset_file"}
 WHAT_TYPE = {"questions": "question", "answers": "answer", "comments": "comment"}
 TARGET_TYPES = {"challenge": "item", "failure": "item", "asset": "item", "idea": "idea", "question": "question",
                 "answer": "answer", "comment": "comment", "asset_request": "request", "user": "user",
