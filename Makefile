@@ -3,6 +3,7 @@
 #   make test     install test extras, Debian Chromium and PostgreSQL if missing, run everything
 #   make serve    gunicorn on 127.0.0.1:8000 (gunicorn.conf.py), same database as `make run`
 #   make pg       start a throwaway PostgreSQL and print its DATABASE_URL (scripts/pg.sh)
+#   make redis    start a throwaway Redis and print its RATELIMIT_STORAGE_URI (scripts/redis.sh)
 #   make mutants  mutation testing of marketplace/policy/ (mutmut; slow)
 # Extra pytest arguments: make test PYTEST_ARGS="-k visibility -x"
 PY ?= python3
@@ -13,7 +14,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 export FLASK_APP := app
 
-.PHONY: run serve test bench install install-test browser clean pg pg-stop mutants
+.PHONY: run serve test bench install install-test browser clean pg pg-stop redis redis-stop mutants
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -55,6 +56,12 @@ pg:
 
 pg-stop:
 	@scripts/pg.sh stop
+
+redis:
+	@scripts/redis.sh start
+
+redis-stop:
+	@scripts/redis.sh stop
 
 # Mutation testing of the rule book (slow: tens of minutes). Prints killed/survived.
 mutants: $(TEST_STAMP)

@@ -75,6 +75,12 @@ def create_app(config: type | dict | None = None) -> Flask:
     from .services import guards
     guards.init_app(app)
 
+    from . import storage
+    try:
+        storage.init_app(app)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
     from . import search
     search.init_app(app)
 

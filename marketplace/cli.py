@@ -2,12 +2,13 @@
 docstrings). Text arguments go through `CleanText` (marketplace/textclean.py)."""
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 
 import click
 from flask import Flask, has_app_context
-from flask.cli import AppGroup, ScriptInfo
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import select
 
 from . import email_address, receipt_keys
@@ -215,6 +216,86 @@ def keys_generate() -> None:
                "and restart; keep it secret.", err=True)
 
 
+@click.command("worker")
+@click.option("--only", "only", multiple=True, metavar="KIND",
+              help="Run only this job kind (repeatable): search, mail, webhooks, periodic.")
+@click.option("--without", "without", multiple=True, metavar="KIND",
+              help="Run every kind but this one (repeatable), e.g. --without search on a host "
+                   "that does not hold the Whoosh index.")
+@click.option("--once", is_flag=True, help="One pass over every kind, then exit (cron, tests).")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
+              help="Seconds to wait when a pass found nothing to do.")
+@with_appcontext
+def worker_cmd(only: tuple[str, ...], without: tuple[str, ...], once: bool, interval: float) -> None:
+    """Run the background jobs: search outbox, mail, webhooks, reminders and digests.
+
+    Safe to run on several hosts at once: each job is claimed by one worker only
+    (SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL). The Whoosh search index is written
+    by one worker, on the host that holds it: see marketplace/jobs.py and the README."""
+    from flask import current_app
+
+    from .jobs import KINDS, Worker
+
+    for name in (*only, *without):
+        if name not in KINDS:
+            raise click.BadParameter(f"{name!r} is not a job kind; the kinds are: {', '.join(KINDS)}.",
+                                     param_hint="--only/--without")
+    kinds = [k for k in (only or KINDS) if k not in without]
+    if not kinds:
+        raise click.UsageError("no job kind left to run.")
+    w = Worker(current_app._get_current_object(), kinds, interval=interval)
+    if once:
+        try:
+            got = w.run_once(force=True)
+        finally:
+            w.close()
+        click.echo(", ".join(f"{k}: {v}" for k, v in got.items()))
+        if w.failures:
+            _fail(f"a round failed for: {', '.join(w.failures)} (see the log)")
+        return
+    w.install_signal_handlers()
+    click.echo(f"worker: running {', '.join(kinds)} (pid {os.getpid()}); SIGTERM or Ctrl-C stops it", err=True)
+    w.run_forever()
+    click.echo("worker: stopped; jobs done: " + ", ".join(f"{k} {w.done.get(k, 0)}" for k in kinds), err=True)
+
+
+backup_cli = AppGroup("backup", help="Backups: the database, the uploads and the audit chain head.")
+
+
+@backup_cli.command("create")
+@click.argument("path", type=click.Path(file_okay=False, path_type=str))
+def backup_create(path: str) -> None:
+    """Copy the database (online, consistent), the uploads and the audit chain head into the
+    new folder PATH, with a manifest of row counts and checksums."""
+    from .backup import BackupError, create
+
+    try:
+        manifest = create(path, progress=lambda m: click.echo(m, err=True))
+    except BackupError as e:
+        _fail(str(e))
+    head = manifest["audit_head"]
+    click.echo(f"Backup written to {path}: {sum(manifest['tables'].values())} rows, "
+               f"{len(manifest['uploads'])} uploads, audit head {head['hash'] or 'none (empty chain)'}.")
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--force", is_flag=True, help="Replace a database and upload store that are not empty.")
+def backup_restore(path: str, force: bool) -> None:
+    """Restore the backup in PATH into this site's database and upload store, then check it:
+    row counts, uploads' checksums, the audit chain and a rebuilt search index. Refuses a
+    site that is not empty unless --force."""
+    from .backup import BackupError, restore
+
+    try:
+        r = restore(path, force=force, progress=lambda m: click.echo(m, err=True))
+    except BackupError as e:
+        _fail(str(e))
+    click.echo(f"Restored {r.rows} rows in {r.tables} tables and {r.uploads} uploads; audit chain verified "
+               f"({r.audit_rows} rows, head {r.audit_head}); search index rebuilt and verified "
+               f"({r.documents} documents).")
+
+
 # Feature command groups register here: (AppGroup) objects added by their packages.
 EXTRA_COMMANDS: list = []
 
@@ -223,5 +304,6 @@ def init_app(app: Flask) -> None:
     from .mail.cli import mail_cli
     from .search.cli import search_cli
 
-    for group in (users_cli, orgs_cli, demo_cli, keys_cli, search_cli, mail_cli, *EXTRA_COMMANDS):
+    for group in (users_cli, orgs_cli, demo_cli, keys_cli, search_cli, mail_cli, worker_cmd, backup_cli,
+                  *EXTRA_COMMANDS):
         app.cli.add_command(group)

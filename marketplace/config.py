@@ -80,6 +80,14 @@ class Config:
     # differential test); "whoosh": Whoosh's own Searcher and writer, public API only.
     SEARCH_ENGINE = os.environ.get("SEARCH_ENGINE", "fast")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    # Where attachments are kept (marketplace/storage.py): "local" (UPLOAD_DIR on this host) or
+    # s3://BUCKET[/PREFIX] on an S3-compatible store at S3_ENDPOINT_URL (unset: AWS), with the
+    # access key S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY and S3_REGION (default us-east-1).
+    UPLOAD_STORAGE = os.environ.get("UPLOAD_STORAGE", "").strip() or "local"
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
+    S3_ACCESS_KEY_ID = os.environ.get("S3_ACCESS_KEY_ID", "").strip() or None
+    S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY", "").strip() or None
+    S3_REGION = os.environ.get("S3_REGION", "").strip() or None
     MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     # The site's public address, for links built outside a request (mails sent by the CLI
     # and background work): host[:port], e.g. market.example.org. Unset: make run's address.
@@ -170,6 +178,7 @@ class TestingConfig(Config):
     TRUSTED_PROXIES = 0
     WTF_CSRF_ENABLED = False
     SEARCH_WORKER = "sync"
+    UPLOAD_STORAGE = "local"
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}

@@ -35,6 +35,8 @@ MESSAGES = {
     409: "That conflicts with the current state; reload and try again.",
     413: "The upload is too large.",
     429: "Too many requests; please slow down and try again shortly.",
+    503: "The service is unavailable for a moment; nothing was saved. Please try again later.",
+    507: "There is no room left to store that; nothing was saved. Please try again later.",
 }
 SERVER_ERROR = "Something went wrong on our side. Nothing was saved; please try again."
 OUT_OF_RANGE = ("A number or date in the request is out of range (or not a valid value). "
@@ -176,7 +178,8 @@ def init_app(app: Flask) -> None:
     def service_refused(e: ServiceError):
         # A refusal no view turned into a form error: nothing of it may be committed later.
         _rollback()
-        code = e.status if 400 <= (e.status or 0) < 500 else 400
+        # 503 and 507: the refusal is the server's (an upload store down or full), said as such.
+        code = e.status if 400 <= (e.status or 0) < 500 or e.status in (503, 507) else 400
         # The message is not logged: it can quote what the user wrote.
         log.info("refused %s: %s %s user=%s", code, request.method, route(), user_id_for_log())
         # A 404 says no more than any other 404 (it must not confirm that something exists).

@@ -9,7 +9,7 @@ import threading
 from typing import Callable
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -58,3 +58,31 @@ class ThreadRuntime:
     def wake(self) -> None:
         if self._thread is not None:
             self._thread.wake.set()
+
+
+def claim_next(model, *where, order_by, values: dict):
+    """Claim one row of a job table for this process and commit: the oldest row (by
+    `order_by`) matching `where` gets `values` (its "taken" mark), and its id is returned;
+    None when there is nothing to claim.
+
+    One statement, ``UPDATE t SET ... WHERE id = (SELECT id FROM t WHERE ... ORDER BY ...
+    LIMIT 1 FOR UPDATE SKIP LOCKED) AND ... RETURNING id``. On PostgreSQL the subquery locks
+    the row it picks and skips rows other workers have locked, so concurrent workers on any
+    number of hosts each take a different row without waiting on one another; the outer
+    WHERE repeats the condition, so a row another worker changed meanwhile is not taken.
+    On SQLite, FOR UPDATE is not emitted: an UPDATE holds the database's single write lock
+    from its first read to its end, so the same statement is atomic there too. Either way
+    exactly one worker's statement changes the row, and only that worker does the job."""
+    from .extensions import db
+
+    pick = (select(model.id).where(*where).order_by(*order_by).limit(1)
+            .with_for_update(skip_locked=True).scalar_subquery())
+    stmt = (update(model).where(model.id == pick, *where).values(**values).returning(model.id)
+            .execution_options(synchronize_session=False))
+    try:
+        claimed = db.session.execute(stmt).scalar()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return claimed

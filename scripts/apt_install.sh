@@ -2,11 +2,17 @@
 # Install Debian packages when we may (root with apt-get); exit non-zero when we cannot.
 #
 #   scripts/apt_install.sh PACKAGE...
+#   scripts/apt_install.sh --project   every Debian package the project uses (PROJECT_PACKAGES)
 #
+# The project's Debian packages: PostgreSQL (scripts/pg.sh), Redis for shared rate-limit
+# counters (scripts/redis.sh), Chromium and its fonts for the browser tests. Each script
+# installs its own on first use; --project installs them all at once (a new machine, CI).
 # Tries the install from the current package lists first and refreshes them only if that
 # fails, so a machine that already has fresh lists does not pay for `apt-get update`.
 set -uo pipefail
-[ "$#" -gt 0 ] || { echo "usage: $0 PACKAGE..." >&2; exit 2; }
+PROJECT_PACKAGES=(postgresql redis-server chromium fonts-liberation)
+[ "$#" -gt 0 ] || { echo "usage: $0 PACKAGE... | --project" >&2; exit 2; }
+if [ "$1" = "--project" ]; then set -- "${PROJECT_PACKAGES[@]}"; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "apt_install: not root, cannot install: $*" >&2
   exit 1

@@ -5,6 +5,8 @@
 #
 # 1. Starts a throwaway PostgreSQL (scripts/pg.sh, its own folder, removed afterwards) and
 #    exports TEST_DATABASE_URL for tests/test_postgres.py.
+#    Starts a throwaway Redis (scripts/redis.sh, its own folder, removed afterwards) and exports
+#    TEST_REDIS_URL: the rate-limit tests run against it as well as against the database.
 # 2. Runs pytest with pytest-xdist on 2 workers (PYTEST_WORKERS to change).
 # 3. Fails on any failure *and* when no test ran (pytest exit code 5): an empty or broken
 #    collection must never look like a green build.
@@ -24,7 +26,12 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 start=$(date +%s)
 PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/marketplace-test-pg.XXXXXX")"
 export PG_DIR
-cleanup() { scripts/pg.sh destroy 2>/dev/null || true; rm -rf "$PG_DIR"; }
+REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/marketplace-test-redis.XXXXXX")"
+export REDIS_DIR
+cleanup() {
+  scripts/pg.sh destroy 2>/dev/null || true; rm -rf "$PG_DIR"
+  scripts/redis.sh destroy 2>/dev/null || true; rm -rf "$REDIS_DIR"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -36,6 +43,17 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     exit 1
   else
     echo "test.sh: PostgreSQL could not be started; the postgres tests will be skipped" >&2
+  fi
+fi
+
+if [ -z "${TEST_REDIS_URL:-}" ]; then
+  if url="$(scripts/redis.sh start)"; then
+    export TEST_REDIS_URL="$url"
+  elif is_ci; then
+    echo "test.sh: Redis could not be started; under CI the Redis tests may not be skipped" >&2
+    exit 1
+  else
+    echo "test.sh: Redis could not be started; the Redis tests will be skipped" >&2
   fi
 fi
 

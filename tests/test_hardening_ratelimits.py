@@ -2,7 +2,12 @@
 (`database://`, marketplace/ratelimit.py), atomic under concurrency, keyed per account for
 signed-in actions and per real client address for anonymous ones, sign-in limited both ways;
 429s say so in HTML and JSON. The last test runs gunicorn with two worker processes and
-shows the sign-in limit holding in total, not per worker."""
+shows the sign-in limit holding in total, not per worker.
+
+Every test that is not about the database table runs twice: with the database storage and
+with Redis (RATELIMIT_STORAGE_URI=redis://..., TEST_REDIS_URL, which `make test` starts with
+scripts/redis.sh). Without a Redis server the Redis half skips with a reason, except under
+CI=true, where a missing server fails."""
 from __future__ import annotations
 
 import http.cookiejar
@@ -31,16 +36,59 @@ from .factories_foundation import dispose, make_app
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def limited(tmp_path):
-    """An app with rate limits on, counted in its database, behind one trusted proxy (so a
-    test can be many visitors), with small limits."""
-    app = make_app(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="database://", TRUSTED_PROXIES=1,
+def redis_url(unavailable) -> str:
+    """TEST_REDIS_URL, on a Redis database of this xdist worker's own (1..15), so tests
+    running in parallel never count into each other's keys."""
+    raw = os.environ.get("TEST_REDIS_URL")
+    if not raw:
+        unavailable("TEST_REDIS_URL is not set: start a server with `scripts/redis.sh start` and export "
+                    "its URL, or run `make test`")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    url = raw.rsplit("/", 1)[0] + f"/{1 + int(re.sub(r'[^0-9]', '', worker) or 0) % 15}"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=5).ping()
+    except redis.RedisError as e:
+        unavailable(f"the Redis server at TEST_REDIS_URL does not answer: {type(e).__name__}")
+    return url
+
+
+@pytest.fixture(params=["database", "redis"])
+def storage_uri(request, unavailable) -> str:
+    """The storage the limits count in: the site's database, or Redis."""
+    return "database://" if request.param == "database" else redis_url(unavailable)
+
+
+def _limited_app(tmp_path, storage: str):
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=storage, TRUSTED_PROXIES=1,
                    RATELIMITS={"signin_per_address": "6/minute", "signin_per_account": "3/minute",
                                "register_per_address": "2/hour", "posts_per_account": "2/minute",
                                "ideas_per_account": "2/hour", "invitations_per_account": "2/hour",
                                "invitation_links": "2/minute", "appeals_per_address": "2/hour"})
-    assert isinstance(limiter.storage, DatabaseStorage)
+    if storage.startswith("redis"):
+        from limits.storage import RedisStorage
+
+        assert isinstance(limiter.storage, RedisStorage)
+        limiter.storage.reset()  # counters left by an earlier test on this worker's database
+    else:
+        assert isinstance(limiter.storage, DatabaseStorage)
+    return app
+
+
+@pytest.fixture
+def limited(tmp_path, storage_uri):
+    """An app with rate limits on, counted in its database or in Redis, behind one trusted
+    proxy (so a test can be many visitors), with small limits."""
+    app = _limited_app(tmp_path, storage_uri)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def limited_db(tmp_path):
+    """`limited`, counting in the database only (tests of the counters table itself)."""
+    app = _limited_app(tmp_path, "database://")
     yield app
     dispose(app)
 
@@ -65,9 +113,9 @@ def test_the_default_storage_is_the_database(tmp_path):
     assert out.stdout.strip() == "database://"
 
 
-def test_database_storage_counts_windows_and_clears(limited):
+def test_database_storage_counts_windows_and_clears(limited_db):
     s = limiter.storage
-    with limited.app_context():
+    with limited_db.app_context():
         assert [s.incr("k", 60) for _ in range(3)] == [1, 2, 3]
         assert s.incr("k", 60, amount=5) == 8 and s.get("k") == 8
         assert time.time() < s.get_expiry("k") <= time.time() + 60
@@ -84,7 +132,7 @@ def test_database_storage_counts_windows_and_clears(limited):
         assert s.reset() == 1  # the long key's row
 
 
-def test_database_storage_is_atomic_under_concurrency(limited):
+def test_the_storage_is_atomic_under_concurrency(limited):
     s = limiter.storage
     seen: list[int] = []
     lock = threading.Lock()
@@ -323,8 +371,12 @@ def _worker_pids(access: Path) -> set[str]:
     return {line.split()[0] for line in access.read_text().splitlines() if " POST /auth/login " in line}
 
 
-def test_the_sign_in_limit_holds_across_two_gunicorn_workers(tmp_path):
-    proc, base, access = _run_gunicorn(tmp_path, "database://")
+def test_the_sign_in_limit_holds_across_two_gunicorn_workers(tmp_path, storage_uri):
+    if storage_uri.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(storage_uri).flushdb()  # this worker's own database (redis_url)
+    proc, base, access = _run_gunicorn(tmp_path, storage_uri)
     try:
         site = _Site(base)
         per_address, per_account = (int(DEFAULTS[k].split("/")[0]) for k in ("signin_per_address",

@@ -185,10 +185,10 @@ def download(file_id: int):
     """Served only through the policy; an access under an agreement is logged."""
     f = get_visible_or_404(AssetFile, file_id)
     try:
-        path, _agreement = svc.open_file(current_user, f)
+        fh, _agreement = svc.open_file(current_user, f)
     except ServiceError as e:
         _refused(e)
-    resp = send_file(path, mimetype=f.content_type, as_attachment=True, download_name=f.filename,
+    resp = send_file(fh, mimetype=f.content_type, as_attachment=True, download_name=f.filename,
                      max_age=0, conditional=False, etag=False)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Cache-Control"] = "private, no-store"

@@ -242,8 +242,8 @@ def build_bundle(user: Any, challenge: Item):
                     if not policy.can(user, "view", att):
                         continue
                     try:
-                        path = files_svc.path_for(att.stored_name)
-                        blob = path.read_bytes()
+                        with files_svc.open_stored(att.stored_name) as fh:
+                            blob = fh.read()
                     except (ServiceError, OSError):
                         continue  # a missing file is shown by its absence from the manifest
                     name = secure_filename(att.filename) or "file"

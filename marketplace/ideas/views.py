@@ -471,13 +471,11 @@ def download(idea_id: int, att_id: int):
     if att is None or att.idea_id != idea.id or not policy.can(current_user, "view", att):
         abort(404)
     try:
-        path = files_svc.path_for(att.stored_name)
-    except ServiceError:
-        abort(404)
-    if not path.is_file():
+        fh = files_svc.open_stored(att.stored_name)
+    except (ServiceError, FileNotFoundError):
         abort(404)
     svc.log_sealed_view(current_user, idea, f"file {att.filename}")
-    resp = send_file(path, mimetype=att.content_type, as_attachment=True, download_name=att.filename,
+    resp = send_file(fh, mimetype=att.content_type, as_attachment=True, download_name=att.filename,
                      max_age=0, conditional=False, etag=False)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Cache-Control"] = "private, no-store"

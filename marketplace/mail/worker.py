@@ -2,9 +2,11 @@
 (deadline reminders, daily digests).
 
 **Claiming.** Each message is claimed on its own, just before it is handed to the mail
-server: ``UPDATE outgoing_mail SET status='sending' ... WHERE id=:id AND status='pending'``,
-committed. Only the process whose UPDATE changed the row sends it, so any number of workers
-(a thread in every web process, `flask mail send-pending --watch`) may run at once.
+server: the oldest due row is set to ``status='sending'`` by one committed UPDATE whose
+subquery picks it ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (`workers.claim_next`). Only the
+process whose UPDATE changed the row sends it, so any number of workers (`flask worker` on
+several hosts, a thread in every web process, `flask mail send-pending --watch`) may run at
+once, and they never queue behind one another for the same row.
 
 **After a crash: at most once.** A message is marked sent in its own commit right after the
 server accepted it. A crash between the two ("sent but not marked") leaves the row in
@@ -40,6 +42,7 @@ from sqlalchemy import func, select, update
 from .. import policy
 from ..extensions import db
 from ..models import MailStatus, OutgoingMail, User, utcnow
+from ..workers import claim_next
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +105,21 @@ def claim(mail_id: int, now: datetime) -> bool:
     return n == 1
 
 
+def _due(now: datetime) -> tuple:
+    return (OutgoingMail.status == MailStatus.PENDING.value,
+            (OutgoingMail.next_attempt_at.is_(None)) | (OutgoingMail.next_attempt_at <= now))
+
+
+def claim_due(now: datetime) -> int | None:
+    """Claim the oldest due message for this worker (committed); None when none is due."""
+    return claim_next(OutgoingMail, *_due(now), order_by=(OutgoingMail.id,),
+                      values={"status": MailStatus.SENDING.value, "claimed_at": now, "claimed_by": WORKER_ID,
+                              "attempts": OutgoingMail.attempts + 1})
+
+
 def due_ids(now: datetime, limit: int) -> list[int]:
     return list(db.session.execute(
-        select(OutgoingMail.id).where(
-            OutgoingMail.status == MailStatus.PENDING.value,
-            (OutgoingMail.next_attempt_at.is_(None)) | (OutgoingMail.next_attempt_at <= now))
+        select(OutgoingMail.id).where(*_due(now))
         .order_by(OutgoingMail.id).limit(limit)).scalars())
 
 
@@ -140,10 +153,11 @@ def send_pending(limit: int = 100, now: datetime | None = None, connection=None)
     conn = connection
     opened = False
     try:
-        for mail_id in due_ids(now or utcnow(), limit):
+        for _ in range(limit):
             t = now or utcnow()
-            if not claim(mail_id, t):
-                continue
+            mail_id = claim_due(t)
+            if mail_id is None:
+                break
             m = db.session.get(OutgoingMail, mail_id)
             if not _still_allowed(m):
                 m.status = MailStatus.CANCELLED.value

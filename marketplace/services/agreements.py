@@ -261,21 +261,22 @@ def remove_file(user: User, f: AssetFile) -> None:
 
 
 def open_file(user: User, f: AssetFile):
-    """The path of a file the user may reach; logs the access when it is made under an
+    """The bytes (a readable file) of a file the user may reach; logs the access when it is made under an
     agreement (who, when, which file, which agreement). Members of the owning organisation
     reach their own files without an agreement."""
     if not policy.can(user, "view", f):
         raise ServiceError("Not found.", 404)
     v = policy.viewer_for(user)
     agreement = None if v.is_member(f.item.org_id) else policy.access_agreement(v, f)
-    path = files_svc.path_for(f.stored_name, FILES_SUBDIR)
-    if not path.exists():
-        raise ServiceError("This file is missing from storage; tell the asset's organisation.", 410)
+    try:
+        fh = files_svc.open_stored(f.stored_name, FILES_SUBDIR)
+    except FileNotFoundError:
+        raise ServiceError("This file is missing from storage; tell the asset's organisation.", 410) from None
     if agreement is not None:
         db.session.add(AgreementAccess(agreement_id=agreement.id, file_id=f.id, user_id=user.id,
                                        filename=f.filename, accessed_at=utcnow()))
         db.session.commit()
-    return path, agreement
+    return fh, agreement
 
 
 # --------------------------------------------------------------------------- agreements

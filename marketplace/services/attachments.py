@@ -6,18 +6,25 @@ type; a ``.pdf`` holding a PNG, or a ``.png`` holding HTML, is refused with a me
 says what the content looks like. Files are written before the database commit and
 removed again if the transaction fails (``discard``), so no row points at a missing file
 and no stray file is kept for a refused upload.
+
+The bytes go to the upload store (marketplace/storage.py: the local UPLOAD_DIR, or an
+S3-compatible bucket) as ``ideas/<stored name>``. A store that is full or failing refuses the
+upload with a 507 or 503 and its message; the files already written for the same submission
+are removed and nothing is committed.
 """
 from __future__ import annotations
 
 import io
+import logging
 import os
 import secrets
 import unicodedata
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from flask import current_app
+
+from ..storage import StorageError, StorageFull, get_storage
 
 from .common import ServiceError
 
@@ -137,32 +144,38 @@ def read_uploads(files) -> list[CheckedFile]:
     return out
 
 
-def upload_dir(subdir: str = SUBDIR) -> Path:
-    d = Path(current_app.config["UPLOAD_DIR"]) / subdir
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def key_for(stored_name: str, subdir: str = SUBDIR) -> str:
+    """The store's name for an upload; a 404 refusal for a name we never generate. Asset
+    files (services/agreements.py) live under their own ``subdir``."""
+    if not stored_name or len(stored_name) != 32 or not all(c in "0123456789abcdef" for c in stored_name):
+        raise ServiceError("Not found.", 404)
+    return f"{subdir}/{stored_name}"
 
 
 def store(checked: CheckedFile, subdir: str = SUBDIR) -> str:
-    """Write the bytes under a fresh random name; returns the stored name. Asset files
-    (services/agreements.py) use their own ``subdir``."""
+    """Write the bytes under a fresh random name; returns the stored name. The store writes
+    a file whole or not at all; when it cannot (full, unreachable), a ServiceError (507 or
+    503) says so and nothing was written under the name."""
     stored = secrets.token_hex(16)
-    path = upload_dir(subdir) / stored
-    with open(path, "xb") as fh:
-        fh.write(checked.data)
+    try:
+        get_storage().write(key_for(stored, subdir), checked.data)
+    except StorageFull as e:
+        raise ServiceError(f"“{checked.filename}” could not be saved: {e}", 507, field="attachments") from e
+    except StorageError as e:
+        raise ServiceError(f"“{checked.filename}” could not be saved: {e}", 503, field="attachments") from e
     return stored
 
 
-def path_for(stored_name: str, subdir: str = SUBDIR) -> Path:
-    if not stored_name or not all(c in "0123456789abcdef" for c in stored_name):
-        raise ServiceError("Not found.", 404)
-    return upload_dir(subdir) / stored_name
+def open_stored(stored_name: str, subdir: str = SUBDIR):
+    """The upload's bytes as a readable file; FileNotFoundError when the store has none."""
+    return get_storage().open(key_for(stored_name, subdir))
 
 
 def discard(stored_names: list[str], subdir: str = SUBDIR) -> None:
     """Remove files written for a transaction that did not commit."""
+    store_ = get_storage()
     for s in stored_names:
         try:
-            (upload_dir(subdir) / s).unlink()
-        except FileNotFoundError:
-            pass
+            store_.delete(key_for(s, subdir))
+        except Exception:  # noqa: BLE001 - cleanup goes on; a stray file is logged, never served
+            logging.getLogger(__name__).exception("could not remove the unsaved upload %s", s)

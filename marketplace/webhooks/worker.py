@@ -6,8 +6,10 @@ organisation's webhooks page, where it can be re-sent. It never stops the web pr
 runs as `flask webhooks deliver [--watch]`, a small loop of its own (kept apart from the
 search writer and the mail worker until the workers are unified).
 
-Several workers may run: each claims a delivery by moving its next attempt forward in one
-UPDATE (only one succeeds) before sending it.
+Several workers may run (`flask worker` on several hosts): each claims the next due delivery
+by moving its next attempt forward by LEASE in one UPDATE whose subquery picks the row
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL (`workers.claim_next`; only one worker's UPDATE
+changes it) before sending it.
 
 The endpoint's address is resolved and checked again at each attempt, and the connection goes
 to that checked address (TLS still verifies the host name), so a DNS answer changed after
@@ -30,6 +32,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..models import WebhookDelivery, utcnow
 from ..services.webhooks import SIGNATURE_HEADER, UnsafeURL, resolve, sign
+from ..workers import claim_next
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)      # a claimed delivery is retried if its worker died mid-send
@@ -90,16 +93,6 @@ def _delay(attempts: int) -> timedelta:
     return min(timedelta(seconds=base * 2 ** max(0, attempts - 1)), MAX_DELAY)
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
-    res = db.session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
-               WebhookDelivery.next_attempt_at <= now)
-        .values(next_attempt_at=now + LEASE))
-    db.session.commit()
-    return res.rowcount == 1
-
-
 def deliver_one(d: WebhookDelivery, now: datetime | None = None) -> str:
     """Send one (claimed) delivery and record the outcome: delivered, failed (retried
     later) or parked."""
@@ -138,13 +131,15 @@ def deliver_one(d: WebhookDelivery, now: datetime | None = None) -> str:
 def deliver_due(now: datetime | None = None, limit: int = 100) -> Tally:
     """Send every delivery due at `now` (at most `limit`)."""
     now = now or utcnow()
-    ids = db.session.execute(
-        select(WebhookDelivery.id).where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)).scalars().all()
     tally = Tally()
-    for did in ids:
-        if not _claim(did, now):
-            continue  # another worker has it
+    for _ in range(limit):
+        # Claimed one at a time: a batch claimed at once could outlive its lease while the
+        # first deliveries wait on slow endpoints, and another worker would send the rest again.
+        did = claim_next(WebhookDelivery, WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+                         order_by=(WebhookDelivery.next_attempt_at, WebhookDelivery.id),
+                         values={"next_attempt_at": now + LEASE})
+        if did is None:
+            break
         d = db.session.get(WebhookDelivery, did)
         outcome = deliver_one(d, now)
         setattr(tally, outcome, getattr(tally, outcome) + 1)
