@@ -1,8 +1,8 @@
 """judging rounds (issue 11): rounds with their criteria and panels, ideas entered in later
 rounds, judge assignments, conflict-of-interest declarations, round scores, panel comments
 
-Revision ID: 0011_judging_rounds
-Revises: 0010_list_reviewer_invitations
+Revision ID: 0013_judging_rounds
+Revises: 0012_challenge_reviews
 Create Date: 2026-12-03 15:29:35.682648
 
 """
@@ -13,8 +13,8 @@ import marketplace.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = '0011_judging_rounds'
-down_revision = '0010_list_reviewer_invitations'
+revision = '0013_judging_rounds'
+down_revision = '0012_challenge_reviews'
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """data-sharing agreements on assets (data_sharing_sheets, asset_files, data_agreements,
 agreement_people, agreement_access_log, duty_reminders) and re-acceptance columns on terms_acceptances
 
-Revision ID: 0011_data_agreements
-Revises: 0010_list_reviewer_invitations
+Revision ID: 0014_data_agreements
+Revises: 0013_judging_rounds
 Create Date: 2026-12-03 15:29:18.357331
 
 """
@@ -13,8 +13,8 @@ import marketplace.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = '0011_data_agreements'
-down_revision = '0010_list_reviewer_invitations'
+revision = '0014_data_agreements'
+down_revision = '0013_judging_rounds'
 branch_labels = None
 depends_on = None
 

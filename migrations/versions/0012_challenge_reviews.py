@@ -1,8 +1,8 @@
 """after-action reviews of closed challenges (challenge_reviews) and what each awarded idea
 became (review_outcomes)
 
-Revision ID: 0011_challenge_reviews
-Revises: 0010_list_reviewer_invitations
+Revision ID: 0012_challenge_reviews
+Revises: 0011_account_deletion
 Create Date: 2026-12-03 15:45:00.000000
 
 """
@@ -13,8 +13,8 @@ import marketplace.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = '0011_challenge_reviews'
-down_revision = '0010_list_reviewer_invitations'
+revision = '0012_challenge_reviews'
+down_revision = '0011_account_deletion'
 branch_labels = None
 depends_on = None
 
