@@ -169,6 +169,17 @@ def test_a_sealed_idea_a_person_declined_to_co_author_is_not_in_their_download(w
     assert "Sealed body text" not in json.dumps(data) and "Sealed plan" not in json.dumps(data)
 
 
+def test_posts_the_person_deleted_are_listed_without_their_text(world, client):
+    w = world
+    q = db.session.get(Question, w["question"].id)
+    q.deleted_at = utcnow()
+    db.session.commit()
+    _login(client, w["quinn"])
+    data = _download(client)
+    assert [(x["id"], x["body"]) for x in data["questions"]] == [(q.id, None)]
+    assert "Quinn asks about the payload?" not in json.dumps(data)
+
+
 def test_only_the_person_downloads_their_data(world, f):
     w = world
     admin = f.make_user(site_role="admin")

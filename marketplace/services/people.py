@@ -139,7 +139,9 @@ def personal_data(actor: User, user: User) -> dict:
                                     .order_by(AssetRequest.id)).scalars()]
     for key, model in (("questions", Question), ("answers", Answer), ("comments", Comment)):
         out[key] = [
-            {"id": p.id, "item": _challenge_ref(user, p.item), "body": p.body, "created_at": _ts(p.created_at),
+            # A post its author deleted is gone for everyone, its author included: no text.
+            {"id": p.id, "item": _challenge_ref(user, p.item),
+             "body": None if getattr(p, "deleted_at", None) is not None else p.body, "created_at": _ts(p.created_at),
              "edited_at": _ts(p.edited_at), "hidden": p.hidden_at is not None,
              "deleted_at": _ts(getattr(p, "deleted_at", None))}
             for p in db.session.execute(select(model).where(model.author_id == uid).order_by(model.id)).scalars()]
