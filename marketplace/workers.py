@@ -1,5 +1,6 @@
-"""What the background workers (search index writer, mail sender) and the session hooks
-that feed them share: the per-process worker thread, and Session listeners attached once.
+"""What the background workers (search index writer, mail sender, webhook deliveries) and the
+session hooks that feed them share: the per-process worker thread, Session listeners attached
+once, and `claim_next`, which lets several workers on several hosts take one job row each.
 """
 from __future__ import annotations
 
