@@ -334,3 +334,25 @@ def test_files_and_agreements_are_never_in_search(f, app, client):
         hits = c.get("/api/search?q=corrosion").get_json()["results"]
         assert [h["id"] for h in hits] == [w.asset.id]
         assert "zebrafishcanary" not in json.dumps(hits)
+
+
+def test_a_party_that_cannot_see_the_asset_is_not_told_its_title(f, app, client):
+    """Access to the files does not depend on seeing the asset page, and the agreement page
+    and its notifications do not name an asset the reader may not see."""
+    from marketplace.models import Notification
+
+    w = make_world(f, app)
+    w.asset.visibility = "organisation"
+    w.asset.title = "Secret titlecanary data"
+    db.session.commit()
+    a = accept(w)
+    svc.end_agreement(w.owner, a, "Done.")
+    notes = db.session.execute(select(Notification.message).where(Notification.user_id.in_(
+        [w.scientist.id, w.partner_admin.id]))).scalars().all()
+    assert notes and not any("titlecanary" in n for n in notes)
+    assert any("an asset of Data Owner BV" in n for n in notes)
+    owner_notes = db.session.execute(select(Notification.message).where(Notification.user_id == w.owner.id)).scalars().all()
+    assert any("titlecanary" in n for n in owner_notes)
+    _login(client, app, w.scientist)
+    page = client.get(f"/agreements/{a.id}").get_data(as_text=True)
+    assert "titlecanary" not in page and "An asset you can no longer see" in page

@@ -75,7 +75,18 @@ def _admins(org_id: int) -> list[User]:
         .order_by(User.id)).scalars())
 
 
-def _tell_sides(a: DataAgreement, message: str, skip: int | None = None, sides=("owner", "partner")) -> None:
+def asset_name(user: Any, item: Item) -> str:
+    """The asset's title for someone who may see the asset; else only whose asset it is
+    (a party to an agreement may no longer see the asset itself)."""
+    if user is not None and policy.can(user, "view", item):
+        return f"“{item.title}”"
+    return f"an asset of {item.organisation.name}"
+
+
+def _tell_sides(a: DataAgreement, message: str, skip: int | None = None, sides=("owner", "partner"),
+                tail: str = "") -> None:
+    """Notify both sides' owners and admins; `message` has an {asset} placeholder, filled
+    per reader by asset_name; `tail` (user text, such as a reason) is added as it is."""
     seen: set[int] = set()
     orgs = [a.owner_org_id if s == "owner" else a.partner_org_id for s in sides]
     for org_id in orgs:
@@ -83,7 +94,8 @@ def _tell_sides(a: DataAgreement, message: str, skip: int | None = None, sides=(
             if u.id in seen or u.id == skip:
                 continue
             seen.add(u.id)
-            notify(u, "agreement", message, _url("agreements.detail", agreement_id=a.id), about=a)
+            notify(u, "agreement", message.replace("{asset}", asset_name(u, a.item)) + tail,
+                   _url("agreements.detail", agreement_id=a.id), about=a)
 
 
 # --------------------------------------------------------------------------- sheets
@@ -303,7 +315,7 @@ def propose_for_request(user: User, r: AssetRequest) -> DataAgreement | None:
     audit.record("agreement.proposed", "data_agreement", a.id, actor_id=user.id,
                  data={"request_id": r.id, "sheet_version": sheet.version, "sheet_digest": sheet.digest,
                        "partner_org_id": a.partner_org_id})
-    _tell_sides(a, f"{a.owner_org.name} proposes a data-sharing agreement for “{r.item.title}” "
+    _tell_sides(a, f"{a.owner_org.name} proposes a data-sharing agreement for {{asset}} "
                    f"(sheet version {sheet.version}); name the people who get access and accept it.",
                 skip=user.id, sides=("partner",))
     return a
@@ -410,11 +422,11 @@ def accept_agreement(user: User, a: DataAgreement, people: list[tuple[Any, Any]]
                        "previous_sheet_digest": a.previous_sheet_digest,
                        "ends_at": _ts(a.ends_at), "people": [[u.id, role] for u, role in named]})
     policy.forget_viewer()
-    _tell_sides(a, f"The data-sharing agreement for “{a.item.title}” was accepted; access ends on "
+    _tell_sides(a, f"The data-sharing agreement for {{asset}} was accepted; access ends on "
                    f"{a.ends_at:%Y-%m-%d}.", skip=user.id)
     for u, _role in named:
         if u.id != user.id:
-            notify(u, "agreement", f"You were named in the data-sharing agreement for “{a.item.title}”.",
+            notify(u, "agreement", f"You were named in the data-sharing agreement for {asset_name(u, a.item)}.",
                    _url("agreements.detail", agreement_id=a.id), about=a)
     db.session.commit()
     return a
@@ -435,7 +447,7 @@ def decline_agreement(user: User, a: DataAgreement, reason: str) -> DataAgreemen
     a.ended_side = "partner"
     a.end_reason = text
     audit.record("agreement.declined", "data_agreement", a.id, actor_id=user.id, data={"reason": text})
-    _tell_sides(a, f"The proposed data-sharing agreement for “{a.item.title}” was declined.", skip=user.id)
+    _tell_sides(a, "The proposed data-sharing agreement for {asset} was declined.", skip=user.id)
     db.session.commit()
     return a
 
@@ -479,7 +491,7 @@ def _end(user: User, a: DataAgreement, reason: str, side: str, audit_action: str
     a.end_reason = reason
     audit.record(audit_action, "data_agreement", a.id, actor_id=user.id,
                  data={"reason": reason, "side": side, "was": was})
-    _tell_sides(a, f"The data-sharing agreement for “{a.item.title}” was ended early: {reason}", skip=user.id)
+    _tell_sides(a, "The data-sharing agreement for {asset} was ended early: ", skip=user.id, tail=reason)
 
 
 def agreements_for(user: User, page_size: int = 50, page: int = 1) -> list[DataAgreement]:

@@ -179,7 +179,8 @@ def agreement_duties(a: DataAgreement, now: datetime | None = None) -> list[Duty
         return []
     s = a.sheet
     end = a.finished_at
-    src = f"Agreement #{a.id} on “{a.item.title}” (sheet v{a.sheet_version})"
+    # No asset title: a party may no longer see the asset (the agreement page names it to those who may).
+    src = f"Data-sharing agreement #{a.id} with {a.partner_org.name} (sheet v{a.sheet_version})"
     url = _url("agreements.detail", agreement_id=a.id)
     both = (a.owner_org_id, a.partner_org_id)
     verb = "Delete" if s.end_of_term == EndOfTerm.DELETE.value else "Return"

@@ -336,6 +336,20 @@ class Oracle:
             return True
         return p.staff and r.open_report
 
+    # ------------------------------------------------------------------ data-sharing agreements (issue 17)
+
+    def agreement_view(self, p: Persona, item: str, partner: str, named: set[str]) -> bool:
+        """The owners and admins of both organisations, and the people named in it."""
+        return p.signed_in and (p.org_admin(self.items[item].org) or p.org_admin(partner) or p.name in named)
+
+    def asset_file_view(self, p: Persona, item: str, named: set[str]) -> bool:
+        """The asset organisation's members; the people named in an agreement in force on the
+        asset while it is not hidden. Site staff get nothing from their role."""
+        it = self.items[item]
+        if not p.signed_in:
+            return False
+        return p.member(it.org) or (p.name in named and not it.hidden)
+
     # ------------------------------------------------------------------ lists
 
     def list_view(self, p: Persona, key: str) -> bool:

@@ -558,7 +558,26 @@ class Builder:
         eng_svc.decide_request(admin, r, "follow-up", f"{ev1} {COMMON}")
         ev2 = self.tok("rq", n, "re", "requester's reply", rv)
         eng_svc.respond_to_request(U("author"), r, f"{ev2} {COMMON}")
-        request("r for globex", "other_admin", a1, on_behalf=GLOBEX)
+        r_globex, _, _ = request("r for globex", "other_admin", a1, on_behalf=GLOBEX)
+        # Issue 17: the request becomes a data-sharing agreement with Globex, naming
+        # other_admin; the asset's file carries a canary in its name.
+        from marketplace.services import agreements as agr_svc
+
+        asset = self.get_item(a1)
+        agr_svc.publish_sheet(admin, asset, {
+            "purpose": "Benchmarks.", "allowed_uses": "Research.", "access_roles": "analyst", "duration_days": "60",
+            "end_of_term": "delete", "end_of_term_days": "10", "confidentiality_days": "30",
+            "publication_rules": "None.", "governing_law": "Dutch law"})
+        named = {"other_admin"}
+        fv = lambda p: o.asset_file_view(p, a1, named)  # noqa: E731
+        fname = self.tok("af", self.rec("af"), "fn", "name of a file shared under an agreement", fv)
+        shared = agr_svc.add_files(admin, asset, [FileStorage(io.BytesIO(b"a,b\n1,2\n"), filename=f"{fname}.csv")])
+        eng_svc.decide_request(admin, r_globex, "accept")
+        agreement = agr_svc.agreement_for_request(r_globex)
+        agr_svc.accept_agreement(U("other_admin"), agreement, [(self.uid["other_admin"], "analyst")],
+                                 agreement.sheet_version, agreement.sheet_digest)
+        self.obj_rules.append(("agreement", agreement.id, lambda p: o.agreement_view(p, a1, GLOBEX, named)))
+        self.obj_rules.append(("asset_file", shared[0].id, fv))
         r, _, _ = request("r reported", "outsider", a1)
         self.report("admin", "asset_request", r.id, self.place_of(a1, site_only=True), "reported request")
         o.requests["r reported"].open_report = True
