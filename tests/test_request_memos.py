@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select, update
 
 from marketplace import policy
 from marketplace.extensions import db
-from marketplace.models import AccessGrant, Item, ListMember, Membership, utcnow
+from marketplace.models import AccessGrant, Asset, Challenge, Item, ListMember, Membership, utcnow
 from marketplace.services import invitations as inv_svc
 from marketplace.services import lists as lists_svc
 
@@ -26,6 +26,8 @@ def test_the_clause_and_principals_are_built_once_per_request(app, f):
     with app.test_request_context("/"):
         first = policy.visible_clause(user, Item)
         assert policy.visible_clause(user, Item) is first
+        # The home page's three lists (challenges, failures, assets) share the item rule's clause.
+        assert policy.visible_clause(user, Challenge) is first and policy.visible_clause(user, Asset) is first
         assert policy.principals(user) == policy.principals(user)
         sent = []
         from sqlalchemy import event
