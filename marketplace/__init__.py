@@ -131,7 +131,7 @@ def _check_numbers(app: Flask) -> None:
         value = app.config.get(key)
         if value is not None and not isinstance(value, int):
             raise ConfigError(f"{env}={value!r} is not a whole number.")
-    for key in ("SESSION_IDLE_MINUTES", "SESSION_ABSOLUTE_DAYS", "SESSION_REMEMBER_IDLE_DAYS"):
+    for key in ("SESSION_IDLE_MINUTES", "SESSION_ABSOLUTE_DAYS", "SESSION_REMEMBER_IDLE_DAYS", "THREAD_PAGE_SIZE"):
         value = app.config.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"{key}={value!r} must be a whole number of at least 1.")

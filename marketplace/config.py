@@ -163,6 +163,8 @@ class Config:
     # The hour (UTC) after which the day's notification digests go out.
     NOTIFY_DIGEST_HOUR = _int("NOTIFY_DIGEST_HOUR", 7)
     PAGE_SIZE = 20
+    # Top-level posts (a question with its answer, a comment with its replies) per page of a thread.
+    THREAD_PAGE_SIZE = _int("THREAD_PAGE_SIZE", 25)
     # The time zone anonymous visitors see times in (an IANA name); signed-in people choose theirs.
     DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "").strip() or "UTC"
     TESTING = False

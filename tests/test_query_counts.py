@@ -333,3 +333,182 @@ def test_governance_events_with_n_events(app, client, world):
 
     assert_bounded(measure(app, client, f"/orgs/{slug}/governance", grow))
 
+# --------------------------------------------------------------------------- paginated threads and lists (issue 16)
+
+
+def bulk_replies(item_id: int, author_id: int, parents: list[int], hidden_every: int = 0) -> None:
+    now = _now()
+    db.session.execute(insert(Comment), [
+        {"item_id": item_id, "author_id": author_id, "parent_id": p, "body": "A reply.", "body_html": "<p>A reply.</p>",
+         "created_at": now, "hidden_at": now if hidden_every and k % hidden_every == 0 else None}
+        for k, p in enumerate(parents)])
+
+
+@pytest.mark.parametrize("viewer", ["contributor", "owner", "anonymous"])
+@pytest.mark.parametrize("where", ["", "?page=2", "last"])
+def test_discussion_pages_with_n_threads_and_replies(app, client, world, viewer, where):
+    """Top-level comments each with a reply (some hidden: tombstones), some deleted with a
+    reply: every page of the discussion, and the permalink to the newest reply."""
+    with app.app_context():
+        failure_id = bulk_items(_org(world), 1, kind="failure", title="Failure")[0]
+        db.session.commit()
+    newest: list[int] = []
+
+    def grow(have, n):
+        from sqlalchemy import update
+
+        tops = bulk_comments(failure_id, world["owner"], n - have)
+        bulk_replies(failure_id, world["contributor"], tops, hidden_every=5)
+        db.session.execute(update(Comment).where(Comment.id.in_(tops[::7])).values(deleted_at=_now()))
+        newest[:] = [db.session.execute(select(Comment.id).order_by(Comment.id.desc())).scalar()]
+
+    if viewer != "anonymous":
+        sign_in_client(client, app, world[viewer])
+    counts: dict[int, int] = {}
+    have = 0
+    for n in SIZES:
+        with app.app_context():
+            grow(have, n)
+            db.session.commit()
+        have = n
+        url = f"/failures/{failure_id}" + (f"?post=comment-{newest[0]}" if where == "last" else where)
+        client.get(url)
+        counts[n] = queries(app, client, url)
+    assert_bounded(counts)
+
+
+@pytest.mark.parametrize("viewer", ["contributor", "owner", "anonymous"])
+@pytest.mark.parametrize("where", ["", "?page=2&waiting_page=2"])
+def test_qa_pages_with_n_questions_half_waiting(app, client, world, viewer, where):
+    """Half the questions answered; the contributor asked them all, so they see their own
+    waiting questions (with their edit and delete links), the owner sees every one."""
+    with app.app_context():
+        challenge_id = bulk_items(_org(world), 1, title="Challenge")[0]
+        db.session.commit()
+
+    def grow(have, n):
+        k = n - have
+        bulk_questions(challenge_id, world["contributor"], world["owner"], k - k // 2)
+        now = _now()
+        db.session.execute(insert(Question), [{"item_id": challenge_id, "author_id": world["contributor"],
+                                               "body": f"Waiting {i}?", "body_html": "<p>Waiting?</p>",
+                                               "show_name": True, "created_at": now} for i in range(k // 2)])
+
+    if viewer != "anonymous":
+        sign_in_client(client, app, world[viewer])
+    counts = measure(app, client, f"/challenges/{challenge_id}{where}", grow)
+    assert_bounded(counts)
+
+
+@pytest.mark.parametrize("what", ["questions", "comments"])
+def test_api_thread_lists(app, client, world, what):
+    with app.app_context():
+        kind = "challenge" if what == "questions" else "failure"
+        item_id = bulk_items(_org(world), 1, kind=kind, title="Thread")[0]
+        db.session.commit()
+
+    def grow(have, n):
+        if what == "questions":
+            bulk_questions(item_id, world["contributor"], world["owner"], n - have)
+        else:
+            bulk_comments(item_id, world["owner"], n - have)
+
+    sign_in_client(client, app, world["contributor"])
+    counts = measure(app, client, f"/api/v1/items/{item_id}/{what}", grow)
+    assert_bounded(counts)
+
+
+def test_api_notifications(app, client, world):
+    def grow(have, n):
+        db.session.execute(insert(Notification), [
+            {"user_id": world["contributor"], "kind": "engagement.comment", "message": f"Something {i}.",
+             "url": "/", "created_at": _now()} for i in range(have, n)])
+
+    sign_in_client(client, app, world["contributor"])
+    counts = measure(app, client, "/api/v1/me/notifications", grow)
+    assert_bounded(counts)
+
+
+@pytest.mark.parametrize("per_page", [10, 100])
+def test_search_page_at_10_and_100_results_per_page(app, client, world, per_page):
+    """Items, questions and comments matching, more than a page of each."""
+    from marketplace.search.cli import rebuild_index
+
+    with app.app_context():
+        failure = bulk_items(_org(world), 1, kind="failure", title="Failure")[0]
+        challenge = bulk_items(_org(world), 1, title="Challenge")[0]
+        db.session.commit()
+
+    def grow(have, n):
+        k = n - have
+        bulk_items(_org(world), k // 3, title="Widget item", body="Widget body text.")
+        bulk_comments(failure, world["owner"], k // 3, body="Widget comment")
+        bulk_questions(challenge, world["contributor"], world["owner"], k - 2 * (k // 3), body="Widget question?")
+        db.session.commit()
+        rebuild_index(procs=1)
+
+    sign_in_client(client, app, world["contributor"])
+    counts = measure(app, client, f"/search?q=widget&per_page={per_page}", grow)
+    assert_bounded(counts)
+
+
+def _ideas_world(app, world):
+    """A challenge with terms and one idea by the contributor, cloned in bulk as `grow`
+    (half of them by the contributor, half by the owner's colleague)."""
+    from marketplace.models import Idea, IdeaAuthor, User
+
+    with app.app_context():
+        ideas = IdeaFactories(None)
+        owner = db.session.get(User, world["owner"])
+        ch = db.session.get(Item, bulk_items(_org(world), 1, title="Idea challenge")[0])
+        ideas.set_terms(owner, ch, confidentiality="open")
+        ideas.set_rules(owner, ch)
+        db.session.commit()
+        template = ideas.submit(db.session.get(User, world["contributor"]), ch)
+        columns = {c.key: getattr(template, c.key) for c in Idea.__table__.columns if c.key != "id"}
+        author = db.session.execute(select(IdeaAuthor).where(IdeaAuthor.idea_id == template.id)).scalar_one()
+        author_cols = {c.key: getattr(author, c.key) for c in IdeaAuthor.__table__.columns
+                       if c.key not in ("id", "idea_id")}
+        ch_id = ch.id
+
+    def grow(have, n):
+        first = (db.session.execute(select(Idea.id).order_by(Idea.id.desc())).scalar() or 0) + 1
+        k = n - have - (1 if have == 0 else 0)
+        db.session.execute(insert(Idea), [dict(columns, title=f"Idea {have + i}",
+                                               submission_key=f"bulk-{have}-{i}") for i in range(k)])
+        new = db.session.execute(select(Idea.id).where(Idea.id >= first)).scalars().all()
+        db.session.execute(insert(IdeaAuthor), [dict(author_cols, idea_id=i) for i in new])
+
+    return ch_id, grow
+
+
+@pytest.mark.parametrize("page", ["ideas", "review", "mine", "api"])
+def test_ideas_lists_with_n_ideas(app, client, world, page):
+    ch_id, grow = _ideas_world(app, world)
+    url, who = {"ideas": (f"/challenges/{ch_id}/ideas", "contributor"),
+                "review": (f"/challenges/{ch_id}/review", "owner"),
+                "mine": ("/ideas/mine", "contributor"),
+                "api": (f"/api/v1/ideas?challenge_id={ch_id}", "contributor")}[page]
+    sign_in_client(client, app, world[who])
+    counts = measure(app, client, url, grow)
+    assert_bounded(counts)
+
+
+@pytest.mark.parametrize("failures_only", [False, True])
+def test_mail_log_with_n_mails(app, client, world, failures_only):
+    from marketplace.models import OutgoingMail, User
+
+    with app.app_context():
+        u = db.session.get(User, world["moderator"])
+        u.site_role = "admin"
+        db.session.commit()
+
+    def grow(have, n):
+        db.session.execute(insert(OutgoingMail), [
+            {"to_email": f"someone{i}@example.test", "subject": f"Mail {i}", "body": "Body", "kind": "engagement",
+             "status": "failed" if i % 2 else "sent", "last_error": "refused" if i % 2 else None,
+             "about_type": "items", "about_id": 1, "created_at": _now()} for i in range(have, n)])
+
+    sign_in_client(client, app, world["moderator"])
+    counts = measure(app, client, "/mail/failures" if failures_only else "/notifications/mail-log", grow)
+    assert_bounded(counts)

@@ -36,13 +36,20 @@ from .forms import (
     TermsForm,
     WithdrawForm,
 )
-from .threads import configure_request_form, panel_context
+from ..pagination import page_arg
+from .threads import configure_request_form, panel_context, post_page
 
 
 
 @bp.app_template_global("engagement_context")
 def engagement_context(item: Item) -> dict:
-    return panel_context(current_user, item)
+    """The item page's engagement panel, at the thread page its query string asks for
+    (``page``, ``waiting_page``) or at the page holding the post a permalink names (``post``)."""
+    args = {"page": page_arg("page"), "waiting_page": page_arg("waiting_page")}
+    post = request.args.get("post", "")
+    if post:
+        args.update(post_page(current_user, item, post[:40]))
+    return panel_context(current_user, item, **args)
 
 
 def _item(item_id: int, kind: str | None = None) -> Item:

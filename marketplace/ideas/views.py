@@ -8,6 +8,7 @@ import secrets
 from flask import (
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -23,6 +24,7 @@ from ..formtools import attach_error, attach_service_error, field_named, unconfi
 from ..ratelimit import account_or_address, limit_for
 from ..extensions import db, limiter
 from ..models import (
+    AuthorStatus,
     Challenge,
     ChallengeTerms,
     Idea,
@@ -38,6 +40,7 @@ from ..models import (
     ReviewerInvitation,
     TermsAcceptance,
 )
+from ..pagination import page_arg, paginate
 from ..policy import get_visible_or_404, require
 from ..services import attachments as files_svc
 from ..models.moderation import ActionKind
@@ -266,9 +269,9 @@ def challenge_ideas(challenge_id: int):
     q = policy.visible(current_user, Idea).where(Idea.challenge_id == challenge.id)
     if status:
         q = q.where(Idea.status == status)
-    ideas = db.session.execute(q.order_by(Idea.submitted_at.desc(), Idea.id.desc()).limit(500)).scalars().all()
+    ideas, pg = paginate(q, (Idea.submitted_at.desc(), Idea.id.desc()), current_app.config["PAGE_SIZE"])
     return render_template("ideas/list.html", item=challenge, ideas=ideas, status=status,
-                           statuses=IdeaStatus.values())
+                           statuses=IdeaStatus.values(), pg=pg)
 
 
 @bp.route("/challenges/<int:challenge_id>/ideas/new", methods=["GET", "POST"])
@@ -696,12 +699,12 @@ def review_dashboard(challenge_id: int):
             flash("Accept the reviewer NDA to open the review dashboard.", "info")
             return redirect(url_for("ideas.reviewer_nda", challenge_id=challenge.id))
         abort(403, "Only the challenge's reviewers and its organisation's owners and admins review its ideas.")
-    ideas = db.session.execute(
-        policy.visible(current_user, Idea).where(Idea.challenge_id == challenge.id)
-        .order_by(Idea.submitted_at.asc(), Idea.id)).scalars().all()
-    rows = [(i, svc.score_summary(i)) for i in ideas]
+    ideas, pg = paginate(policy.visible(current_user, Idea).where(Idea.challenge_id == challenge.id),
+                         (Idea.submitted_at.asc(), Idea.id), current_app.config["PAGE_SIZE"])
+    summaries = svc.score_summaries(challenge.id, ideas)
+    rows = [(i, summaries[i.id]) for i in ideas]
     return render_template("ideas/review.html", item=challenge, rows=rows, criteria=svc.criteria_of(challenge.id),
-                           is_reviewer=policy.is_active_reviewer(policy.viewer_for(current_user), challenge))
+                           is_reviewer=policy.is_active_reviewer(policy.viewer_for(current_user), challenge), pg=pg)
 
 
 @bp.route("/ideas/reviewing")
@@ -738,15 +741,16 @@ def accept_reviewer_invitation(inv_id: int):
 @bp.route("/ideas/mine")
 @login_required
 def mine():
-    ideas = db.session.execute(
-        select(Idea).join(IdeaAuthor, IdeaAuthor.idea_id == Idea.id).where(
-            IdeaAuthor.user_id == current_user.id, IdeaAuthor.status.in_(policy.IDEA_VISIBLE_AUTHOR_STATES))
-        .order_by(Idea.created_at.desc(), Idea.id.desc())).scalars().all()
-    accs = db.session.execute(select(TermsAcceptance).where(TermsAcceptance.user_id == current_user.id)
-                              .order_by(TermsAcceptance.id.desc())).scalars().all()
-    v = policy.viewer_for(current_user)
-    pending = [i for i in ideas if policy.idea_author_status(v, i) == "pending"]
-    return render_template("ideas/mine.html", ideas=ideas, pending=pending, acceptances=accs)
+    size = current_app.config["PAGE_SIZE"]
+    authored = select(Idea).join(IdeaAuthor, IdeaAuthor.idea_id == Idea.id).where(IdeaAuthor.user_id == current_user.id)
+    ideas, pg = paginate(authored.where(IdeaAuthor.status.in_(policy.IDEA_VISIBLE_AUTHOR_STATES)),
+                         (Idea.created_at.desc(), Idea.id.desc()), size)
+    accs, acc_pg = paginate(select(TermsAcceptance).where(TermsAcceptance.user_id == current_user.id),
+                            (TermsAcceptance.id.desc(),), size, page_arg("acc_page"))
+    # Invitations to co-author wait on every page, whichever page of ideas is shown.
+    pending = db.session.execute(authored.where(IdeaAuthor.status == AuthorStatus.PENDING.value)
+                                 .order_by(Idea.id).limit(size)).scalars().all()
+    return render_template("ideas/mine.html", ideas=ideas, pending=pending, acceptances=accs, pg=pg, acc_pg=acc_pg)
 
 
 def _acceptance(acc_id: int) -> TermsAcceptance:

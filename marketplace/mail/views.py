@@ -14,9 +14,10 @@ from sqlalchemy import or_
 from .. import policy
 from ..extensions import db
 from ..models import MailStatus, OutgoingMail
+from ..pagination import paginate
 from . import bp
 
-LIMIT = 200
+PAGE = 50  # mails per page of the log
 
 
 def render_log(failures_only: bool):
@@ -26,11 +27,12 @@ def render_log(failures_only: bool):
     if failures_only:
         q = q.where(or_(OutgoingMail.status == MailStatus.FAILED.value,
                         OutgoingMail.last_error.is_not(None)))
-    rows = db.session.execute(q.order_by(OutgoingMail.id.desc()).limit(LIMIT)).scalars().all()
+    rows, pg = paginate(q, (OutgoingMail.id.desc(),), PAGE)
     seen = policy.visible_about(current_user, [(m.about_type, m.about_id) for m in rows])
     shown = [(m, policy.mail_subject_visible(current_user, m, seen)) for m in rows]
     return render_template("notifications/mail_log.html", rows=shown, failures_only=failures_only,
-                           counts=status_counts())
+                           counts=status_counts(), pg=pg,
+                           endpoint="mail.failures" if failures_only else "notifications.mail_log")
 
 
 @bp.route("/failures")

@@ -194,6 +194,9 @@ def _item_authors(item: Item) -> list[int]:
 
 
 def _item_url(item: Item, anchor: str | None = None) -> str:
+    if anchor and anchor.startswith(("question-", "answer-", "comment-")):
+        # A permalink: the item page opens its thread at the page holding the post.
+        return path_for("items.detail", kind=item.kind, item_id=item.id, post=anchor, _anchor=anchor)
     return path_for("items.detail", kind=item.kind, item_id=item.id, _anchor=anchor)
 
 

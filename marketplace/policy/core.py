@@ -34,7 +34,8 @@ from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 from flask import g, has_request_context
-from sqlalchemy import or_, select
+from sqlalchemy import event, or_, select
+from sqlalchemy.engine import Engine
 
 from ..extensions import db
 from ..models import Membership, OrgRole, SiteRole, User, utcnow
@@ -101,7 +102,10 @@ class Viewer:
 ANONYMOUS = Viewer()
 
 # Every per-request memo lives under one of these keys of flask.g; forget_viewer() clears them.
-_MEMO_KEYS = ("_policy_viewers", "_policy_mod_scopes", "_policy_emails", "_policy_verified")
+# Each memo is a dict keyed by user id (None: anonymous), so forgetting one viewer is a pop.
+# (_policy_locks, by item id, holds what reads of a GET learn of discussion locks.)
+_MEMO_KEYS = ("_policy_viewers", "_policy_mod_scopes", "_policy_emails", "_policy_verified",
+              "_policy_clauses", "_policy_principals", "_policy_grants", "_policy_locks")
 
 
 def request_memo(key: str) -> dict:
@@ -110,6 +114,17 @@ def request_memo(key: str) -> dict:
     if not has_request_context():
         return {}
     return g.setdefault(key, {})
+
+
+def read_memo(key: str) -> dict:
+    """request_memo for answers read from rows others may change meanwhile (grants, locks):
+    kept only in GET and HEAD requests. A write re-reads them, after its row locks, so a
+    check made again under a lock never gets the answer from before it."""
+    from flask import request
+
+    if not has_request_context() or request.method not in ("GET", "HEAD"):
+        return {}
+    return request_memo(key)
 
 
 def viewer_for(user: Any) -> Viewer:
@@ -133,6 +148,27 @@ def reset_request_memos() -> None:
     may be reused across requests, and with it flask.g)."""
     for key in _MEMO_KEYS:
         g.pop(key, None)
+
+
+# Statements that change no rows; anything else sent in a request drops the request's memos.
+_READ_VERBS = frozenset({"SELECT", "PRAGMA", "SHOW", "SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"})
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _forget_after_writes(_conn, _cursor, statement, _params, _context, _many) -> None:
+    """Any write sent during a request (an accepted invitation, a revoked grant, a membership
+    changed by a service or by hand) drops every memo of this request: a memo made before it
+    could grant what the write took away. forget_viewer() calls in the services say why a
+    memo must go; this makes sure none is missed. A rolled-back write costs a recomputation."""
+    if not has_request_context():
+        return
+    verb = statement.lstrip()[:9].split(None, 1)[0].upper() if statement.strip() else ""
+    if verb in _READ_VERBS:
+        return
+    for key in _MEMO_KEYS:
+        memo = g.get(key)
+        if memo:
+            memo.clear()
 
 
 def forget_viewer(user_id: int | None = None) -> None:
@@ -243,6 +279,17 @@ class Rule:
         extra = [exc.clause(v, self.model) for exc in self.exceptions]
         return or_(own, *extra) if extra else own
 
+    def ids_granted_by_exceptions(self, v: Viewer, ids) -> set:
+        """Of these row ids, those a declared exception lets the viewer see: the batch form
+        of ``any(exc.grants(v, row))`` for a page of rows that failed ``check`` (one query
+        instead of the exceptions' queries per row)."""
+        ids = list(ids)
+        if not ids or not self.exceptions:
+            return set()
+        pk = self.model.__mapper__.primary_key[0]
+        return set(db.session.execute(select(pk).where(
+            pk.in_(ids), or_(*[exc.clause(v, self.model) for exc in self.exceptions]))).scalars())
+
     def can(self, v: Viewer, action: str, obj: Any) -> bool:
         if action == "view":
             if not self.has_view:
@@ -350,18 +397,43 @@ def can(user: Any, action: str, obj: Any = None) -> bool:
     return RULE_BOOK.rule(type(obj)).can(v, action, obj)
 
 
+def _viewer_key(v: Viewer) -> tuple:
+    """Everything a Viewer holds, as a key: a memo made for one Viewer is never served to
+    another that differs in any role (a hand-made Viewer, or the same user before and after
+    a change of roles that forget_viewer was not told about)."""
+    return (v.user_id, v.site_role, tuple(sorted(v.org_roles.items())), v.blocked)
+
+
 def visible_clause(user: Any, model: type):
-    """The SQL WHERE clause of the rows of `model` the user may see."""
+    """The SQL WHERE clause of the rows of `model` the user may see.
+
+    Built once per request, viewer and model (pages ask for the same clause several times,
+    and building it is most of a small page's time). The clause reads grants, lists and
+    cases in SQL when it runs, so a memoised clause sees their changes; what it holds
+    (roles, moderator scopes) is dropped with the viewer's other memos by forget_viewer()."""
     r = RULE_BOOK.rule(model)
     if not r.has_view:
         raise PolicyError(f"no visibility rule for {model.__name__}")
-    return r.visible_clause(viewer_for(user))
+    v = viewer_for(user)
+    if not has_request_context():
+        return r.visible_clause(v)
+    per_user = request_memo("_policy_clauses").setdefault(v.user_id, {})
+    key = (_viewer_key(v), r)
+    if key not in per_user:
+        per_user[key] = r.visible_clause(v)
+    return per_user[key]
 
 
 def visible(user: Any, model: type):
     """SELECT of the rows of `model` the user may see; add filters and ordering to it."""
     clause = visible_clause(user, model)  # first: an unknown model raises PolicyError
     return select(model).where(clause)
+
+
+def seen_by_exception(user: Any, model: type, ids) -> set:
+    """The ids among `ids` (rows of `model` that failed the rule's own check) the viewer sees
+    through a declared exception (a case they moderate...): one query for a page of rows."""
+    return RULE_BOOK.rule(model).ids_granted_by_exceptions(viewer_for(user), ids)
 
 
 def doc_principals(obj: Any, now: datetime | None = None) -> list[str]:

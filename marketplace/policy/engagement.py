@@ -32,7 +32,7 @@ from ..models import Answer, AssetRequest, AssetTerms, Comment, EngagementRules,
 from ..models.engagement import OPEN_REQUEST_STATUSES, Participation, RequestKind, RequestStatus
 from ..models.moderation import Report, ReportStatus
 from ..timezones import format_dt
-from .core import Parent, ParentRule, PolicyError, Rule, Viewer, rule, viewer_for
+from .core import RULE_BOOK, Parent, ParentRule, PolicyError, Rule, Viewer, rule, viewer_for
 from .items import ITEMS, can_view_item, check_known, in_audience
 from .places import SeenInCases, is_discussion_locked
 from .reach import verification_refusal
@@ -411,6 +411,44 @@ class CommentRule(Rule):
             "edit": lambda v, c: post_edit_refusal(v, c) is None,
             "delete": lambda v, c: post_delete_refusal(v, c) is None,
         })
+
+
+# --------------------------------------------------------------------------- threads, as pages
+
+
+def thread_questions_clause(v: Viewer, item_ok: bool):
+    """The questions a challenge's Q&A lists for the viewer (SQL over Question, to page and
+    count them): those they may see (the Question rule with its exceptions) and, when they
+    see the challenge (`item_ok`), answered ones deleted or hidden, shown as tombstones
+    without their text. Anything else is left out, so nobody learns that an unanswered
+    question or a removed one they may not see exists."""
+    seen = RULE_BOOK.rule(Question).visible_clause(v)
+    if not item_ok:
+        return seen
+    answered = exists().where(Answer.question_id == Question.id)
+    return or_(seen, and_(answered, or_(Question.deleted_at.is_not(None), Question.hidden_at.is_not(None))))
+
+
+def thread_replies_clause(v: Viewer, item_ok: bool):
+    """The comments (replies included) a failure's discussion lists: those the viewer may see
+    and, when they see the failure, hidden (not deleted) ones as tombstones."""
+    seen = RULE_BOOK.rule(Comment).visible_clause(v)
+    if not item_ok:
+        return seen
+    return or_(seen, and_(Comment.hidden_at.is_not(None), Comment.deleted_at.is_(None)))
+
+
+def thread_comments_clause(v: Viewer, item_ok: bool, item_id: int):
+    """The top-level comments of the failure `item_id` its discussion lists, one per thread:
+    as `thread_replies_clause`, and, when the viewer sees the failure, a removed comment
+    that has a listed reply (a tombstone keeps the replies in their thread)."""
+    own = thread_replies_clause(v, item_ok)
+    if not item_ok:
+        return and_(Comment.parent_id.is_(None), own)
+    with_replies = Comment.id.in_(
+        select(Comment.parent_id).where(Comment.item_id == item_id, Comment.parent_id.is_not(None), own)
+        .correlate(None))
+    return and_(Comment.parent_id.is_(None), or_(own, with_replies))
 
 
 def discussion_reply_refusal(v: Viewer, parent: Comment) -> str | None:

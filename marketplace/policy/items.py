@@ -24,7 +24,7 @@ from sqlalchemy import and_, exists, false, func, not_, or_, select
 
 from ..extensions import db
 from ..models import AccessGrant, Item, ItemList, ListMember, Status, Visibility, utcnow
-from .core import PolicyError, Rule, Viewer, rule, site_action
+from .core import PolicyError, Rule, Viewer, read_memo, rule, site_action
 from .places import ScopedModeratorsSeeCaseContext
 
 KNOWN_VISIBILITY = frozenset(Visibility.values())
@@ -97,10 +97,21 @@ def invited_access_clause(v: Viewer, now: datetime | None = None):
 
 
 def has_invited_access(v: Viewer, item_id: int, now: datetime | None = None) -> bool:
-    """Per-object twin of invited_access_clause."""
+    """Per-object twin of invited_access_clause. Asked at the current time, the answer is
+    memoised for the request (a page asks it for the item and again for each post's links);
+    forget_viewer() and any write in the request drop it."""
     if not v.is_authenticated:
         return False
-    now = now or utcnow()
+    if now is not None:
+        return _has_invited_access(v, item_id, now)
+    memo = read_memo("_policy_grants").setdefault(v.user_id, {})
+    key = (item_id, tuple(sorted(v.member_org_ids)))
+    if key not in memo:
+        memo[key] = _has_invited_access(v, item_id, utcnow())
+    return memo[key]
+
+
+def _has_invited_access(v: Viewer, item_id: int, now: datetime) -> bool:
     grant = db.session.execute(
         select(AccessGrant.id).where(
             AccessGrant.item_id == item_id, grant_to_viewer(v), active_grant_clause(now)

@@ -28,7 +28,7 @@ from sqlalchemy import and_, exists, false, or_, select, true
 from ..extensions import db
 from ..models import Item, ItemKind, Status
 from ..models.moderation import ItemModeration, ModerationAction, ModerationFlag, ModeratorScope, Report
-from .core import Viewer, request_memo
+from .core import Viewer, read_memo, request_memo
 
 # Target types only site moderators act on.
 MODERATION_SITE_ONLY_TYPES = frozenset({"organisation", "user", "asset_request"})
@@ -156,7 +156,13 @@ def is_discussion_locked(item: Item) -> bool:
     answers or comments. Engagement asks this before every contribution."""
     if item is None or item.id is None:
         return False
-    return db.session.execute(
-        select(ItemModeration.id).where(ItemModeration.item_id == item.id,
-                                        ItemModeration.discussion_locked_at.is_not(None))
-    ).first() is not None
+    # A page asks this for every post (its edit link); reads of GET and HEAD requests share
+    # one answer per item (any write in the request drops it). Writes read it fresh, after
+    # their row locks.
+    memo = read_memo("_policy_locks")
+    if item.id not in memo:
+        memo[item.id] = db.session.execute(
+            select(ItemModeration.id).where(ItemModeration.item_id == item.id,
+                                            ItemModeration.discussion_locked_at.is_not(None))
+        ).first() is not None
+    return memo[item.id]

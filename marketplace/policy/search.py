@@ -18,14 +18,24 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import ListMember, utcnow
-from .core import viewer_for
+from .core import Viewer, _viewer_key, request_memo, viewer_for
 from .ideas import REVIEW_PANEL
 from .items import active_list_member_clause, list_member_of_viewer
 
 
 def principals(user: Any) -> list[str]:
-    """Search terms for what this viewer may see; the twin of doc_principals()."""
+    """Search terms for what this viewer may see; the twin of doc_principals(). Computed
+    once per request and viewer (forget_viewer() drops them after a change of lists,
+    reviewer appointments or roles in the same request)."""
     v = viewer_for(user)
+    memo = request_memo("_policy_principals").setdefault(v.user_id, {})
+    key = _viewer_key(v)
+    if key not in memo:
+        memo[key] = tuple(_principals(v))
+    return list(memo[key])
+
+
+def _principals(v: Viewer) -> list[str]:
     out = ["public"]
     if not v.is_authenticated:
         return out

@@ -172,13 +172,25 @@ def _register_ideas() -> None:
         principals, valid_until = principals_for(idea)
         return doc_from_dict("idea", idea_search_document(idea), principals, valid_until)
 
-    def present_idea(idea, user=None) -> Presented:
+    def present_idea(idea, user=None, seen_challenges=None) -> Presented:
         ch = idea.challenge
         # Its authors keep an idea whose challenge they may no longer see (hidden by moderators).
-        named = ch is not None and (user is None or policy.can(user, "view", ch))
+        if seen_challenges is not None:
+            named = ch is not None and ch.id in seen_challenges
+        else:
+            named = ch is not None and (user is None or policy.can(user, "view", ch))
         return Presented(title=idea.title, url=_url("ideas.detail", idea_id=idea.id), kind_label="Idea",
                          text=" ".join(p for p in (idea.summary, _plain(idea.body)) if p),
                          meta=[f"Idea for “{ch.title}”" if named else "", idea.status_label])
+
+    def present_ideas(ideas, user) -> dict[int, Presented]:
+        """present_idea for a page of ideas: which of their challenges the viewer sees is one
+        query through the challenge rule's SQL form, not a check per hit."""
+        ch_ids = {i.challenge_id for i in ideas if i.challenge_id is not None}
+        seen = set(db.session.execute(
+            policy.visible(user, Item).where(Item.id.in_(ch_ids)).with_only_columns(Item.id)).scalars()) \
+            if ch_ids else set()
+        return {i.id: present_idea(i, user, seen) for i in ideas}
 
     def ideas_of(item_ids):
         rows = db.session.execute(select(Idea.id).where(Idea.challenge_id.in_(list(item_ids)))).scalars()
@@ -187,7 +199,8 @@ def _register_ideas() -> None:
     narrowing = ("status", "hidden_at", "confidentiality", "reveal_at", "challenge_id", "submitted_at")
     register_doc_type(DocType("idea", Idea, idea_document, present_idea,
                               load_options=(selectinload(Idea.authors),),
-                              present_options=(selectinload(Idea.challenge),), present_for=present_idea))
+                              present_options=(selectinload(Idea.challenge),), present_for=present_idea,
+                              present_many=present_ideas))
     register_dependents("item", ideas_of)
     # A new terms version may put the challenge's brief under an NDA (out of its document).
     register_doc_source(ChallengeTerms, lambda t, ch: [("item", t.challenge_id, True)],
@@ -214,8 +227,9 @@ def _register_engagement() -> None:
     def present_post(obj, label: str, anchor: str) -> Presented:
         item = obj.item
         d = eng_search_document(obj)
+        # A permalink: the item page opens its thread at the page holding the post.
         return Presented(title=d["title"], url=_url("items.detail", f"#{anchor}-{obj.id}", kind=item.kind,
-                                                    item_id=item.id),
+                                                    item_id=item.id, post=f"{anchor}-{obj.id}"),
                          kind_label=label, text=d["text"], meta=[item.organisation.name])
 
     def posts_of(item_ids):

@@ -110,8 +110,17 @@ def _url(endpoint: str, fallback: str, **values) -> str:
 
 
 def item_url(item: Item, anchor: str = "") -> str:
-    path = _url("items.detail", f"/{_PLURAL[item.kind]}/{item.id}", kind=item.kind, item_id=item.id)
+    """The item's page; with the anchor of a post (question-12, comment-7), a permalink that
+    opens the thread at the page holding it (``post=``, read by the engagement panel)."""
+    if anchor.startswith(POST_ANCHORS):
+        path = _url("items.detail", f"/{_PLURAL[item.kind]}/{item.id}?post={anchor}", kind=item.kind,
+                    item_id=item.id, post=anchor)
+    else:
+        path = _url("items.detail", f"/{_PLURAL[item.kind]}/{item.id}", kind=item.kind, item_id=item.id)
     return path + (f"#{anchor}" if anchor else "")
+
+
+POST_ANCHORS = ("question-", "answer-", "comment-")
 
 
 def request_url(r: AssetRequest) -> str:

@@ -1086,8 +1086,22 @@ def my_notes(user: User, idea: Idea) -> list[ReviewNote]:
 
 def score_summary(idea: Idea) -> dict:
     """Average per criterion and the weighted total (0-10), averaged over reviewers."""
-    criteria = criteria_of(idea.challenge_id)
-    rows = db.session.execute(select(IdeaScore).where(IdeaScore.idea_id == idea.id)).scalars().all()
+    return score_summaries(idea.challenge_id, [idea])[idea.id]
+
+
+def score_summaries(challenge_id: int, ideas) -> dict[int, dict]:
+    """score_summary of each of a page of ideas of one challenge: the criteria and the scores
+    in one query each, not per idea."""
+    criteria = criteria_of(challenge_id)
+    ids = [i.id for i in ideas]
+    scores: dict[int, list] = defaultdict(list)
+    if ids:
+        for r in db.session.execute(select(IdeaScore).where(IdeaScore.idea_id.in_(ids))).scalars():
+            scores[r.idea_id].append(r)
+    return {i: _summary(criteria, scores[i]) for i in ids}
+
+
+def _summary(criteria, rows) -> dict:
     by_crit: dict[int, list[int]] = defaultdict(list)
     by_rev: dict[int, dict[int, int]] = defaultdict(dict)
     for r in rows:
