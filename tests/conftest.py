@@ -80,6 +80,16 @@ def pytest_configure(config):
 # --------------------------------------------------------------------------- app fixtures
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_search_template_databases():
+    """tests/search_backends.py makes a template database per process when a test uses the
+    PostgreSQL search backend; drop it at the end."""
+    yield
+    from .search_backends import drop_templates
+
+    drop_templates()
+
+
 @pytest.fixture
 def app(tmp_path):
     class Cfg(TestingConfig):

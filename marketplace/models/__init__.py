@@ -1,6 +1,7 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
 from .api import ApiToken, Webhook, WebhookDelivery
 from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
+from .search import SearchDocument, SearchTerm
 from .base import (
     AssetKind,
     ItemKind,
@@ -36,7 +37,7 @@ from .engagement import (
 
 __all__ = [
     "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
-    "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
+    "AssetTerms", "AuditEvent", "SearchDocument", "SearchTerm", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
     "ChallengeTerms", "Channel", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",
     "IncentiveKind", "Invitation", "InvitationList", "InvitationState", "IPModel", "Item",
