@@ -339,6 +339,9 @@ class PostgresBackend(SearchBackend):
         for doc in upserts:
             try:
                 row = document_row(doc)
+                # Text the database cannot take (a lone surrogate) fails this document alone.
+                for value in (row["key"], row["kind"], row["status"], row["tsv"], *row["tags"], *row["principals"]):
+                    value.encode("utf-8")
             except Exception as e:
                 raise DocumentRejected(doc.key) from e
             rows.append(row)
