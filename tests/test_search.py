@@ -394,6 +394,9 @@ MALFORMED = [
     "OR", "OR OR OR", "-", "--", "- -", "type:", "tag:", "type:nonsense", "status:", "org:", 'org:"', "*", "?",
     "\x00\x01", "%00", "' OR 1=1 --", "<script>alert(1)</script>", "unknown:field value", "TO", "NOT AND",
     "title:(a OR b)^3", "a~2 b^4 c*", "ümlaut café naïve", "🙂🙂", "\\", "{}[]", "tag:" + "x" * 500,
+    # NUL bytes and quotes inside filters and words (PostgreSQL text cannot hold a NUL).
+    'status:"op\x00en"', "org:a\x00b", "tag:\x00", "type:\x00", "-status:\x00x", "-org:\x00", "content\x00title",
+    "'\"\\", ')(\\"\'', "\\' OR '1'='1", '"a\\" b"', "pump & !cell | (x <-> y):*", "'content':* & 'title'",
 ]
 
 
