@@ -10,6 +10,9 @@ the reference engine, and a leak check against the policy module. Prints one tab
                                                  # Whoosh's own writer instead of segments.py
     python bench/search_bench.py --rebuild-only --dir /tmp/sb       # keeps the corpus: a second
                                                  # run with the same --dir rebuilds it only
+    python bench/search_bench.py --docs 20000 --postgres "$(scripts/pg.sh start)"
+                                                 # the PostgreSQL backend side by side: the same
+                                                 # corpus and queries in a new database there
 
 The corpus is generated with a fixed seed: documents of 50-600 words drawn from a Zipf
 distribution over a 30,000-word vocabulary (with real words among the most frequent),
@@ -360,6 +363,74 @@ def pct(xs: list[float], p: float) -> float:
     return xs[k]
 
 
+def measure(label: str, backend, users: dict, queries: list[str], warmup: list[str], rows: list,
+            fts_con=None, org_by_slug=None) -> tuple[int, int]:
+    """Run the queries for each user through the app's search (page and engine alone), and
+    FTS5 beside them when `fts_con` is given; add the rows; return (violations, ids checked)."""
+    from marketplace import policy
+    from marketplace.extensions import db
+    from marketplace.search import service
+    from marketplace.search.backend import SearchQuery
+    from marketplace.search.documents import DOC_TYPES, split_key
+    from marketplace.search.querylang import parse
+
+    violations = checked = 0
+    # A server answers from warm caches: warm them with other queries of the same mix.
+    for user in users.values():
+        for q in warmup:
+            service.search(user, q)
+        db.session.rollback()
+    all_eng: list[float] = []
+    for who, user in users.items():
+        principals = policy.principals(user)
+        eng, page, ref, page_cpu, ref_cpu = [], [], [], [], []
+        for q in queries:
+            parsed = parse(q)
+            # the whole search a request runs (first, so it meets the caches as they are)
+            t, c0 = time.perf_counter(), time.process_time()
+            service.search(user, q)
+            page.append(time.perf_counter() - t)
+            page_cpu.append(time.process_time() - c0)
+            db.session.rollback()
+            # the engine alone
+            filters, not_filters = service._resolve_filters(parsed)
+            excluded = service.excluded_keys(user, principals, backend)
+            t = time.perf_counter()
+            hits = backend.search(SearchQuery(parsed=parsed, principals=principals, filters=filters,
+                                              not_filters=not_filters, exclude_keys=excluded))
+            eng.append(time.perf_counter() - t)
+            # leak check on what the engine returned, before any later filtering
+            for key, _s in hits.hits:
+                doc_type, doc_id = split_key(key)
+                obj = db.session.get(DOC_TYPES[doc_type].model, doc_id)
+                checked += 1
+                if obj is None or not policy.can(user, "view", obj):
+                    violations += 1
+            db.session.rollback()
+            if fts_con is not None:
+                org_ids = [org_by_slug[s] for s in parsed.filters.get("org", []) if s in org_by_slug]
+                t, c0 = time.perf_counter(), time.process_time()
+                fts_query(fts_con, parsed, org_ids, principals)
+                ref.append(time.perf_counter() - t)
+                ref_cpu.append(time.process_time() - c0)
+        all_eng += eng
+        ms = lambda xs, p: pct(xs, p) * 1000  # noqa: E731
+        line = (f"page p50 {ms(page, 50):6.1f}  p95 {ms(page, 95):6.1f}  p99 {ms(page, 99):6.1f} "
+                f"(cpu p95 {ms(page_cpu, 95):6.1f}) | "
+                f"engine p50 {ms(eng, 50):6.1f}  p95 {ms(eng, 95):6.1f}  p99 {ms(eng, 99):6.1f} "
+                f"mean {statistics.mean(eng) * 1000:6.1f}")
+        if ref:
+            line += (f" | FTS5 p50 {ms(ref, 50):5.1f}  p95 {ms(ref, 95):5.1f} (cpu p95 {ms(ref_cpu, 95):5.1f})"
+                     f" | page/FTS5 p95 {pct(page, 95) / max(pct(ref, 95), 1e-9):.2f}")
+        line += " ms"
+        rows.append((f"queries ({label}): {who}", line))
+        print(f"{label}, {who}: done", file=sys.stderr)
+    rows.append((f"engine throughput ({label})",
+                 f"{len(all_eng) / sum(all_eng):,.1f} queries/s, mean {statistics.mean(all_eng) * 1000:.1f} ms "
+                 f"per query (backend.search over all {len(all_eng)} queries, one thread)"))
+    return violations, checked
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=100_000, help="documents in the corpus (default 100000)")
@@ -375,6 +446,9 @@ def main() -> int:
     ap.add_argument("--rebuild-only", action="store_true",
                     help="measure the rebuild only (no queries, no FTS5); with --dir, an existing corpus "
                          "there is reused")
+    ap.add_argument("--postgres", metavar="URL", default=os.environ.get("BENCH_DATABASE_URL"),
+                    help="also measure SEARCH_BACKEND=postgres: the same corpus in a new database on this "
+                         "PostgreSQL server (e.g. the URL `scripts/pg.sh start` prints; BENCH_DATABASE_URL)")
     ap.add_argument("--reuse", action="store_true",
                     help="with --dir: reuse the corpus, index and FTS5 table made by an earlier run "
                          "(rebuild figures are then not measured)")
@@ -503,58 +577,9 @@ def main() -> int:
             if engine != backend.engine_name:
                 backend.close()
                 backend = runtime.backend = WhooshBackend(BenchConfig.SEARCH_INDEX_DIR, engine=engine)
-            # A server answers from warm caches: warm them with other queries of the same mix.
-            for user in users.values():
-                for q in warmup:
-                    service.search(user, q)
-                db.session.rollback()
-            all_eng: list[float] = []
-            for label, user in users.items():
-                principals = policy.principals(user)
-                eng, page, ref, page_cpu, ref_cpu = [], [], [], [], []
-                for q in queries:
-                    parsed = parse(q)
-                    # the whole search a request runs (first, so it meets the caches as they are)
-                    t, c0 = time.perf_counter(), time.process_time()
-                    service.search(user, q)
-                    page.append(time.perf_counter() - t)
-                    page_cpu.append(time.process_time() - c0)
-                    db.session.rollback()
-                    # the engine alone
-                    filters, not_filters = service._resolve_filters(parsed)
-                    excluded = service.excluded_keys(user, principals, backend)
-                    t = time.perf_counter()
-                    hits = backend.search(SearchQuery(parsed=parsed, principals=principals, filters=filters,
-                                                      not_filters=not_filters, exclude_keys=excluded))
-                    eng.append(time.perf_counter() - t)
-                    # leak check on what the engine returned, before any later filtering
-                    for key, _s in hits.hits:
-                        doc_type, doc_id = split_key(key)
-                        obj = db.session.get(DOC_TYPES[doc_type].model, doc_id)
-                        checked += 1
-                        if obj is None or not policy.can(user, "view", obj):
-                            violations += 1
-                    if fts_con is not None and engine_no == 0:
-                        org_ids = [org_by_slug[s] for s in parsed.filters.get("org", []) if s in org_by_slug]
-                        t, c0 = time.perf_counter(), time.process_time()
-                        fts_query(fts_con, parsed, org_ids, principals)
-                        ref.append(time.perf_counter() - t)
-                        ref_cpu.append(time.process_time() - c0)
-                all_eng += eng
-                ms = lambda xs, p: pct(xs, p) * 1000  # noqa: E731
-                line = (f"page p50 {ms(page, 50):6.1f}  p95 {ms(page, 95):6.1f}  p99 {ms(page, 99):6.1f} "
-                        f"(cpu p95 {ms(page_cpu, 95):6.1f}) | "
-                        f"engine p50 {ms(eng, 50):6.1f}  p95 {ms(eng, 95):6.1f}  p99 {ms(eng, 99):6.1f} "
-                        f"mean {statistics.mean(eng) * 1000:6.1f}")
-                if ref:
-                    line += (f" | FTS5 p50 {ms(ref, 50):5.1f}  p95 {ms(ref, 95):5.1f} (cpu p95 {ms(ref_cpu, 95):5.1f})"
-                             f" | page/FTS5 p95 {pct(page, 95) / max(pct(ref, 95), 1e-9):.2f}")
-                line += " ms"
-                rows.append((f"queries ({engine}): {label}", line))
-                print(f"{engine}, {label}: done", file=sys.stderr)
-            rows.append((f"engine throughput ({engine})",
-                         f"{len(all_eng) / sum(all_eng):,.1f} queries/s, mean {statistics.mean(all_eng) * 1000:.1f} ms "
-                         f"per query (backend.search over all {len(all_eng)} queries, one thread)"))
+            v, n = measure(engine, backend, users, queries, warmup, rows,
+                           fts_con if engine_no == 0 else None, org_by_slug)
+            violations, checked = violations + v, checked + n
         rows.append(("leak check", f"{violations} violations in {checked:,} returned ids (re-checked with policy.can)"))
         rows.append(("queries per user", f"{len(queries)} (mean {statistics.mean(len(q) for q in queries):.0f} chars)"))
         stats = backend.stats()
@@ -563,10 +588,81 @@ def main() -> int:
             line += f"; cache {stats['engine']['cached_postings']:,} postings"
         rows.append(("index", line))
 
+    if args.postgres:
+        v, n = run_postgres(args, work, queries, warmup, rows)
+        violations, checked = violations + v, checked + n
+        rows.append(("leak check (postgres)", f"{v} violations in {n:,} returned ids (re-checked with policy.can)"))
+
     _print(rows, args)
     if not args.dir:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if violations else 0
+
+
+def run_postgres(args, work: Path, queries: list[str], warmup: list[str], rows: list) -> tuple[int, int]:
+    """The same corpus (same seed) in a new database on the --postgres server, indexed by
+    `search rebuild` with SEARCH_BACKEND=postgres, and the same queries for the same users.
+    The database is dropped afterwards."""
+    import secrets as _secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from marketplace import create_app
+    from marketplace.config import TestingConfig
+    from marketplace.extensions import db
+    from marketplace.models import User
+    from marketplace.search import get_backend
+    from marketplace.search.cli import rebuild_index
+
+    url = make_url(args.postgres)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"search_bench_{os.getpid()}_{_secrets.token_hex(3)}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+    class PgConfig(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = url.set(database=name).render_as_string(hide_password=False)
+        SEARCH_BACKEND = "postgres"
+        SEARCH_INDEX_DIR = str(work / "search-pg")
+        SEARCH_WORKER = "off"
+        UPLOAD_DIR = str(work / "uploads")
+        PROPAGATE_UNHANDLED = True
+
+    app = create_app(PgConfig)
+    try:
+        with app.app_context():
+            db.create_all()
+            t = time.perf_counter()
+            build_corpus(app, args.docs, args.seed)
+            print(f"postgres corpus: {args.docs} documents generated in {time.perf_counter() - t:.0f} s",
+                  file=sys.stderr)
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+            t, cpu = time.perf_counter(), _cpu()
+            res = rebuild_index(procs=1)
+            secs, used = time.perf_counter() - t, _cpu() - cpu
+            db.session.execute(text("ANALYZE search_documents"))
+            db.session.commit()
+            rows.append(("rebuild (postgres backend, 1 proc)",
+                         f"{res['documents'] / secs:,.0f} docs/s  ({res['documents']:,} docs, {secs:.0f} s wall, "
+                         f"{res['documents'] / max(used, 1e-9):,.0f} docs per CPU-second of this process; table "
+                         f"and indexes {res['size_bytes'] / 1e6:,.0f} MB)"))
+            users = {"anonymous": None, "contributor (200 grants)": db.session.get(User, 2),
+                     "org admin": db.session.get(User, 1)}
+            out = measure("postgres", get_backend(), users, queries, warmup, rows)
+            stats = get_backend().stats()
+            rows.append(("index (postgres)", f"{stats['documents']:,} rows, vocabulary {stats['vocabulary']:,} "
+                                              f"words, {stats['size_bytes'] / 1e6:,.0f} MB"))
+            db.session.remove()
+            db.engine.dispose()
+            return out
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _print(rows, args) -> None:

@@ -79,6 +79,9 @@ class Config:
     # "fast": numpy engine over Whoosh's internals (proven against Whoosh 2.7.4 by the
     # differential test); "whoosh": Whoosh's own Searcher and writer, public API only.
     SEARCH_ENGINE = os.environ.get("SEARCH_ENGINE", "fast")
+    # "whoosh": an index folder on this host (SEARCH_INDEX_DIR); "postgres": a table of the site's
+    # PostgreSQL database (search/pg_backend.py), shared by every host. Needs DATABASE_URL on PostgreSQL.
+    SEARCH_BACKEND = os.environ.get("SEARCH_BACKEND", "whoosh")
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     # Where attachments are kept (marketplace/storage.py): "local" (UPLOAD_DIR on this host) or
     # s3://BUCKET[/PREFIX] on an S3-compatible store at S3_ENDPOINT_URL (unset: AWS), with the

@@ -80,8 +80,30 @@ def pytest_configure(config):
 # --------------------------------------------------------------------------- app fixtures
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_search_template_databases():
+    """tests/search_backends.py makes a template database per process when a test uses the
+    PostgreSQL search backend; drop it at the end."""
+    yield
+    from .search_backends import drop_templates
+
+    drop_templates()
+
+
 @pytest.fixture
-def app(tmp_path):
+def app(request, tmp_path):
+    """An app on SQLite in tmp_path with the Whoosh backend. A test may ask for a search
+    backend with ``@pytest.mark.parametrize("app", BACKENDS, indirect=True)`` (the names of
+    tests/search_backends.py: "fast", "whoosh", "postgres")."""
+    variant = getattr(request, "param", None)
+    if variant is not None:
+        from .search_backends import dispose_search_app, make_search_app
+
+        app = make_search_app(variant, tmp_path, request.getfixturevalue("unavailable"))
+        yield app
+        dispose_search_app(app)
+        return
+
     class Cfg(TestingConfig):
         SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'test.db'}"
         SEARCH_INDEX_DIR = str(tmp_path / "search")

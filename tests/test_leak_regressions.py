@@ -16,6 +16,7 @@ from marketplace.services import lists as lists_svc
 from marketplace.services import moderation as mod_svc
 
 from .factories_ideas import IdeaFactories
+from .search_backends import BACKENDS
 from .factories_moderation import scope
 
 
@@ -80,6 +81,7 @@ def test_case_page_shows_a_brief_under_an_nda_only_to_those_who_may_read_it(f, f
 # --------------------------------------------------------------------------- a challenge hidden after ideas came in
 
 
+@pytest.mark.parametrize("app", BACKENDS, indirect=True)
 def test_an_author_keeps_their_idea_but_not_the_challenge_moderators_hid(f, fi, client, auth):
     """GET /ideas/<id>, /ideas/<id>/team, /ideas/mine, /ideas/receipts/<id>(.json),
     /moderation/report/idea/<id> and search as the idea's author, after moderators hid its challenge: the idea is theirs,
@@ -112,6 +114,7 @@ def test_an_author_keeps_their_idea_but_not_the_challenge_moderators_hid(f, fi, 
 # --------------------------------------------------------------------------- search and NDAs
 
 
+@pytest.mark.parametrize("app", BACKENDS, indirect=True)
 def test_search_neither_finds_nor_shows_a_brief_under_an_nda(f, fi, client):
     """GET /search and /api/search as anyone who sees the challenge: a brief under an NDA is
     not indexed (so not found by its words, nor shown in snippets); a terms version that adds

@@ -14,7 +14,8 @@ suspended and banned ones keep the cookie they had before being blocked) then re
 * every GET route with every id of every kind (guessed ids included): an id they may not
   see must answer exactly like one that does not exist;
 * search: everything they may find, and every canary they may not see (total 0, no
-  result, snippet, facet or suggestion);
+  result, snippet, facet or suggestion), with each search backend (the world is built
+  again on PostgreSQL for SEARCH_BACKEND=postgres);
 * their e-mails.
 
 Pass: no canary where the persona may not see it.
@@ -29,6 +30,7 @@ import pytest
 from marketplace.extensions import db
 
 from .factories_foundation import dispose, make_app
+from .search_backends import BACKENDS, dispose_search_app, make_search_app
 from .sweep.walker import (
     Walker,
     mail_links,
@@ -58,6 +60,24 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     app = make_app(tmp_path_factory.mktemp("sweep"))
+    yield build_site(app)
+    dispose(app)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def search_site(request, site, tmp_path_factory, unavailable):
+    """The site for the search sweep, once per search backend: the same world built again on
+    PostgreSQL with SEARCH_BACKEND=postgres."""
+    if request.param == "whoosh":
+        yield site
+        return
+    app = make_search_app(request.param, tmp_path_factory.mktemp("sweep-pg"), unavailable)
+    yield build_site(app)
+    dispose_search_app(app)
+
+
+def build_site(app) -> Site:
+    """The world, a signed-in client per persona, and the e-mails each received."""
     b = Builder()
     with app.app_context():
         b.build()
@@ -75,8 +95,7 @@ def site(tmp_path_factory):
         delivered = deliver_all()
         mail = {n: delivered.get(e.lower(), []) for n, e in world.emails.items()}
         db.session.remove()
-    yield Site(app, world, clients, mail)
-    dispose(app)
+    return Site(app, world, clients, mail)
 
 
 def verdict(w: Walker, what: str) -> None:
@@ -142,7 +161,8 @@ def test_guessed_ids(site, persona):
 
 
 @pytest.mark.parametrize("persona", NAMES)
-def test_search(site, persona):
+def test_search(search_site, persona):
+    site = search_site
     w = site.walker(persona)
     forbidden = sorted(set(site.world.canaries) - w.allowed)
     for i in range(0, len(forbidden), 8):

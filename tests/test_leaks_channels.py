@@ -14,6 +14,7 @@ from marketplace.services import invitations as inv_svc
 from marketplace.services import moderation as mod_svc
 
 from .factories_ideas import IdeaFactories
+from .search_backends import BACKENDS
 from .factories_invitations import make_world
 
 
@@ -134,6 +135,7 @@ def test_an_invitation_shows_its_item_only_where_accepting_would(f, client, auth
 # --------------------------------------------------------------------------- hidden posts in search
 
 
+@pytest.mark.parametrize("app", BACKENDS, indirect=True)
 def test_hidden_questions_and_comments_are_found_by_those_who_may_see_them(f):
     from marketplace.search import service as search
 

@@ -5,8 +5,9 @@ any query string gives a normal page.
 
 The index is real (Whoosh in a temporary folder) and so is the outbox: SEARCH_WORKER is
 "sync" in tests, and some tests switch the writer off to prove the query-time filters.
-Every test runs with both query engines (SEARCH_ENGINE=fast and SEARCH_ENGINE=whoosh):
-the site must work the same with either.
+Every test runs with both Whoosh query engines (SEARCH_ENGINE=fast and SEARCH_ENGINE=whoosh)
+and with the PostgreSQL backend (SEARCH_BACKEND=postgres, on a database of its own on the
+server the suite starts; tests/search_backends.py): the site must work the same with each.
 """
 from __future__ import annotations
 
@@ -25,18 +26,18 @@ from marketplace.search.documents import epoch, principals_for
 from marketplace.search.sources import item_document
 
 from .factories import sign_in_client
-from .factories_foundation import KINDS, PROFILES, STATUSES, VISIBILITIES, World, dispose, expected, make_app
+from .factories_foundation import KINDS, PROFILES, STATUSES, VISIBILITIES, World, expected
+from .search_backends import SEARCH_VARIANTS, dispose_search_app, make_search_app
 
 CELLS = list(itertools.product(VISIBILITIES, STATUSES, (False, True)))
-ENGINES = ["fast", "whoosh"]
 
 
-@pytest.fixture(params=ENGINES)
-def app(request, tmp_path):
-    """conftest's `app`, once per search engine."""
-    app = make_app(tmp_path, SEARCH_ENGINE=request.param)
+@pytest.fixture(params=SEARCH_VARIANTS)
+def app(request, tmp_path, unavailable):
+    """conftest's `app`, once per search backend and Whoosh query engine."""
+    app = make_search_app(request.param, tmp_path, unavailable)
     yield app
-    dispose(app)
+    dispose_search_app(app)
 
 
 def found(user, q: str, **kw) -> set[int]:
@@ -59,9 +60,9 @@ def writer_stopped(app):
 # --------------------------------------------------------------------------- the matrix
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def matrix(request, tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("search-matrix"), SEARCH_ENGINE=request.param)
+@pytest.fixture(scope="module", params=SEARCH_VARIANTS)
+def matrix(request, tmp_path_factory, unavailable):
+    app = make_search_app(request.param, tmp_path_factory.mktemp("search-matrix"), unavailable)
     with app.app_context():
         world = World()
         cells = {}
@@ -71,7 +72,7 @@ def matrix(request, tmp_path_factory):
             cells[item.id] = (vis, status, hidden)
         user_ids = {name: u.id for name, u in world.users.items()}
     yield app, cells, user_ids
-    dispose(app)
+    dispose_search_app(app)
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -297,7 +298,14 @@ def test_private_fields_are_never_indexed(app, f):
     assert found(owner, "secret.person") == set()
     assert found(owner, "moderationnote") == set()
     stored = get_backend(app).stored_documents()
-    assert stored and all(set(s) <= {"key", "digest"} for s in stored)
+    if app.config["SEARCH_BACKEND"] == "postgres":
+        # Rows hold the facet values, principals and the tsvector of the public text.
+        assert stored and all(set(s) == {"key", "digest", "kind", "status", "org", "tags", "principals", "text",
+                                         "created", "deadline", "stale_at"} for s in stored)
+        dumped = repr(stored).lower()
+        assert not any(w in dumped for w in ("secret", "hidden-domain", "moderationnote", "zelda", "quux"))
+    else:
+        assert stored and all(set(s) <= {"key", "digest"} for s in stored)
 
 
 def test_snippets_highlight_and_escape(app, f):
@@ -386,6 +394,9 @@ MALFORMED = [
     "OR", "OR OR OR", "-", "--", "- -", "type:", "tag:", "type:nonsense", "status:", "org:", 'org:"', "*", "?",
     "\x00\x01", "%00", "' OR 1=1 --", "<script>alert(1)</script>", "unknown:field value", "TO", "NOT AND",
     "title:(a OR b)^3", "a~2 b^4 c*", "ümlaut café naïve", "🙂🙂", "\\", "{}[]", "tag:" + "x" * 500,
+    # NUL bytes and quotes inside filters and words (PostgreSQL text cannot hold a NUL).
+    'status:"op\x00en"', "org:a\x00b", "tag:\x00", "type:\x00", "-status:\x00x", "-org:\x00", "content\x00title",
+    "'\"\\", ')(\\"\'', "\\' OR '1'='1", '"a\\" b"', "pump & !cell | (x <-> y):*", "'content':* & 'title'",
 ]
 
 

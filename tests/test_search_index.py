@@ -25,7 +25,17 @@ from marketplace.search.cli import rebuild_index, verify_index
 from marketplace.search.documents import SearchDoc
 from marketplace.search.querylang import AnyOf, Phrase, Word, parse
 
+from .search_backends import BACKENDS, SEARCH_VARIANTS, dispose_search_app, make_search_app
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request, tmp_path, unavailable):
+    """conftest's `app`, once per search backend (Whoosh, PostgreSQL)."""
+    app = make_search_app("fast" if request.param == "whoosh" else request.param, tmp_path, unavailable)
+    yield app
+    dispose_search_app(app)
 
 
 def outbox_count() -> int:
@@ -61,6 +71,7 @@ CHILD = textwrap.dedent("""
         SQLALCHEMY_DATABASE_URI = {db_uri!r}
         SEARCH_INDEX_DIR = {index_dir!r}
         SEARCH_WORKER = "off"
+        SEARCH_BACKEND = {search_backend!r}
 
     app = create_app(Cfg)
     marker = {marker!r}
@@ -72,7 +83,19 @@ CHILD = textwrap.dedent("""
 
     with app.app_context():
         backend = get_backend()
-        if {stage!r} == "index":
+        if {stage!r} == "index" and {search_backend!r} == "postgres":
+            # Die inside the index write: rows deleted and inserted, transaction not committed.
+            from marketplace.extensions import db
+            def write(upserts, deletes):
+                conn = db.engine.connect()
+                conn.begin()
+                rows, terms = backend._rows(list(upserts)[:3])
+                conn.exec_driver_sql("DELETE FROM search_documents")
+                backend._insert(conn, rows, terms)
+                stop_here()
+            backend.write = write
+            apply_outbox(backend, wait=True, batch=5)
+        elif {stage!r} == "index":
             # Die inside the index write: documents added, Whoosh commit not reached.
             real_write = backend.write
             def write(upserts, deletes):
@@ -102,7 +125,8 @@ def test_a_writer_killed_mid_batch_loses_nothing(app, f, tmp_path, stage):
 
     marker = tmp_path / "marker"
     script = CHILD.format(root=str(ROOT), db_uri=app.config["SQLALCHEMY_DATABASE_URI"],
-                          index_dir=app.config["SEARCH_INDEX_DIR"], marker=str(marker), stage=stage)
+                          index_dir=app.config["SEARCH_INDEX_DIR"], marker=str(marker), stage=stage,
+                          search_backend=app.config["SEARCH_BACKEND"])
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
 
     def reached_the_batch() -> bool:
@@ -136,16 +160,16 @@ def test_a_writer_killed_mid_batch_loses_nothing(app, f, tmp_path, stage):
     assert found(None, "flotation") == {i.id for i in items}
 
 
-def test_a_commit_wakes_the_thread_writer(tmp_path):
+@pytest.mark.parametrize("variant", ["fast", "postgres"])
+def test_a_commit_wakes_the_thread_writer(tmp_path, unavailable, variant):
     """SEARCH_WORKER = "thread": the first request starts the writer, and a commit wakes it,
     so the change becomes searchable with no further call. The writer used for the commit
     polls only once an hour: nothing but the commit's wake-up can have indexed it."""
     from marketplace.search.worker import OutboxThread
 
     from .factories import Factories
-    from .factories_foundation import dispose, make_app
 
-    app = make_app(tmp_path, SEARCH_WORKER="thread")
+    app = make_search_app(variant, tmp_path, unavailable, SEARCH_WORKER="thread")
     runtime = get_runtime(app)
     try:
         app.test_client().get("/")  # the first request starts the writer thread
@@ -172,7 +196,7 @@ def test_a_commit_wakes_the_thread_writer(tmp_path):
         if runtime._thread is not None:
             runtime._thread.stop()
             runtime._thread.join(timeout=30)
-        dispose(app)
+        dispose_search_app(app)
 
 
 # --------------------------------------------------------------------------- rebuild
@@ -223,7 +247,8 @@ def test_rebuild_while_searching(app, f):
         search_cli.CHUNK = old_chunk
     assert errors == []
     assert len(counts) > 3 and set(counts) == {len(want)}  # every search during the rebuild was whole
-    assert backend.stats()["folder"] != old_folder
+    if app.config["SEARCH_BACKEND"] != "postgres":  # PostgreSQL swaps rows in one transaction, not folders
+        assert backend.stats()["folder"] != old_folder
     assert found(None, "biochar") == want
     report = verify_index()
     assert (report["missing"], report["extra"], report["stale"]) == ([], [], [])
@@ -279,13 +304,12 @@ def test_cli_rebuild_verify_stats_apply(app, f, runner):
     assert len(found(None, "aquaponics")) == 5
 
 
-@pytest.mark.parametrize("engine", ["fast", "whoosh"])
-def test_each_engine_rebuilds_and_verifies(tmp_path, engine):
+@pytest.mark.parametrize("engine", SEARCH_VARIANTS)
+def test_each_engine_rebuilds_and_verifies(tmp_path, unavailable, engine):
     # SEARCH_ENGINE=whoosh rebuilds with Whoosh's own writer (no internals at all).
     from .factories import Factories
-    from .factories_foundation import dispose, make_app
 
-    app = make_app(tmp_path, SEARCH_ENGINE=engine)
+    app = make_search_app(engine, tmp_path, unavailable)
     try:
         with app.app_context():
             f = Factories()
@@ -300,7 +324,7 @@ def test_each_engine_rebuilds_and_verifies(tmp_path, engine):
             assert (report["missing"], report["extra"], report["stale"]) == ([], [], [])
             assert found(None, "aquaponics") == {i.id for i in items[::2]}
     finally:
-        dispose(app)
+        dispose_search_app(app)
 
 
 # --------------------------------------------------------------------------- verify

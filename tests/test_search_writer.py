@@ -27,11 +27,23 @@ from marketplace.search import get_backend, get_runtime, identity, service
 from marketplace.search.cli import verify_index
 from marketplace.search.documents import DOC_TYPES, DocType, Presented, SearchDoc
 from marketplace.search.health import STATUS_FILE, WriterStatus, writer_state
-from marketplace.search.whoosh_backend import IndexBusy
+from marketplace.search.backend import IndexBusy
 from marketplace.search.worker import apply_outbox, backoff_seconds
+
+from .search_backends import BACKENDS, dispose_search_app, make_search_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "writer-tests-secret-0123456789abcdef"
+# Tests of Whoosh's own files (its segments, the index folder's database record) run on it alone.
+whoosh_only = pytest.mark.parametrize("app", ["whoosh"], indirect=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request, tmp_path, unavailable):
+    """conftest's `app`, once per search backend (Whoosh, PostgreSQL)."""
+    app = make_search_app("fast" if request.param == "whoosh" else request.param, tmp_path, unavailable)
+    yield app
+    dispose_search_app(app)
 
 
 def found(user, q):
@@ -149,7 +161,7 @@ def test_a_later_success_for_the_same_document_clears_its_failed_jobs(writer_cfg
 @pytest.fixture
 def probe_type(ctx):
     """A document type (registered the way feature packages register theirs) whose documents
-    Whoosh refuses for organisations named "Broken ...": tags that UTF-8 cannot encode."""
+    the index refuses for organisations named "Broken ...": tags that UTF-8 cannot encode."""
 
     def document(org):
         tags = ("\ud800",) if org.name.startswith("Broken") else ("fine",)
@@ -232,6 +244,7 @@ def _legacy_segment(folder: Path, docs: list[SearchDoc]) -> None:
     TOC(ix.schema, ix._segments() + [seg], ix.latest_generation() + 1).write(ix.storage, ix.indexname)
 
 
+@whoosh_only
 def test_a_failed_commit_cancels_its_writer_and_is_retried(writer_cfg, f, caplog):
     app = writer_cfg
     app.config["SEARCH_RETRY_BASE_SECONDS"] = 3600.0
@@ -277,8 +290,8 @@ def test_healthz_reports_the_writer_backlog_and_lag(app, f, client):
     assert body["search"]["writer"] == "sync"
     assert (body["search"]["backlog"], body["search"]["parked"]) == (0, 0)
 
-    org = f.make_org(owner=f.make_user())
     get_runtime(app).mode = "off"  # nobody applies the jobs now
+    org = f.make_org(owner=f.make_user())
     f.make_item(org, title="Magnetic drum")
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["search"]["backlog"] == 2  # the org and the item
@@ -386,6 +399,7 @@ def test_admin_page_is_for_site_admins_only(writer_cfg, f, client, auth):
 # --------------------------------------------------------------------------- the database fingerprint
 
 
+@whoosh_only
 def test_an_index_of_another_database_is_never_served_and_is_rebuilt(app, f, tmp_path, caplog):
     from .factories import Factories
     from .factories_foundation import dispose, make_app
@@ -424,6 +438,7 @@ def test_an_index_of_another_database_is_never_served_and_is_rebuilt(app, f, tmp
         dispose(other)
 
 
+@whoosh_only
 def test_an_index_without_a_database_record_is_rebuilt(app, f):
     org = f.make_org(owner=f.make_user())
     item = f.make_item(org, title="Thickener")
@@ -450,7 +465,8 @@ def test_the_recorded_url_has_no_password():
 def _writer_process(app, tmp_path: Path, log_name: str) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
                SEARCH_INDEX_DIR=app.config["SEARCH_INDEX_DIR"], SECRET_KEY=SECRET, SEARCH_WORKER="off",
-               SEARCH_BATCH="15", MARKETPLACE_INSTANCE=str(tmp_path), FLASK_DEBUG="0")
+               SEARCH_BATCH="15", MARKETPLACE_INSTANCE=str(tmp_path), FLASK_DEBUG="0",
+               SEARCH_BACKEND=app.config["SEARCH_BACKEND"])
     out = open(tmp_path / log_name, "w")
     return subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "app", "search", "apply",
                              "--watch", "--interval", "0.2"], cwd=ROOT, env=env, stdout=out, stderr=out)

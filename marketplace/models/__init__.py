@@ -1,6 +1,7 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
 from .api import ApiToken, Webhook, WebhookDelivery
 from .audit import AuditEvent, DatabaseIdentity, SearchOutbox
+from .search import SearchDocument, SearchTerm
 from .base import (
     AssetKind,
     ItemKind,
@@ -47,7 +48,7 @@ __all__ = [
     "AgreementAccess", "AgreementPerson", "AgreementStatus", "AssetFile", "DataAgreement", "DataSharingSheet",
     "DutyReminder", "EndOfTerm",
     "AcceptancePurpose", "AccessGrant", "Announcement", "Answer", "ApiToken", "Appeal", "Asset", "AssetKind", "AssetRequest",
-    "AssetTerms", "AuditEvent", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
+    "AssetTerms", "AuditEvent", "SearchDocument", "SearchTerm", "AuthorStatus", "BlockedDomain", "Challenge", "ChallengeRules",
     "ChallengeReview", "ChallengeTerms", "Channel", "IdeaFate", "ReviewOutcome", "ConflictDeclaration", "JudgingRound", "PanelComment", "RoundAssignment",
     "RoundCriterion", "RoundEntry", "RoundPanelist", "RoundScore", "CoauthorInvitation", "Comment", "DatabaseIdentity", "DeadlineReminder", "Follow", "FollowKind", "Confidentiality", "EngagementRules", "Failure", "Idea",
     "IdeaAttachment", "IdeaAuthor", "IdeaAward", "IdeaRevision", "IdeaScore", "IdeaStatus",

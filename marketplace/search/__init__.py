@@ -11,7 +11,9 @@ Modules:
   worker          the single writer that applies the outbox (retries, parks failing jobs)
   identity        which database an index was built from
   health          the writer's reported state and the outbox backlog (/healthz, stats)
-  backend         the backend interface; whoosh_backend implements it
+  backend         the backend interface; whoosh_backend and pg_backend implement it
+  pg_backend      SEARCH_BACKEND=postgres: a table of the site's PostgreSQL database
+                  (tsvector + GIN, principals as an indexed text[]), shared by every host
   whoosh_backend  the index folder, the writer lock, rebuilds; one of two query engines:
   whoosh_query    what a parsed query means, as Whoosh query objects (both engines run it)
   engine          SEARCH_ENGINE=fast: numpy over Whoosh's segment files
@@ -159,11 +161,37 @@ def get_backend(app: Flask | None = None):
     return get_runtime(app).backend
 
 
+BACKENDS = ("whoosh", "postgres")
+
+
+def make_backend(app: Flask):
+    """The backend SEARCH_BACKEND names: "whoosh" (default; a folder on this host) or
+    "postgres" (a table of the site's PostgreSQL database, shared by every host). A wrong
+    value, or "postgres" on another database, stops the app here saying why."""
+    name = (app.config.get("SEARCH_BACKEND") or "whoosh").strip().lower()
+    if name == "whoosh":
+        from .whoosh_backend import WhooshBackend
+
+        # An unknown SEARCH_ENGINE stops the app here, saying which values exist.
+        return WhooshBackend(app.config["SEARCH_INDEX_DIR"], engine=app.config.get("SEARCH_ENGINE", "fast"),
+                             cache_postings=int(app.config.get("SEARCH_CACHE_POSTINGS", 16_000_000)))
+    if name == "postgres":
+        from sqlalchemy.engine import make_url
+
+        from .pg_backend import PostgresBackend
+
+        driver = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).drivername
+        if not driver.startswith("postgresql"):
+            raise ValueError("SEARCH_BACKEND=postgres keeps the index in the site's database, which must be "
+                             f"PostgreSQL (DATABASE_URL=postgresql+psycopg://...), not {driver}")
+        return PostgresBackend(app.config["SEARCH_INDEX_DIR"])
+    raise ValueError(f"SEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
+
+
 def init_app(app: Flask) -> None:
     """Register the document types, the outbox listeners and the writer."""
     global _builtin_registered
     from . import outbox, sources
-    from .whoosh_backend import WhooshBackend
 
     for name, default in SETTINGS.items():
         # Environment, then the app's config class (tests), then the default.
@@ -178,9 +206,7 @@ def init_app(app: Flask) -> None:
     if _on_commit not in outbox.on_commit:
         outbox.on_commit.append(_on_commit)
 
-    # An unknown SEARCH_ENGINE stops the app here, saying which values exist.
-    backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"], engine=app.config.get("SEARCH_ENGINE", "fast"),
-                            cache_postings=int(app.config.get("SEARCH_CACHE_POSTINGS", 16_000_000)))
+    backend = make_backend(app)
     runtime = SearchRuntime(app, backend, app.config.get("SEARCH_WORKER", "thread"))
     app.extensions["search"] = runtime
 

@@ -10,8 +10,24 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from markupsafe import Markup
+
+from .analysis import highlight
 from .documents import SearchDoc
 from .querylang import ParsedQuery
+
+
+class IndexBusy(RuntimeError):
+    """Another process holds the writer lock."""
+
+
+class DocumentRejected(Exception):
+    """The index refused one document of a batch (nothing of the batch was written): the
+    caller can fail that document's job alone and write the others."""
+
+    def __init__(self, key: str):
+        super().__init__(f"the index refused document {key}")
+        self.key = key
 
 
 @dataclass
@@ -105,3 +121,9 @@ class SearchBackend(ABC):
     @abstractmethod
     def stale_keys(self, now_epoch: int) -> list[str]:
         """Documents whose principals expired by the clock (SearchDoc.stale_at <= now)."""
+
+    def snippets(self, texts: Sequence[str], terms: Sequence[str]) -> list[Markup]:
+        """An HTML-safe excerpt of each text around the query `terms`, the matching words
+        in <mark> and nothing else unescaped. The texts are those of rows the viewer may
+        see (the service loads them through the policy first)."""
+        return [highlight(t, terms) for t in texts]

@@ -211,6 +211,10 @@ def format_stats(st: dict) -> str:
     lines.append("Search index")
     if not ix.get("folder"):
         lines.append("  folder      none yet (created by the first write or `flask search rebuild`)")
+    elif (ix.get("engine") or {}).get("name") == "postgres":
+        lines.append(f"  table       {ix['folder']} in this PostgreSQL database (SEARCH_BACKEND=postgres)")
+        lines.append(f"  documents   {ix['documents']:,} live; vocabulary {ix.get('vocabulary', 0):,} words")
+        lines.append(f"  size        {_size(ix.get('size_bytes', 0))} (table and indexes)")
     else:
         segs = ix.get("segments", [])
         lines.append(f"  folder      {ix['folder']} (generation {ix.get('generation')}, schema "

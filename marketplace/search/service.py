@@ -132,8 +132,10 @@ def _resolve_filters(parsed: ParsedQuery) -> tuple[dict[str, list[str]], dict[st
         out = {}
         for fname, values in filters.items():
             if fname == "org" and values:
+                # A slug with a NUL byte names no organisation (and PostgreSQL refuses it).
+                slugs = [v for v in values if "\x00" not in v]
                 ids = db.session.execute(
-                    select(Organisation.id).where(Organisation.slug.in_(values))).scalars().all()
+                    select(Organisation.id).where(Organisation.slug.in_(slugs))).scalars().all() if slugs else []
                 out[fname] = [str(i) for i in ids]
             else:
                 out[fname] = list(values)
@@ -167,7 +169,7 @@ def search(user: Any, q: str | None, *, sort: str | None = None, page: int = 1, 
         exclude_keys=excluded_keys(user, principals, backend), sort=sort, offset=(page - 1) * per_page, limit=per_page,
         facets=facets))
     terms = parsed.positive_terms()
-    hits = _load_hits(user, result.hits, terms)
+    hits = _load_hits(user, result.hits, terms, backend)
     out = SearchPage(q=q, sort=sort, page=page, per_page=per_page, total=result.total, hits=hits,
                      parsed=parsed)
     if facets:
@@ -177,7 +179,7 @@ def search(user: Any, q: str | None, *, sort: str | None = None, page: int = 1, 
     return out
 
 
-def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -> list[Hit]:
+def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str], backend) -> list[Hit]:
     wanted: dict[str, list[int]] = {}
     for key, _score in hits:
         parsed = split_key(key)
@@ -197,7 +199,8 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
         if dt.present_many and loaded:
             # The page's rows of one type at once: a bounded number of queries per page.
             presented.update(((doc_type, i), p) for i, p in dt.present_many(loaded, user).items())
-    out = []
+    out: list[Hit] = []
+    texts: list[str] = []
     for key, score in hits:
         parsed = split_key(key)
         row = rows.get(parsed) if parsed else None
@@ -211,7 +214,12 @@ def _load_hits(user: Any, hits: Sequence[tuple[str, float]], terms: list[str]) -
         kind = row.kind if doc_type == "item" else DOC_KINDS.get(doc_type, doc_type)
         out.append(Hit(key=key, doc_type=doc_type, id=doc_id, kind=kind, kind_label=p.kind_label, title=p.title,
                        title_html=highlight(p.title, terms, max_chars=300), url=p.url,
-                       snippet=highlight(p.text, terms), meta=p.meta, score=score, visibility=p.visibility))
+                       snippet=Markup(""), meta=p.meta, score=score, visibility=p.visibility))
+        texts.append(p.text)
+    # The snippets of the page at once, from the rows just loaded through the policy (the
+    # PostgreSQL backend cuts them with ts_headline in one query).
+    for hit, snippet in zip(out, backend.snippets(texts, terms)):
+        hit.snippet = snippet
     return out
 
 

@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 
 from whoosh import index as whoosh_index
 
-from .backend import LoadChunk, SearchBackend, SearchHits, SearchQuery
+from .backend import DocumentRejected, IndexBusy, LoadChunk, SearchBackend, SearchHits, SearchQuery  # noqa: F401 (re-exported)
 from .documents import SearchDoc
 from .identity import read_stamp, write_stamp
 from .schema import SCHEMA_VERSION, build_schema
@@ -53,10 +53,6 @@ _RACY_NS = 100_000_000  # 0.1 s: timestamps younger than this are not trusted
 
 
 ENGINES = ("fast", "whoosh")
-
-
-class IndexBusy(RuntimeError):
-    """Another process holds the writer lock."""
 
 
 def make_engine(name: str, cache_postings: int = 16_000_000):
@@ -71,15 +67,6 @@ def make_engine(name: str, cache_postings: int = 16_000_000):
 
         return WhooshEngine()
     raise ValueError(f"SEARCH_ENGINE must be one of {', '.join(ENGINES)}, not {name!r}")
-
-
-class DocumentRejected(Exception):
-    """Whoosh refused one document of a batch (the batch's writer was cancelled): the
-    caller can fail that document's job alone and write the others."""
-
-    def __init__(self, key: str):
-        super().__init__(f"the index refused document {key}")
-        self.key = key
 
 
 class WhooshBackend(SearchBackend):

@@ -48,7 +48,7 @@ from ..extensions import db
 from ..models import SearchOutbox, utcnow
 from . import identity
 from .documents import load_docs, split_key
-from .whoosh_backend import DocumentRejected, IndexBusy
+from .backend import DocumentRejected, IndexBusy
 
 log = logging.getLogger(__name__)
 
