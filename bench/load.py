@@ -352,6 +352,18 @@ def stats_rows(stats, elapsed, ceil_rps, prefix_order=("anonymous", "signed-in",
     return rows
 
 
+class Printed(list):
+    """The report: each part is printed as soon as it is known (a long run shows progress)."""
+
+    def append(self, text) -> None:
+        print(text, flush=True)
+        super().append(text)
+
+
+def say(*a) -> None:
+    print("load:", *a, file=sys.stderr, flush=True)
+
+
 def run_db(db: str, args) -> str:
     env, manifest = dataset.prepare(db, args.dir, args.seed)
     d = args.dir / db
@@ -361,7 +373,7 @@ def run_db(db: str, args) -> str:
     hello = hello_server(d, args.workers)
     site = site_server(env, d, args.workers, extra={"TRUSTED_PROXIES": "1"})
     notes: list[dict] = []
-    report = []
+    report = Printed()
     with LoadSampler() as load:
         try:
             hello.start()
@@ -370,6 +382,7 @@ def run_db(db: str, args) -> str:
             st, el = run_load(cycle_user(hello.port, ["/"], None, "ceiling"), 8, min(args.duration, 5), args.procs)
             ceil.append(len(st["ceiling"].latencies) / el)
             # 1. the mix
+            say(db, 'the mix')
             mix, mix_el = run_load(mix_user(site.port, manifest, run), args.users, args.duration, args.procs, notes)
             st, el = run_load(cycle_user(hello.port, ["/"], None, "ceiling"), 8, min(args.duration, 5), args.procs)
             ceil.append(len(st["ceiling"].latencies) / el)
@@ -381,14 +394,16 @@ def run_db(db: str, args) -> str:
             report.append(table(stats_rows(mix, mix_el, ceil_rps),
                                 ["kind of page", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "of ceiling",
                                  "errors"]))
+            say(db, f'{total / mix_el:.1f} req/s; {args.writers} concurrent writers')
             # 2. concurrent writers
-            plan = ["idea", "comment", "question", "comment", "question", "report"]
+            plan = ["idea", "comment", "question", "report"]
             wstats, wel = run_load(writers_user(site.port, manifest, run, 100, plan), args.writers, 0.1,
                                    max(args.procs, 2), notes)
             report.append(f"\n### {args.writers} concurrent writers ({', '.join(plan)} each), {wel:.1f} s\n")
             report.append(table(stats_rows(wstats, wel, 0),
                                 ["kind of write", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "of ceiling",
                                  "errors"]))
+            say(db, 'fault: kill -9 of a gunicorn worker')
             # 3a. kill -9 a gunicorn worker while ideas are submitted
             fault_notes: list[dict] = []
             import threading
@@ -412,6 +427,7 @@ def run_db(db: str, args) -> str:
                           f"submitting 3 ideas each ({fel:.1f} s): {sum(n['ok'] for n in fault_notes)} of "
                           f"{len(fault_notes)} confirmed, {retried} after a retry with the same form; errors seen "
                           f"by the clients: {sum(s.errors for s in fstats.values())}")
+            say(db, 'fault: kill -9 of the index writer')
             # 3b. kill -9 the index writer with a batch in the outbox
             burst: list[dict] = []
             bstats, bel = run_load(fault_comment_user(site.port, manifest, run, 160, 4), 20, 0.1, 2, burst)
@@ -432,6 +448,7 @@ def run_db(db: str, args) -> str:
             site.stop()
             hello.stop()
     # 4. checks
+    say(db, 'checks')
     res = check(env, run, notes)
     rows = [[k, str(v["confirmed"]), str(v["in database"]), str(len(v["lost"])), str(len(v["duplicated"])),
              v["unconfirmed (in db / not)"], v["in audit chain"]] for k, v in res["writes"].items()]
@@ -450,7 +467,7 @@ def run_db(db: str, args) -> str:
     report.append(f"\"database is locked\" in the server log: {locked}; server log lines with 'Traceback': "
                   f"{text.count('Traceback')}")
     report.append(f"load average during the run: {load.describe()}\n")
-    return "\n".join(report)
+    return ""
 
 
 def main() -> None:
@@ -465,7 +482,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=16)
     args = ap.parse_args()
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
-        print(run_db(db, args), flush=True)
+        run_db(db, args)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ class Server:
 
     def gunicorn_workers(self) -> list[int]:
         procs = self.group()
-        gun = {pid for pid, cmd in procs if "gunicorn" in cmd}
+        # run.sh's own shells carry "gunicorn" in their command line too ("run.sh gunicorn").
+        gun = {pid for pid, cmd in procs if "gunicorn" in cmd and "run.sh" not in cmd}
         # Workers are gunicorn processes whose parent is the gunicorn master.
         workers = []
         for pid in gun:
@@ -288,7 +289,8 @@ def run_load(user_fn, users: int, duration: float, procs: int = 2, notes: list |
     stats: dict[str, Stats] = {}
     end = start
     for _ in ps:
-        rows, user_notes, finished = q.get()
+        # Bounded: every request has a timeout, so a process silent this long has died.
+        rows, user_notes, finished = q.get(timeout=duration + 900)
         end = max(end, finished)
         if notes is not None:
             notes.extend(user_notes)
