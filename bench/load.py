@@ -63,7 +63,9 @@ class FormFields(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "form" and not self.done and self.action in (a.get("action") or ""):
+        # The form posting to `action`, or to its own page (no action attribute).
+        if tag == "form" and not self.done and (a.get("method") or "").lower() == "post" \
+                and (not a.get("action") or self.action in a["action"]):
             self.inside = True
         elif self.inside and tag == "input" and a.get("name"):
             if a.get("type") not in ("checkbox", "radio", "submit", "file"):
@@ -103,7 +105,7 @@ class Writer:
         self.n = 0
         self.used_challenges: set[int] = set()
         self.reported: set[int] = set()
-        self.rng = random.Random(vu)
+        self.rng = random.Random(f"{run}-{vu}")  # another run picks other challenges
 
     def sign_in(self):
         self.b.sign_in(self.account["email"], self.account["password"])
@@ -184,59 +186,83 @@ SIGNED = ANON[:5] + [("notifications", 10, lambda m, r: "/notifications/")]
 
 
 def mix_user(port, manifest, run, write_budget=20):
-    def user(index, deadline, rec):
-        rng = random.Random(1000 + index)
+    def user(index, rec):
+        rng = random.Random(f"{run}-{1000 + index}")
         anon = Browser(port, forwarded_for=address(index, 1))
         w = Writer(port, manifest["writers"][index % 100], address(index, 2), manifest, run, rec, index)
         w.sign_in()
-        writes = 0
-        while time.time() < deadline:
+        writes = [0]
+
+        def act():
             r = rng.random()
             if r < .70:
                 name, _w, path = rng.choices(ANON, [a[1] for a in ANON])[0]
                 timed(rec, f"anonymous: {name}", lambda: anon.get(path(manifest, rng)))
-            elif r < .90 or writes >= write_budget:
+            elif r < .90 or writes[0] >= write_budget:
                 name, _w, path = rng.choices(SIGNED, [a[1] for a in SIGNED])[0]
                 timed(rec, f"signed-in: {name}", lambda: w.b.get(path(manifest, rng)))
             else:
-                writes += 1
+                writes[0] += 1
                 what = rng.choices(["comment", "question", "idea", "report"], [40, 40, 10, 10])[0]
                 if what == "idea" and len(w.used_challenges) >= 3:
                     what = "comment"
                 getattr(w, what)()
+        return act
     return user
+
+
+def _plan_user(w: Writer, plan: list, **kw):
+    steps = list(plan)
+
+    def act():
+        getattr(w, steps.pop(0))(**kw)
+        return not steps
+    return act
 
 
 def writers_user(port, manifest, run, first: int, plan: list[str]):
-    """Writers that do `plan` (e.g. idea, comment, ...) at once, then stop (no deadline)."""
-    def user(index, deadline, rec):
+    """Writers that do `plan` (e.g. idea, comment, ...) all at the same moment, then stop."""
+    def user(index, rec):
         w = Writer(port, manifest["writers"][first + index], address(first + index, 3), manifest, run, rec,
                    first + index)
         w.sign_in()
-        for what in plan:
-            getattr(w, what)(label_prefix="writers", retries=0)
+        return _plan_user(w, plan, label_prefix="writers")
     return user
 
 
-def fault_idea_user(port, manifest, run, first: int, n: int):
+def fault_idea_user(port, manifest, run, first: int, n: int, victim: int | None):
     """Writers submitting ideas; a submission that fails (the worker was killed under it) is
-    posted again with the same form (same submission key)."""
-    def user(index, deadline, rec):
+    posted again with the same form (same submission key). The first writer kills `victim`
+    (a gunicorn worker) 0.3 s after they all start submitting."""
+    def user(index, rec):
         w = Writer(port, manifest["writers"][first + index], address(first + index, 4), manifest, run, rec,
                    first + index)
         w.sign_in()
-        for _ in range(n):
-            w.idea(label_prefix="fault", retries=3)
+        act = _plan_user(w, ["idea"] * n, label_prefix="fault", retries=3)
+        if index != 0 or not victim:
+            return act
+        armed = []
+
+        def first_act():
+            if not armed:
+                import threading
+
+                def kill():
+                    os.kill(victim, signal.SIGKILL)
+                    rec.note({"kind": "killed", "marker": None, "ok": True, "pid": victim})
+                threading.Timer(0.3, kill).start()
+                armed.append(1)
+            return act()
+        return first_act
     return user
 
 
 def fault_comment_user(port, manifest, run, first: int, n: int):
-    def user(index, deadline, rec):
+    def user(index, rec):
         w = Writer(port, manifest["writers"][first + index], address(first + index, 5), manifest, run, rec,
                    first + index)
         w.sign_in()
-        for _ in range(n):
-            w.comment(label_prefix="fault")
+        return _plan_user(w, ["comment"] * n, label_prefix="fault")
     return user
 
 
@@ -397,7 +423,7 @@ def run_db(db: str, args) -> str:
             say(db, f'{total / mix_el:.1f} req/s; {args.writers} concurrent writers')
             # 2. concurrent writers
             plan = ["idea", "comment", "question", "report"]
-            wstats, wel = run_load(writers_user(site.port, manifest, run, 100, plan), args.writers, 0.1,
+            wstats, wel = run_load(writers_user(site.port, manifest, run, 100, plan), args.writers, 600,
                                    max(args.procs, 2), notes)
             report.append(f"\n### {args.writers} concurrent writers ({', '.join(plan)} each), {wel:.1f} s\n")
             report.append(table(stats_rows(wstats, wel, 0),
@@ -406,40 +432,48 @@ def run_db(db: str, args) -> str:
             say(db, 'fault: kill -9 of a gunicorn worker')
             # 3a. kill -9 a gunicorn worker while ideas are submitted
             fault_notes: list[dict] = []
-            import threading
-
-            killed = {}
-
-            def killer():
-                time.sleep(1.0)
-                ws = site.gunicorn_workers()
-                if ws:
-                    victim = ws[0]
-                    os.kill(victim, signal.SIGKILL)
-                    killed["worker"] = victim
-            t = threading.Thread(target=killer)
-            t.start()
-            fstats, fel = run_load(fault_idea_user(site.port, manifest, run, 150 + 0, 3), 10, 0.1, 2, fault_notes)
-            t.join()
+            workers_before = site.gunicorn_workers()
+            victim = workers_before[0] if workers_before else None
+            fstats, fel = run_load(fault_idea_user(site.port, manifest, run, 150, 3, victim), 10, 600, 2,
+                                   fault_notes)
+            killed = {"worker": next((n["pid"] for n in fault_notes if n["kind"] == "killed"), None)}
+            fault_notes = [n for n in fault_notes if n["kind"] != "killed"]
             notes.extend(fault_notes)
             retried = sum(1 for n in fault_notes if n.get("attempts", 1) > 1)
-            report.append(f"\n### fault: kill -9 of gunicorn worker {killed.get('worker')} 1 s into 10 writers "
-                          f"submitting 3 ideas each ({fel:.1f} s): {sum(n['ok'] for n in fault_notes)} of "
+            report.append(f"\n### fault: kill -9 of gunicorn worker {killed.get('worker')} 0.3 s after the first of 10 writers "
+                          f"began submitting 3 ideas each ({fel:.1f} s): {sum(n['ok'] for n in fault_notes)} of "
                           f"{len(fault_notes)} confirmed, {retried} after a retry with the same form; errors seen "
                           f"by the clients: {sum(s.errors for s in fstats.values())}")
             say(db, 'fault: kill -9 of the index writer')
             # 3b. kill -9 the index writer with a batch in the outbox
             burst: list[dict] = []
-            bstats, bel = run_load(fault_comment_user(site.port, manifest, run, 160, 4), 20, 0.1, 2, burst)
+            import threading
+
+            shot: dict = {}
+            burst_done = threading.Event()
+
+            def kill_writer_mid_batch():
+                # As soon as the outbox holds a batch while writes keep coming: kill -9 the writer.
+                t_end = time.time() + 120
+                while time.time() < t_end and not shot and not burst_done.is_set():
+                    pending = outbox_now(env)
+                    if pending >= 3:
+                        pids = [pid for pid, cmd in site.group() if "search worker" in cmd or "search apply" in cmd]
+                        if pids:
+                            os.kill(pids[0], signal.SIGKILL)
+                            shot.update(pid=pids[0], pending=pending)
+                            return
+                    time.sleep(0.05)
+            killer = threading.Thread(target=kill_writer_mid_batch)
+            killer.start()
+            bstats, bel = run_load(fault_comment_user(site.port, manifest, run, 160, 4), 20, 600, 2, burst)
+            burst_done.set()
+            killer.join()
             notes.extend(burst)
-            pending = outbox_now(env)
-            writer = [pid for pid, cmd in site.group() if "search worker" in cmd or "search apply" in cmd]
-            if writer:
-                os.kill(writer[0], signal.SIGKILL)
-            time.sleep(0.2)
-            report.append(f"\n### fault: {sum(n['ok'] for n in burst)} comments by 20 writers, then kill -9 of "
-                          f"the index writer (pid {writer[0] if writer else '-'}) with {pending} job(s) in the "
-                          f"outbox")
+            report.append(f"\n### fault: {sum(n['ok'] for n in burst)} comments by 20 writers; kill -9 of the "
+                          f"index writer (pid {shot.get('pid', '-')}) while the outbox held {shot.get('pending', '-')} "
+                          f"job(s) and writes kept coming")
+            time.sleep(0.5)
             left, waited = wait_outbox(env, 120)
             after = [pid for pid, cmd in site.group() if "search worker" in cmd or "search apply" in cmd]
             report.append(f"; restarted by run.sh as pid {after[0] if after else '-'}; outbox drained to {left} "

@@ -249,10 +249,10 @@ class Recorder:
             self.rows.append((label, seconds, error))
 
 
-def _proc_main(user_fn, first: int, n_threads: int, deadline: float, q) -> None:
+def _proc_main(user_fn, first: int, n_threads: int, duration: float, barrier, q) -> None:
     random.seed(first)
     rec = Recorder()
-    threads = [threading.Thread(target=_guard, args=(user_fn, first + i, deadline, rec), daemon=True)
+    threads = [threading.Thread(target=_guard, args=(user_fn, first + i, duration, barrier, rec), daemon=True)
                for i in range(n_threads)]
     for t in threads:
         t.start()
@@ -261,31 +261,44 @@ def _proc_main(user_fn, first: int, n_threads: int, deadline: float, q) -> None:
     q.put((rec.rows, rec.notes, time.time()))
 
 
-def _guard(user_fn, index: int, deadline: float, rec: Recorder) -> None:
+def _guard(user_fn, index: int, duration: float, barrier, rec: Recorder) -> None:
+    act = None
     try:
-        user_fn(index, deadline, rec)
+        act = user_fn(index, rec)  # setup (sign-in...): before the clock starts
+    except Exception as e:
+        rec("(virtual user set-up failed)", 0.0, f"{type(e).__name__}: {e}"[:200])
+    barrier.wait(timeout=600)
+    deadline = time.time() + duration
+    try:
+        while act is not None and time.time() < deadline:
+            if act():  # True: this user has nothing more to do
+                break
     except Exception as e:  # a virtual user that crashes is an error, not a silent stop
         rec("(virtual user crashed)", 0.0, f"{type(e).__name__}: {e}"[:200])
 
 
 def run_load(user_fn, users: int, duration: float, procs: int = 2, notes: list | None = None
              ) -> tuple[dict[str, Stats], float]:
-    """Run `users` virtual users (user_fn(index, deadline, record)) spread over `procs`
-    processes for `duration` seconds; each stops issuing requests at the deadline and finishes
-    the one in flight. Returns the stats per label and the elapsed wall time (start to the
-    last answer)."""
+    """Run `users` virtual users spread over `procs` processes for `duration` seconds.
+
+    user_fn(index, record) sets one user up (signs in...) and returns its action: a callable
+    doing one step (one request, or one write), returning True when the user is done. The
+    clock starts when every user is set up; each stops at the deadline after the step in
+    flight. Returns the stats per label and the elapsed wall time (start to the last answer).
+    The users' notes (Recorder.note) are appended to `notes`."""
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     procs = max(1, min(procs, users))
-    start = time.time()
-    deadline = start + duration
+    barrier = ctx.Barrier(users + 1)
     ps, first = [], 0
     for p in range(procs):
         n = users // procs + (1 if p < users % procs else 0)
-        ps.append(ctx.Process(target=_proc_main, args=(user_fn, first, n, deadline, q)))
+        ps.append(ctx.Process(target=_proc_main, args=(user_fn, first, n, duration, barrier, q)))
         first += n
     for p in ps:
         p.start()
+    barrier.wait(timeout=600)
+    start = time.time()
     stats: dict[str, Stats] = {}
     end = start
     for _ in ps:
@@ -333,16 +346,18 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def cycle_user(port: int, paths: list[str], cookies: dict[str, str] | None, label: str, timeout: float = 60):
-    """A virtual user fetching `paths` in turn (each thread starts at its own offset)."""
+    """A virtual user fetching `paths` in turn (each user starts at its own offset)."""
 
-    def user(index: int, deadline: float, rec) -> None:
+    def user(index: int, rec):
         b = Browser(port, timeout=timeout)
         b.cookies = dict(cookies or {})
-        i = index
-        while time.time() < deadline:
-            path = paths[i % len(paths)]
-            i += 1
+        state = {"i": index}
+
+        def act():
+            path = paths[state["i"] % len(paths)]
+            state["i"] += 1
             timed(rec, label, lambda: b.get(path))
+        return act
     return user
 
 
