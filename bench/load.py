@@ -119,7 +119,14 @@ class Writer:
         if not got:
             self.rec.note({"kind": kind, "marker": None, "ok": False, "why": "form page failed"})
             return
-        fields = form_of(got[1], action)
+        try:
+            fields = form_of(got[1], action)
+        except RuntimeError:
+            # The page refuses this person (e.g. a challenge whose NDA they have not accepted).
+            m = re.search(r"You cannot [^:<]*: ([^<]{0,120})", got[1].decode("utf-8", "replace"))
+            self.rec.note({"kind": kind, "marker": None, "ok": False,
+                           "why": "refused: " + (m.group(1).strip() if m else "no form on the page")})
+            return False
         marker = fill(fields)
         for attempt in range(retries + 1):
             res = timed(self.rec, f"{label_prefix}: {kind} (POST)", lambda: self.b.post(action, fields), ok=(302,))
@@ -148,9 +155,14 @@ class Writer:
         self._post("question", f"/engage/challenges/{c}/ask", f"/engage/challenges/{c}/ask", fill, **kw)
 
     def idea(self, **kw):
-        left = [c for c in self.m["open_public_challenges"] if c not in self.used_challenges]
-        c = self.rng.choice(left)
-        self.used_challenges.add(c)
+        for _try in range(6):  # a challenge that refuses this person (NDA first...): another one
+            left = [c for c in self.m["open_public_challenges"] if c not in self.used_challenges]
+            c = self.rng.choice(left)
+            self.used_challenges.add(c)
+            if self._idea(c, **kw) is not False:
+                return
+
+    def _idea(self, c, **kw):
 
         def fill(fields):
             mk = self.marker("idea")
@@ -158,7 +170,7 @@ class Writer:
                           body=f"{mk}\n\nWe would start with a **pilot** in one plant.", accept_terms="y",
                           confirm_eligibility="y", confirm_coi="y", coauthors="")
             return mk
-        self._post("idea", f"/challenges/{c}/ideas/new", f"/challenges/{c}/ideas/new", fill, **kw)
+        return self._post("idea", f"/challenges/{c}/ideas/new", f"/challenges/{c}/ideas/new", fill, **kw)
 
     def report(self, **kw):
         left = [c for c in self.m["open_public_failures"] if c not in self.reported]
@@ -323,6 +335,7 @@ def check(env, run: str, notes: list[dict]) -> dict:
                 "unconfirmed (in db / not)": f"{sum(1 for mk in unconfirmed if mk in have)}/"
                                              f"{sum(1 for mk in unconfirmed if mk not in have)}",
                 "in audit chain": "-" if aud is None else f"{len(aud)}/{len(ids)}",
+                "refused": sum(1 for n in notes if n["kind"] == kind and str(n.get("why", "")).startswith("refused")),
             }
         out["writes"] = per_kind
         out["incomplete ideas"] = incomplete
@@ -374,7 +387,7 @@ def stats_rows(stats, elapsed, ceil_rps, prefix_order=("anonymous", "signed-in",
         rps = len(s.latencies) / elapsed
         rows.append([label, str(len(s.latencies) + s.errors), f"{rps:.1f}", ms(s.pct(50)), ms(s.pct(95)),
                      ms(s.pct(99)), f"{100 * rps / ceil_rps:.2f}%" if ceil_rps else "-",
-                     str(s.errors) + (f" {sorted(s.error_kinds)}" if s.errors else "")])
+                     str(s.errors) + (f" {sorted(k[:60] for k in s.error_kinds)[:3]}" if s.errors else "")])
     return rows
 
 
@@ -485,10 +498,10 @@ def run_db(db: str, args) -> str:
     say(db, 'checks')
     res = check(env, run, notes)
     rows = [[k, str(v["confirmed"]), str(v["in database"]), str(len(v["lost"])), str(len(v["duplicated"])),
-             v["unconfirmed (in db / not)"], v["in audit chain"]] for k, v in res["writes"].items()]
+             v["unconfirmed (in db / not)"], v["in audit chain"], str(v["refused"])] for k, v in res["writes"].items()]
     report.append(f"\n### every write of run {run} (mix, writers and faults)\n")
     report.append(table(rows, ["write", "confirmed (302)", "in database", "lost", "duplicated",
-                               "unconfirmed: in db/not", "audit events/rows"]))
+                               "unconfirmed: in db/not", "audit events/rows", "refused by the page"]))
     rc_s, out_s = flask(env, "search", "verify")
     rc_a, out_a = flask(env, "audit", "verify")
     text = log.read_bytes()[log_start:].decode("utf-8", "replace") if log.exists() else ""
