@@ -4,6 +4,7 @@
 #   make serve    gunicorn on 127.0.0.1:8000 (gunicorn.conf.py), same database as `make run`
 #   make pg       start a throwaway PostgreSQL and print its DATABASE_URL (scripts/pg.sh)
 #   make mutants  mutation testing of marketplace/policy/ (mutmut; slow)
+#   make bench    search, page (issue 16) and load/fault (issue 13) benchmarks; see README
 # Extra pytest arguments: make test PYTEST_ARGS="-k visibility -x"
 PY ?= python3
 VENV := .venv
