@@ -5,6 +5,7 @@
 #   make pg       start a throwaway PostgreSQL and print its DATABASE_URL (scripts/pg.sh)
 #   make redis    start a throwaway Redis and print its RATELIMIT_STORAGE_URI (scripts/redis.sh)
 #   make mutants  mutation testing of marketplace/policy/ (mutmut; slow)
+#   make bench    search, page (issue 16) and load/fault (issue 13) benchmarks; see README
 # Extra pytest arguments: make test PYTEST_ARGS="-k visibility -x"
 PY ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 export FLASK_APP := app
 
-.PHONY: run serve test bench install install-test browser clean pg pg-stop redis redis-stop mutants
+.PHONY: run serve test bench bench-search bench-pages bench-load install install-test browser clean pg pg-stop redis redis-stop mutants
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -68,8 +69,21 @@ mutants: $(TEST_STAMP)
 	$(BIN)/pip install -q -e '.[mutants]'
 	@scripts/mutants.sh
 
-bench: $(STAMP)
-	$(BIN)/python bench/search_bench.py
+# Benchmarks (figures, never pass/fail): search, then pages (issue 16) and load/faults (issue 13)
+# on SQLite and PostgreSQL. The page/load data set is generated once (bench/dataset.py, a few
+# minutes) into $(BENCH_DIR) and reused. BENCH_DB=sqlite or postgres for one database only.
+BENCH_DB ?= both
+BENCH_DIR ?= /tmp/marketplace-bench
+bench: bench-search bench-pages bench-load
+
+bench-search: $(STAMP)
+	$(BIN)/python bench/search_bench.py --docs 20000
+
+bench-pages: $(STAMP)
+	BENCH_DIR=$(BENCH_DIR) $(BIN)/python bench/pages.py --db $(BENCH_DB) --duration 3
+
+bench-load: $(STAMP)
+	BENCH_DIR=$(BENCH_DIR) $(BIN)/python bench/load.py --db $(BENCH_DB) --duration 15
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/search* tests/browser/artifacts
