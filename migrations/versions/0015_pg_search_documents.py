@@ -2,8 +2,8 @@
 (SEARCH_BACKEND=postgres): a tsvector with a GIN index, principals as a GIN-indexed text[].
 On SQLite the same tables with plain text columns (unused), so models and migrations match.
 
-Revision ID: 0011_pg_search_documents
-Revises: 0010_list_reviewer_invitations
+Revision ID: 0015_pg_search_documents
+Revises: 0014_data_agreements
 Create Date: 2026-12-03 15:45:00
 
 """
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
-revision = '0011_pg_search_documents'
-down_revision = '0010_list_reviewer_invitations'
+revision = '0015_pg_search_documents'
+down_revision = '0014_data_agreements'
 branch_labels = None
 depends_on = None
 
