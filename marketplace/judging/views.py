@@ -179,13 +179,10 @@ def queue(challenge_id: int):
     challenge = _challenge(challenge_id)
     require("judge_queue", challenge)
     rounds = rounds_of(challenge.id)
-    per_round = []
-    for r in rounds:
-        ideas = svc.ideas_in_round(r, current_user)
-        per_round.append({"round": r, "ideas": ideas,
-                          "decidable": [i for i in ideas if policy.can(current_user, "advance", i)
-                                        or policy.can(current_user, "decline", i)],
-                          "results": policy.can(current_user, "view_results", r)})
+    per_round = [{"round": r, "ideas": svc.ideas_in_round(r, current_user),
+                  "results": policy.can(current_user, "view_results", r)} for r in rounds]
+    if not rounds:  # the flat review: one implicit step, whose "put through" shortlists
+        per_round = [{"round": None, "ideas": svc.ideas_under_review(challenge, current_user), "results": False}]
     form = BulkForm()
     return render_template("judging/queue.html", item=challenge, queue=svc.judge_queue(current_user, challenge),
                            per_round=per_round, form=form, now=svc.utcnow())
