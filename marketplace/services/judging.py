@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from .. import audit, policy
 from ..extensions import db
@@ -312,8 +313,8 @@ def current_rounds(challenge_id: int, ideas: list[Idea]) -> dict[int, JudgingRou
 
 
 def _active_assignments(rnd: JudgingRound) -> list[RoundAssignment]:
-    return db.session.execute(select(RoundAssignment).where(RoundAssignment.round_id == rnd.id,
-                                                            RoundAssignment.removed_at.is_(None))
+    return db.session.execute(select(RoundAssignment).options(joinedload(RoundAssignment.judge))
+                              .where(RoundAssignment.round_id == rnd.id, RoundAssignment.removed_at.is_(None))
                               .order_by(RoundAssignment.idea_id, RoundAssignment.judge_id)).scalars().all()
 
 
