@@ -145,11 +145,25 @@ def test_a_challenge_without_rounds_keeps_the_flat_review(w):
     idea = w.ideas[0]
     assert current_round(idea) is None
     assert not policy.can(w.judges[0], "judge", idea) and not policy.can(w.owner, "advance", idea)
-    with pytest.raises(ServiceError) as ei:
-        svc.advance_ideas(w.owner, w.ch, [idea.id])
-    assert ei.value.status == 409
     ideas_svc.shortlist_idea(w.owner, idea)  # the flat flow still works
     assert reload(idea).status == "shortlisted"
+    # Bulk decisions work without rounds too: putting through shortlists (one implicit step).
+    assert svc.advance_ideas(w.judges[0], w.ch, [w.ideas[1].id, w.ideas[2].id], "Both promising") == 2
+    assert {reload(w.ideas[1]).status, reload(w.ideas[2]).status} == {"shortlisted"}
+    with pytest.raises(ServiceError) as ei:
+        svc.advance_ideas(w.ann, w.ch, [w.ideas[0].id])  # her own idea, already shortlisted
+    assert ei.value.status == 409
+
+
+def test_the_flat_review_has_a_bulk_page_too(w, app, client, auth):
+    app.config["WTF_CSRF_ENABLED"] = False
+    auth.login(w.owner.email)
+    html = client.get(f"/challenges/{w.ch.id}/judging").get_data(as_text=True)
+    assert "Ideas under review" in html and "Cy one" in html
+    r = client.post(f"/challenges/{w.ch.id}/judging/decide",
+                    data={"decision": "decline", "reason": "Not now.", "ideas": [str(w.ideas[3].id)],
+                          "confirmed": "yes"})
+    assert r.status_code == 302 and reload(w.ideas[3]).decision_reason == "Not now."
 
 
 # --------------------------------------------------------------------------- assignment

@@ -39,7 +39,7 @@ from ..models import (
     utcnow,
 )
 from ..moderation import decisions
-from ..policy.judging import current_round, receipt_exportable, rounds_of
+from ..policy.judging import receipt_exportable, rounds_of
 from ..services import attachments as files_svc
 from ..services import ideas as ideas_svc
 from ..services import judging as judging_svc
@@ -108,10 +108,11 @@ def export_data(user: Any, challenge: Item) -> dict:
     names = _judge_names(user, challenge, judge_ids)
     crit_names = {c.id: c.name for r in rounds for c in r.criteria}
     flat_crit = {c.id: c.name for c in ideas_svc.criteria_of(challenge.id)}
+    where = judging_svc.current_rounds(challenge.id, ideas)
     out_ideas = []
     for idea in ideas:
         award = ideas_svc.award_of(idea)
-        now_in = current_round(idea)
+        now_in = where[idea.id]
         entry: dict[str, Any] = {
             "id": idea.id, "title": idea.title, "summary": idea.summary, "status": idea.status,
             "confidentiality": idea.confidentiality, "revision": idea.revision,

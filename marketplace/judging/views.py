@@ -69,13 +69,16 @@ def _rounds_page(challenge, form=None, assign_form=None, auto_form=None, status=
     assign_form.judge_id.choices = panel_choices
     auto_form = auto_form or AutoAssignForm(prefix="x")
     auto_form.round_id.choices = round_choices
+    # The titles of the ideas the viewer may see, once (assignments name the rest by number).
+    titles = dict(db.session.execute(policy.visible(current_user, Idea).with_only_columns(Idea.id, Idea.title)
+                                     .where(Idea.challenge_id == challenge.id)).all())
     info = []
     for r in rounds:
         ideas = svc.ideas_in_round(r, current_user)
         info.append({"round": r, "ideas": ideas, "assignments": svc.assignments_of(r),
                      "advanced": svc.advanced_from(r)})
     return render_template("judging/rounds.html", item=challenge, rounds=info, form=form, assign_form=assign_form,
-                           auto_form=auto_form, conflicts=svc.conflicts_of(challenge), action_form=ActionForm(),
+                           auto_form=auto_form, conflicts=svc.conflicts_of(challenge), action_form=ActionForm(), titles=titles,
                            has_reviewers=bool(panel_choices)), status
 
 
@@ -179,13 +182,10 @@ def queue(challenge_id: int):
     challenge = _challenge(challenge_id)
     require("judge_queue", challenge)
     rounds = rounds_of(challenge.id)
-    per_round = []
-    for r in rounds:
-        ideas = svc.ideas_in_round(r, current_user)
-        per_round.append({"round": r, "ideas": ideas,
-                          "decidable": [i for i in ideas if policy.can(current_user, "advance", i)
-                                        or policy.can(current_user, "decline", i)],
-                          "results": policy.can(current_user, "view_results", r)})
+    per_round = [{"round": r, "ideas": svc.ideas_in_round(r, current_user),
+                  "results": policy.can(current_user, "view_results", r)} for r in rounds]
+    if not rounds:  # the flat review: one implicit step, whose "put through" shortlists
+        per_round = [{"round": None, "ideas": svc.ideas_under_review(challenge, current_user), "results": False}]
     form = BulkForm()
     return render_template("judging/queue.html", item=challenge, queue=svc.judge_queue(current_user, challenge),
                            per_round=per_round, form=form, now=svc.utcnow())

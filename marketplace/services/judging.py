@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from .. import audit, policy
 from ..extensions import db
@@ -273,6 +274,13 @@ def copy_rounds(source_challenge: Item, target_challenge: Item, actor: User | No
 # --------------------------------------------------------------------------- ideas in rounds
 
 
+def ideas_under_review(challenge: Item, user: Any) -> list[Idea]:
+    """The challenge's ideas still under review that `user` may see (the flat review's list)."""
+    return db.session.execute(policy.visible(user, Idea).where(
+        Idea.challenge_id == challenge.id, Idea.hidden_at.is_(None),
+        Idea.status.in_(policy.IDEA_REVIEWABLE_STATES)).order_by(Idea.id)).scalars().all()
+
+
 def ideas_in_round(rnd: JudgingRound, user: Any = None) -> list[Idea]:
     """Ideas now in this round (still under review), as far as `user` may see them (all of
     them with no user: only for services that checked the policy on the challenge)."""
@@ -280,26 +288,33 @@ def ideas_in_round(rnd: JudgingRound, user: Any = None) -> list[Idea]:
     ideas = db.session.execute(q.where(Idea.challenge_id == rnd.challenge_id, Idea.hidden_at.is_(None),
                                        Idea.status.in_(policy.IDEA_REVIEWABLE_STATES))
                                .order_by(Idea.id)).scalars().all()
-    rounds = rounds_of(rnd.challenge_id)
-    entries = defaultdict(set)
+    where = current_rounds(rnd.challenge_id, ideas)
+    return [i for i in ideas if where[i.id] is not None and where[i.id].id == rnd.id]
+
+
+def current_rounds(challenge_id: int, ideas: list[Idea]) -> dict[int, JudgingRound | None]:
+    """policy.judging.current_round for many ideas of one challenge in two queries."""
+    rounds = rounds_of(challenge_id)
+    if not rounds:
+        return {i.id: None for i in ideas}
+    entries: dict[int, set[int]] = defaultdict(set)
     if ideas:
         for rid, iid in db.session.execute(select(RoundEntry.round_id, RoundEntry.idea_id).where(
                 RoundEntry.idea_id.in_([i.id for i in ideas]))).all():
             entries[iid].add(rid)
-    out = []
+    out = {}
     for idea in ideas:
         now_in = rounds[0]
         for r in rounds:
             if r.id in entries[idea.id]:
                 now_in = r
-        if now_in.id == rnd.id:
-            out.append(idea)
+        out[idea.id] = now_in
     return out
 
 
 def _active_assignments(rnd: JudgingRound) -> list[RoundAssignment]:
-    return db.session.execute(select(RoundAssignment).where(RoundAssignment.round_id == rnd.id,
-                                                            RoundAssignment.removed_at.is_(None))
+    return db.session.execute(select(RoundAssignment).options(joinedload(RoundAssignment.judge))
+                              .where(RoundAssignment.round_id == rnd.id, RoundAssignment.removed_at.is_(None))
                               .order_by(RoundAssignment.idea_id, RoundAssignment.judge_id)).scalars().all()
 
 
@@ -566,13 +581,18 @@ def _decidable(user: User, challenge: Item, idea_ids: Iterable[Any], action: str
 def advance_ideas(user: User, challenge: Item, idea_ids: Iterable[Any], reason: str = "") -> int:
     """Move ideas on from their current round: to the next round, or from the last round to
     the shortlist. Each move is a decision in the audit chain. At most the round's number
-    of ideas go through; all or nothing."""
+    of ideas go through; all or nothing. A challenge without rounds has one implicit step:
+    the ideas are shortlisted (the flat review's ``shortlist`` rule)."""
     challenge = _challenge(challenge)
     reason = (reason or "").strip()[:2000]
-    if not rounds_of(challenge.id):
-        raise ServiceError("This challenge has no judging rounds; shortlist ideas from the review page.", 409)
-    ideas = _decidable(user, challenge, idea_ids, "advance")
     rounds = rounds_of(challenge.id)
+    if not rounds:
+        ideas = _decidable(user, challenge, idea_ids, "shortlist")
+        for idea in ideas:
+            mark_shortlisted(user, idea, {"reason": reason} if reason else None)
+        db.session.commit()
+        return len(ideas)
+    ideas = _decidable(user, challenge, idea_ids, "advance")
     by_round: dict[int, list[Idea]] = defaultdict(list)
     for idea in ideas:
         by_round[current_round(idea).id].append(idea)

@@ -100,6 +100,8 @@ def site(live_server):
             "owner": ["/", "/challenges/", "/challenges/new", f"/challenges/{ch.id}", f"/challenges/{ch.id}/review",
                       f"/challenges/{ch.id}/terms/edit", f"/challenges/{ch.id}/reviewers",
                       f"/challenges/{ch.id}/access", f"/challenges/{ch.id}/rules/edit", f"/ideas/{idea.id}",
+                      f"/challenges/{ch.id}/rounds", f"/challenges/{ch.id}/judging",
+                      f"/challenges/{ch.id}/judging/progress",
                       f"/ideas/{idea.id}/team", f"/failures/{failure.id}", f"/assets/{asset.id}",
                       f"/engage/items/{asset.id}/rules", "/auth/account", f"/orgs/{org.slug}", f"/orgs/{org.slug}/edit",
                       f"/orgs/{org.slug}/members", f"/invitations/item/{ch.id}"],
