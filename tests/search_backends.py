@@ -14,12 +14,9 @@ from __future__ import annotations
 import os
 import secrets
 
-import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-
-from marketplace.extensions import db
 
 from .factories_foundation import dispose, make_app
 
@@ -113,17 +110,4 @@ def dispose_search_app(app) -> None:
         admin.dispose()
 
 
-def search_app_fixture(variants, scope="function"):
-    """A fixture yielding an app per variant (the test module names it `app`)."""
-
-    @pytest.fixture(scope=scope, params=variants)
-    def _app(request, tmp_path_factory, unavailable):
-        app = make_search_app(request.param, tmp_path_factory.mktemp(f"search-{request.param}"), unavailable)
-        yield app
-        dispose_search_app(app)
-
-    return _app
-
-
-__all__ = ["BACKENDS", "SEARCH_VARIANTS", "db", "dispose_search_app", "drop_templates", "make_search_app",
-           "search_app_fixture"]
+__all__ = ["BACKENDS", "SEARCH_VARIANTS", "dispose_search_app", "drop_templates", "make_search_app"]
