@@ -551,3 +551,16 @@ def test_copy_rounds_copies_set_ups_not_panels_or_work(w, f):
     assert ei.value.status in (403, 404)
     assert svc.copy_rounds(other, target) == []
     _ = Idea
+
+
+def test_start_from_a_past_challenge_copies_its_rounds(w):
+    """The learning loop's "start from a past challenge" runs copy_rounds as one of its
+    copy steps: the new draft has the earlier challenge's rounds and criteria."""
+    from marketplace.services import reviews as reviews_svc
+
+    two_rounds(w)
+    new = reviews_svc.start_from(w.owner, w.ch, {"title": "Second edition"})
+    rounds = db.session.execute(select(JudgingRound).where(JudgingRound.challenge_id == new.id)
+                                .order_by(JudgingRound.starts_at)).scalars().all()
+    assert [(r.name, r.advance_count, [(k.name, k.weight) for k in r.criteria]) for r in rounds] == [
+        ("Screening", 3, [("Feasibility", 3), ("Cost", 1)]), ("Final", 1, [("Impact", 2)])]

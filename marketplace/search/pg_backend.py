@@ -275,6 +275,9 @@ class PostgresBackend(SearchBackend):
     report (health.py's writer.json) of the processes on this host."""
 
     engine_name = "postgres"
+    # The index lives in the database every host reaches, and `lock` below already makes
+    # one writer at a time across hosts: `flask worker` needs no host guard (jobs.py).
+    shared_across_hosts = True
 
     def __init__(self, status_dir: str | Path):
         self.base = Path(status_dir)

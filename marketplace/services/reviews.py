@@ -41,6 +41,7 @@ from ..models import (
 )
 from ..notify import notify
 from . import items as items_svc
+from . import judging as judging_svc
 from . import terms as terms_svc
 from .common import FieldErrors, ServiceError, lock_row
 
@@ -278,9 +279,16 @@ def copy_terms(user: User, source: Item, new: Item) -> None:
 
 # The parts copied after the brief, in order: (name, step). Judging rounds add
 # ("rounds", copy_rounds) here; a step raises ServiceError to refuse the whole copy.
+def copy_judging_rounds(user: User, source: Item, new: Item) -> None:
+    """The source's judging rounds (criteria, weights, how many go through, dates shifted
+    to the new deadline); panels are the new challenge's own reviewers."""
+    judging_svc.copy_rounds(source, new, actor=user)
+
+
 COPY_STEPS: list[tuple[str, CopyStep]] = [
     ("rules", copy_rules),
     ("terms", copy_terms),
+    ("rounds", copy_judging_rounds),
 ]
 
 
