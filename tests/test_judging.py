@@ -564,3 +564,15 @@ def test_start_from_a_past_challenge_copies_its_rounds(w):
                                 .order_by(JudgingRound.starts_at)).scalars().all()
     assert [(r.name, r.advance_count, [(k.name, k.weight) for k in r.criteria]) for r in rounds] == [
         ("Screening", 3, [("Feasibility", 3), ("Cost", 1)]), ("Final", 1, [("Impact", 2)])]
+
+
+def test_the_dashboard_funnel_has_a_stage_per_later_round(w):
+    """The organisation dashboard for one challenge: under review (round 1), then one stage
+    per later round with the ideas that went through to it, then shortlisted and awarded."""
+    from marketplace.services import insights
+
+    two_rounds(w)
+    assert svc.advance_ideas(w.owner, w.ch, [w.ideas[0].id, w.ideas[3].id], "Strongest screening scores") == 2
+    rows = dict(insights.dashboard(w.owner, w.s.org, w.ch).funnel.rows)
+    assert list(rows) == ["Submitted", "Under review", "Round 2: Final", "Shortlisted", "Awarded"]
+    assert rows["Submitted"] == 5 and rows["Round 2: Final"] == 2

@@ -7,7 +7,7 @@ on dashboards; the public page counts what anonymous readers may see exactly and
 every figure derived from anything else through ``policy.shown_count`` / ``policy.disclosed``
 (the small-count rule).
 
-The funnel reads idea states through one function, `funnel_stages`, so judging rounds can
+The funnel reads idea states through one function, `funnel_stages`; for one challenge, its later judging rounds are stages too (`_round_stages`), and judging rounds can
 add their stages there.
 """
 from __future__ import annotations
@@ -37,10 +37,12 @@ from ..models import (
     Organisation,
     Question,
     Report,
+    RoundEntry,
     Status,
     utcnow,
 )
 from ..policy.items import active_list_member_clause
+from ..policy.judging import rounds_of
 
 PUBLISHED = (Status.OPEN.value, Status.CLOSED.value, Status.ARCHIVED.value)
 
@@ -147,6 +149,21 @@ class Dashboard:
     extra: dict = field(default_factory=dict)
 
 
+def _round_stages(challenge: Item, ideas_seen) -> list[tuple[str, int]]:
+    """One funnel stage per judging round after the first (the first is "under review"):
+    the ideas that went through to it by decision (an idea counts in every round it
+    reached), as far as the viewer sees them; one query."""
+    rounds = rounds_of(challenge.id)[1:]
+    if not rounds:
+        return []
+    reached = dict(db.session.execute(
+        select(RoundEntry.round_id, func.count(func.distinct(RoundEntry.idea_id)))
+        .join(Idea, Idea.id == RoundEntry.idea_id)
+        .where(ideas_seen, RoundEntry.round_id.in_([r.id for r in rounds]))
+        .group_by(RoundEntry.round_id)).all())
+    return [(f"Round {r.position}: {r.name}", reached.get(r.id, 0)) for r in rounds]
+
+
 def _months(first: str, last: str) -> list[str]:
     y, m = map(int, first.split("-"))
     ly, lm = map(int, last.split("-"))
@@ -193,8 +210,10 @@ def dashboard(user: Any, org: Organisation, challenge: Item | None = None) -> Da
     by_status = dict(db.session.execute(
         select(Idea.status, func.count(Idea.id)).where(ideas_seen).group_by(Idea.status)).all())
     stages = funnel_stages([c["id"] for c in challenges])
-    funnel = Series("Ideas per stage", [(s.label, sum(by_status.get(st, 0) for st in s.statuses)) for s in stages],
-                    "ideas")
+    funnel_rows = [(s.label, sum(by_status.get(st, 0) for st in s.statuses)) for s in stages]
+    if challenge is not None:
+        funnel_rows[2:2] = _round_stages(challenge, ideas_seen)
+    funnel = Series("Ideas per stage", funnel_rows, "ideas")
 
     response, answered, unanswered, median_h = _qa_times(user, ch_ids)
     return Dashboard(org, challenges, challenge, submissions, funnel, response, answered, unanswered, median_h)
