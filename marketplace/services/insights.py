@@ -7,8 +7,8 @@ on dashboards; the public page counts what anonymous readers may see exactly and
 every figure derived from anything else through ``policy.shown_count`` / ``policy.disclosed``
 (the small-count rule).
 
-The funnel reads idea states through one function, `funnel_stages`; for one challenge, its later judging rounds are stages too (`_round_stages`), and judging rounds can
-add their stages there.
+The funnel reads idea states through one function, `funnel_stages`; for one challenge,
+each later judging round is a stage too (`_round_stages`).
 """
 from __future__ import annotations
 
