@@ -33,8 +33,9 @@ def check_headers(r, url: str, signed_in: bool) -> list[str]:
     problems = []
     h = r.headers
     csp = h.get("Content-Security-Policy", "")
-    if url.startswith("/ideas/") and "/files/" in url and r.status_code == 200:
-        # Attachments are served under their own, stricter policy (sandboxed, nothing runs).
+    if (url.startswith("/ideas/") or url.startswith("/agreements/")) and "/files/" in url and r.status_code == 200:
+        # Attachments and shared asset files are served under their own, stricter policy
+        # (sandboxed, nothing runs).
         if "default-src 'none'" not in csp or "sandbox" not in csp:
             problems.append(f"{url}: attachment CSP {csp!r}")
     else:
