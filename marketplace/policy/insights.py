@@ -21,8 +21,9 @@ starting a challenge from a past one, and who reads the audit trail.
   organisation.
 * The transparency page is public. Every figure on it derived from non-public rows (ideas,
   awards, payments, non-public challenges, moderation) is disclosed through `shown_count`
-  (counts) or `disclosed` (sums, medians): below `SMALL_COUNT` rows it reads "fewer than
-  5", so no single private row can be singled out by differencing or filtering.
+  (counts) or `disclosed` (sums, medians): below `SMALL_COUNT` rows a count reads "fewer
+  than 5" and a sum or median "not shown (fewer than 5 behind it)", so no single private
+  row can be singled out by differencing or filtering.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ from .orgs import ORGANISATIONS
 
 SMALL_COUNT = 5
 FEWER = f"fewer than {SMALL_COUNT}"
+# In place of a sum or a median: "fewer than 5" alone would read as the figure's value.
+WITHHELD = f"not shown (fewer than {SMALL_COUNT} behind it)"
 
 
 def shown_count(n: int | None) -> int | str:
@@ -53,12 +56,12 @@ def shown_count(n: int | None) -> int | str:
 
 def disclosed(rows: int | None, value: Any) -> Any:
     """A figure (a sum, a median) computed over `rows` non-public rows: the value from
-    SMALL_COUNT rows up, otherwise "fewer than 5" in its place."""
-    return value if int(rows or 0) >= SMALL_COUNT else FEWER
+    SMALL_COUNT rows up, otherwise WITHHELD in its place."""
+    return value if int(rows or 0) >= SMALL_COUNT else WITHHELD
 
 
 def is_withheld(figure: Any) -> bool:
-    return figure == FEWER
+    return figure in (FEWER, WITHHELD)
 
 
 # --------------------------------------------------------------------------- organisations
