@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import event, insert, select
 
 from marketplace.extensions import db
-from marketplace.models import AccessGrant, Item, ItemTag, Notification, utcnow
+from marketplace.models import AccessGrant, Item, ItemTag, Notification, User, utcnow
 from marketplace.models.engagement import Answer, Comment, Question
 from marketplace.models.ideas import ChallengeTerms
 from marketplace.sanitize import render_markdown
@@ -512,3 +512,56 @@ def test_mail_log_with_n_mails(app, client, world, failures_only):
     sign_in_client(client, app, world["moderator"])
     counts = measure(app, client, "/mail/failures" if failures_only else "/notifications/mail-log", grow)
     assert_bounded(counts)
+
+
+# --------------------------------------------------------------------------- many authors
+
+
+def bulk_authors(n: int, tag: str) -> list[int]:
+    """`n` accounts (one per post, so the identity map cannot hide a per-author query)."""
+    first = (db.session.execute(select(User.id).order_by(User.id.desc()).limit(1)).scalar() or 0) + 1
+    db.session.execute(insert(User), [{"email": f"{tag}{first + i}@authors.test", "display_name": f"Author {first + i}",
+                                       "password_hash": "!", "created_at": _now()} for i in range(n)])
+    return list(db.session.execute(select(User.id).where(User.id >= first).order_by(User.id)).scalars())
+
+
+@pytest.mark.parametrize("viewer", ["contributor", "anonymous"])
+def test_threads_by_many_authors(app, client, world, viewer):
+    """Every post by its own author, shown by name: the discussion and the Q&A pages load
+    their authors with the page's posts, not one query per author."""
+    with app.app_context():
+        failure_id = bulk_items(_org(world), 1, kind="failure", title="Failure")[0]
+        challenge_id = bulk_items(_org(world), 1, title="Challenge")[0]
+        db.session.commit()
+
+    def grow(have, n):
+        now = _now()
+        authors = bulk_authors(n - have, "c")
+        db.session.execute(insert(Comment), [{"item_id": failure_id, "author_id": a, "body": "Said.",
+                                              "body_html": "<p>Said.</p>", "created_at": now} for a in authors])
+        askers = bulk_authors(n - have, "q")
+        db.session.execute(insert(Question), [{"item_id": challenge_id, "author_id": a, "body": "Asked?",
+                                               "body_html": "<p>Asked?</p>", "show_name": True, "created_at": now}
+                                              for a in askers])
+        qids = db.session.execute(select(Question.id).where(Question.item_id == challenge_id,
+                                                            ~Question.id.in_(select(Answer.question_id)))).scalars().all()
+        answerers = bulk_authors(len(qids), "a")
+        db.session.execute(insert(Answer), [{"question_id": q, "item_id": challenge_id, "author_id": a,
+                                             "body": "Answered.", "body_html": "<p>Answered.</p>", "created_at": now}
+                                            for q, a in zip(qids, answerers)])
+
+    if viewer != "anonymous":
+        sign_in_client(client, app, world[viewer])
+    counts = {"failure": {}, "challenge": {}}
+    have = 0
+    for n in SIZES:
+        with app.app_context():
+            grow(have, n)
+            db.session.commit()
+        have = n
+        for kind, item_id in (("failure", failure_id), ("challenge", challenge_id)):
+            url = f"/{kind}s/{item_id}"
+            client.get(url)
+            counts[kind][n] = queries(app, client, url)
+    assert_bounded(counts["failure"])
+    assert_bounded(counts["challenge"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import abort, current_app
 from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from .. import policy
 from ..extensions import db
@@ -116,6 +117,7 @@ def qa_posts(user, item: Item, page: int = 1, waiting_page: int = 1):
             continue
         rows = db.session.execute(
             select(Question).where(Question.item_id == item.id, clause, _answered() if answered else ~_answered())
+            .options(selectinload(Question.author), selectinload(Question.answer).selectinload(Answer.author))
             .order_by(Question.created_at, Question.id).limit(pg.size).offset(pg.offset)
         ).scalars().all()
         sees.prime(policy.can_view_question, Question, rows)
@@ -162,6 +164,7 @@ def discussion_posts(user, item: Item, page: int = 1):
     if pg.total:
         tops = db.session.execute(
             select(Comment).where(Comment.item_id == item.id, policy.thread_comments_clause(v, item_ok, item.id))
+            .options(selectinload(Comment.author))
             .order_by(Comment.created_at, Comment.id).limit(pg.size).offset(pg.offset)
         ).scalars().all()
     replies: dict[int, list[Post]] = {}
@@ -169,6 +172,7 @@ def discussion_posts(user, item: Item, page: int = 1):
         kids = db.session.execute(
             select(Comment).where(Comment.item_id == item.id, Comment.parent_id.in_([c.id for c in tops]),
                                   policy.thread_replies_clause(v, item_ok))
+            .options(selectinload(Comment.author))
             .order_by(Comment.created_at, Comment.id)
         ).scalars().all()
         sees.prime(policy.can_view_comment, Comment, list(tops) + list(kids))
