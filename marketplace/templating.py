@@ -12,6 +12,7 @@ signed-in viewer, whose pages may hold private content.
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from flask import Flask
@@ -35,10 +36,30 @@ def fmt_dt(value: datetime | None, zone: str | None = None) -> str:
     return timezones.format_dt(value, zone)
 
 
+# Excerpts by (content digest, limit): a card's excerpt renders the whole body's Markdown and
+# cleans it, a third of a list page's time, for text that rarely changes. The excerpt is a
+# function of the text alone, so the same body gives the same excerpt whoever reads it; the
+# key is a digest, so the cache never holds bodies (at most _EXCERPTS_MAX short strings).
+_EXCERPTS: dict[tuple[bytes, int], str] = {}
+_EXCERPTS_MAX = 4096
+
+
 def excerpt(value: str | None, limit: int = 300) -> str:
     """The `excerpt` filter: Markdown as the words a reader sees (`**1 in 500**` reads
     "1 in 500"), cut at a word near `limit` characters. Plain text: Jinja escapes it."""
-    text = plain_text(value)
+    if not value:
+        return ""
+    key = (hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest(), limit)
+    found = _EXCERPTS.get(key)
+    if found is None:
+        found = _cut(plain_text(value), limit)
+        if len(_EXCERPTS) >= _EXCERPTS_MAX:
+            _EXCERPTS.clear()
+        _EXCERPTS[key] = found
+    return found
+
+
+def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
