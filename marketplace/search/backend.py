@@ -77,10 +77,17 @@ class SearchBackend(ABC):
     def write(self, upserts: Iterable[SearchDoc], deletes: Iterable[str]) -> None:
         """One batch of replacements and deletions; the caller holds lock()."""
 
-    @abstractmethod
     def apply(self, upserts: Iterable[SearchDoc], deletes: Iterable[str], *, wait: bool = True) -> bool:
-        """Replace/insert and delete documents in one batch. Returns False (changing nothing)
-        when another writer holds the index and `wait` is False."""
+        """Replace/insert and delete documents in one batch, under lock(). Returns False
+        (changing nothing) when another writer holds the index and `wait` is False."""
+        try:
+            with self.lock(wait=wait, timeout=60.0):
+                self.write(upserts, deletes)
+                return True
+        except IndexBusy:
+            if wait:
+                raise
+            return False
 
     def index(self, docs: Iterable[SearchDoc]) -> bool:
         return self.apply(docs, ())

@@ -333,16 +333,6 @@ class WhooshBackend(SearchBackend):
             _cancel(w)
             raise
 
-    def apply(self, upserts: Iterable[SearchDoc], deletes: Iterable[str], *, wait: bool = True) -> bool:
-        try:
-            with self.lock(wait=wait, timeout=60.0):
-                self.write(upserts, deletes)
-                return True
-        except IndexBusy:
-            if wait:
-                raise
-            return False
-
     def rebuild(self, chunks: Sequence[tuple[str, Sequence[int]]], load: LoadChunk, *, procs: int = 2,
                 progress: Callable[[int], None] | None = None, child_init: Callable[[], None] | None = None,
                 after_build: Callable[[], None] | None = None, builder: str = "fast",
