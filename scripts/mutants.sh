@@ -9,10 +9,11 @@
 # surviving mutants of the view rules (check / clause / doc_principals / grants).
 #
 #   scripts/mutants.sh [MAX_CHILDREN]      # default 2 (the machine has 2 cores)
+#   MUTANTS_RESUME=1 scripts/mutants.sh    # continue an interrupted run in mutants/
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VENV:-.venv}/bin"
-rm -rf mutants
+[ "${MUTANTS_RESUME:-0}" = 1 ] || rm -rf mutants
 "$BIN/mutmut" run --max-children "${1:-2}" >/dev/null 2>&1
 "$BIN/python" - <<'PY'
 import collections, re, subprocess, sys
