@@ -41,6 +41,9 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
   exactly ``ITEMS.check(v, item)``, so only the cost differs.
 * ``engagement.x_can_view_comment__mutmut_5``: the same change in the comment rule, for the
   same reason (threads pass the failure's own ``ITEMS.check`` answer).
+* ``judging.xǁJudgingRoundRuleǁclause__mutmut_2``, ``_11`` and ``_13``: ``now = None``, or
+  ``item_visibility_clause(v, None)`` / ``(v, )``: the item clause reads a missing time as
+  "now" (``now = now or utcnow()``), which is what was passed.
 """
 from __future__ import annotations
 
@@ -367,3 +370,77 @@ def test_an_org_admin_still_sees_invitations_addressed_to_them(f):
     assert policy.can(guest, "view", inv) and not policy.can(guest, "view", other)
     assert _visible_ids(guest, Invitation) == {inv.id}
     assert {inv.id, other.id} <= _visible_ids(host_admin, Invitation)
+
+
+# --------------------------------------------------------------------------- judging, reviews, agreements
+
+
+def test_judging_rounds_of_a_challenge_the_judge_may_no_longer_see_are_not_theirs(f):
+    """Kills judging.xǁJudgingRoundRuleǁclause__mutmut_5 (the challenge-visibility half
+    dropped). Rule: a round is seen by the challenge's review panel *for a challenge they may
+    see*; an outside judge loses the rounds when a moderator hides the challenge."""
+    from marketplace.models import JudgingRound
+
+    fi = IdeaFactories(f)
+    s = fi.challenge(visibility="public")
+    judge = f.make_user()
+    _appoint(s, judge, "judge", nda_accepted_at=utcnow())
+    now = utcnow()
+    rnd = JudgingRound(challenge_id=s.challenge.id, position=1, name="One", starts_at=now - timedelta(days=1),
+                       ends_at=now + timedelta(days=1), advance_count=1)
+    db.session.add(rnd)
+    db.session.commit()
+    assert policy.can(judge, "view", rnd) and _visible_ids(judge, JudgingRound) == {rnd.id}
+    s.challenge.hidden_at = now
+    db.session.commit()
+    assert not policy.can(judge, "view", rnd)
+    assert _visible_ids(judge, JudgingRound) == set()
+    assert _visible_ids(s.owner, JudgingRound) == {rnd.id}  # the organisation still sees its own
+
+
+def test_a_challenge_review_follows_its_challenge_even_for_the_admins(f):
+    """Kills insights.xǁChallengeReviewRuleǁclause__mutmut_7 (the parent clause dropped).
+    Rule: a review is seen by the admins of its challenge's organisation *for a challenge
+    they may see*; a challenge whose status the policy does not know fails closed (the
+    per-object check raises, the clause leaves the row out)."""
+    from marketplace.models import ChallengeReview, Item
+
+    owner = f.make_user()
+    org = f.make_org(owner=owner)
+    known = f.make_item(org, kind="challenge", visibility="public", status="closed")
+    odd = f.make_item(org, kind="challenge", visibility="public", status="closed")
+    db.session.add_all([ChallengeReview(challenge_id=known.id), ChallengeReview(challenge_id=odd.id)])
+    db.session.commit()
+    db.session.execute(Item.__table__.update().where(Item.id == odd.id).values(status="limbo"))
+    db.session.commit()
+    seen = set(db.session.execute(select(ChallengeReview.challenge_id).where(
+        policy.visible_clause(owner, ChallengeReview))).scalars())
+    assert seen == {known.id}
+
+
+def test_an_admin_elsewhere_named_in_an_agreement_still_sees_it(f):
+    """Kills agreements.xǁDataAgreementRuleǁclause__mutmut_10 (``conds +=`` made ``conds =``
+    for admins). Rule: an agreement is seen by the owners and admins of both organisations
+    *and* by the people named in it; administering an unrelated organisation takes nothing
+    away."""
+    from marketplace.models.agreements import AgreementPerson, DataAgreement, DataSharingSheet
+
+    owner, partner_owner, named = f.make_user(), f.make_user(), f.make_user()
+    org, partner = f.make_org(owner=owner), f.make_org(owner=partner_owner, members=(named,))
+    f.make_org(owner=named)  # the named person administers an organisation of their own
+    asset = f.make_item(org, kind="asset", visibility="public")
+    sheet = DataSharingSheet(item_id=asset.id, version=1, purpose="p", allowed_uses="u", access_roles="analyst",
+                             duration_days=30, end_of_term="delete", publication_rules="r", governing_law="l",
+                             canonical="{}", digest="0" * 64)
+    db.session.add(sheet)
+    db.session.flush()
+    now = utcnow()
+    a = DataAgreement(item_id=asset.id, owner_org_id=org.id, partner_org_id=partner.id, sheet_id=sheet.id,
+                      sheet_version=1, sheet_digest="0" * 64, status="active", starts_at=now - timedelta(days=1),
+                      ends_at=now + timedelta(days=9), accepted_at=now - timedelta(days=1))
+    db.session.add(a)
+    db.session.flush()
+    db.session.add(AgreementPerson(agreement_id=a.id, user_id=named.id, role="analyst"))
+    db.session.commit()
+    assert policy.can(named, "view", a)
+    assert _visible_ids(named, DataAgreement) == {a.id}
