@@ -44,6 +44,11 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
 * ``judging.xǁJudgingRoundRuleǁclause__mutmut_2``, ``_11`` and ``_13``: ``now = None``, or
   ``item_visibility_clause(v, None)`` / ``(v, )``: the item clause reads a missing time as
   "now" (``now = now or utcnow()``), which is what was passed.
+* ``ideas.xǁReviewerInvitationRuleǁclause__mutmut_6`` and
+  ``invitations.xǁListInvitationRuleǁclause__mutmut_6``: ``or ""`` vs ``or "XXXX"``, as for
+  ``InvitationRuleǁclause__mutmut_8`` above.
+* ``engagement.x__post_principals__mutmut_10``: ``ITEMS.doc_principals(item, None)`` on a
+  draft item: the draft branch answers ``orgadmin:<org>`` before the time is read.
 """
 from __future__ import annotations
 
@@ -444,3 +449,63 @@ def test_an_admin_elsewhere_named_in_an_agreement_still_sees_it(f):
     db.session.commit()
     assert policy.can(named, "view", a)
     assert _visible_ids(named, DataAgreement) == {a.id}
+
+
+def test_reviewer_invitations_are_their_invitees_and_the_managing_admins(f):
+    """Kills ideas.xǁReviewerInvitationRuleǁclause__mutmut_10, _12 (an admin's own
+    invitation dropped), _18 (every organisation's challenges), _19 (items that are not
+    challenges) and _20 (archived challenges). Rule: a reviewer invitation is seen by the
+    invited address and by those who manage the challenge's reviewers: the owners and admins
+    of its organisation, for a challenge that is not archived."""
+    from marketplace.models import ReviewerInvitation
+
+    host_admin, guest, rival_admin = f.make_user(), f.make_user(), f.make_user()
+    host = f.make_org(owner=host_admin)
+    f.make_org(owner=guest)  # the invited judge administers an organisation of their own
+    rival = f.make_org(owner=rival_admin)
+    now = utcnow()
+
+    def invite(item, email):
+        inv = ReviewerInvitation(challenge_id=item.id, email=email, token_hash=f"{next(_seq):064d}",
+                                 invited_by_id=host_admin.id, created_at=now, expires_at=now + timedelta(days=7),
+                                 nda_text="")
+        db.session.add(inv)
+        db.session.commit()
+        return inv
+
+    live = f.make_item(host, kind="challenge", visibility="public")
+    archived = f.make_item(host, kind="challenge", visibility="public", status="archived")
+    not_a_challenge = f.make_item(host, kind="failure", visibility="public")
+    rivals = f.make_item(rival, kind="challenge", visibility="public")
+    to_guest = invite(live, guest.email)
+    to_other = invite(live, "someone@example.test")
+    on_archived = invite(archived, "later@example.test")
+    on_failure = invite(not_a_challenge, "odd@example.test")
+    on_rival = invite(rivals, "rival.judge@example.test")
+    assert _visible_ids(guest, ReviewerInvitation) == {to_guest.id}
+    assert _visible_ids(host_admin, ReviewerInvitation) == {to_guest.id, to_other.id}
+    assert _visible_ids(rival_admin, ReviewerInvitation) == {on_rival.id}
+    for inv in (to_guest, to_other, on_archived, on_failure):
+        assert policy.can(host_admin, "view", inv) is (inv in (to_guest, to_other))
+
+
+def test_an_org_admin_still_sees_list_invitations_addressed_to_them(f):
+    """Kills invitations.xǁListInvitationRuleǁclause__mutmut_10 (an admin's own invitation
+    dropped). Rule: a list invitation is seen by the list's curators and by the invited
+    address; administering some other organisation takes nothing away."""
+    from marketplace.models import ListInvitation
+
+    curator, guest = f.make_user(), f.make_user()
+    lst = f.make_list(f.make_org(owner=curator, kind="cluster"))
+    f.make_org(owner=guest)
+    now = utcnow()
+    invs = []
+    for email in (guest.email, "someone@example.test"):
+        inv = ListInvitation(list_id=lst.id, email=email, token_hash=f"{next(_seq):064d}", invited_by_id=curator.id,
+                             created_at=now, expires_at=now + timedelta(days=7))
+        db.session.add(inv)
+        invs.append(inv)
+    db.session.commit()
+    assert policy.can(guest, "view", invs[0]) and not policy.can(guest, "view", invs[1])
+    assert _visible_ids(guest, ListInvitation) == {invs[0].id}
+    assert _visible_ids(curator, ListInvitation) == {i.id for i in invs}
