@@ -49,6 +49,16 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
   ``InvitationRuleǁclause__mutmut_8`` above.
 * ``engagement.x__post_principals__mutmut_10``: ``ITEMS.doc_principals(item, None)`` on a
   draft item: the draft branch answers ``orgadmin:<org>`` before the time is read.
+* ``agreements.xǁAssetFileRuleǁclause__mutmut_27``, ``_29``, ``_31`` and ``_33``: a
+  ``join()`` without its ON clause infers the same join from the only foreign key between
+  the tables (data_agreements.sheet_id, agreement_people.agreement_id).
+* ``engagement.x__post_clause__mutmut_33``: drops ``hidden_at IS NOT NULL`` from the "hidden,
+  but theirs or they administer it" branch; a visible post of the viewer's own, or on an
+  item of an organisation they administer (so are a member of: ``shown``), is already
+  listed by the first branch.
+* ``engagement.x_can_view_question__mutmut_5``: as ``x_can_view_answer__mutmut_6``.
+* ``ideas.xǁIdeaRuleǁclause__mutmut_46``: drops the inner known-confidentiality filter of
+  ``seen``; the outer one (killed by the unknown-row test) already leaves such rows out.
 """
 from __future__ import annotations
 
@@ -509,3 +519,67 @@ def test_an_org_admin_still_sees_list_invitations_addressed_to_them(f):
     assert policy.can(guest, "view", invs[0]) and not policy.can(guest, "view", invs[1])
     assert _visible_ids(guest, ListInvitation) == {invs[0].id}
     assert _visible_ids(curator, ListInvitation) == {i.id for i in invs}
+
+
+def test_a_named_persons_role_is_read_from_their_own_agreements_sheet(f):
+    """Kills agreements.xǁAssetFileRuleǁclause__mutmut_36 (the sheet joined on ``!=``).
+    Rule: a person named in an agreement in force gets the asset's files only if their role
+    is one of the roles *that agreement's* sheet lists; another sheet listing the role (for
+    another asset) gives nothing."""
+    from marketplace.models.agreements import AgreementPerson, AssetFile, DataAgreement, DataSharingSheet
+
+    owner, partner_owner, named = f.make_user(), f.make_user(), f.make_user()
+    org, partner = f.make_org(owner=owner), f.make_org(owner=partner_owner, members=(named,))
+    now = utcnow()
+
+    def shared(roles):
+        asset = f.make_item(org, kind="asset", visibility="public")
+        sheet = DataSharingSheet(item_id=asset.id, version=1, purpose="p", allowed_uses="u", access_roles=roles,
+                                 duration_days=30, end_of_term="delete", publication_rules="r", governing_law="l",
+                                 canonical="{}", digest="0" * 64)
+        db.session.add(sheet)
+        db.session.flush()
+        a = DataAgreement(item_id=asset.id, owner_org_id=org.id, partner_org_id=partner.id, sheet_id=sheet.id,
+                          sheet_version=1, sheet_digest="0" * 64, status="active",
+                          starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=9),
+                          accepted_at=now - timedelta(days=1))
+        db.session.add(a)
+        db.session.flush()
+        file = AssetFile(item_id=asset.id, filename="data.csv", stored_name=f"s{next(_seq)}",
+                         content_type="text/csv", size=3, sha256="0" * 64)
+        db.session.add(file)
+        return a, file
+
+    mine, my_file = shared("analyst")
+    _other, other_file = shared("janitor")  # a sheet that lists the role, for someone else's agreement
+    db.session.add(AgreementPerson(agreement_id=mine.id, user_id=named.id, role="janitor"))
+    db.session.commit()
+    assert not policy.can(named, "view", my_file) and not policy.can(named, "view", other_file)
+    assert _visible_ids(named, AssetFile) == set()
+
+
+def test_an_idea_row_the_policy_does_not_know_is_listed_for_nobody(f):
+    """Kills ideas.xǁIdeaRuleǁclause__mutmut_64 and _65 (the outer known-status and
+    known-confidentiality filters dropped). Rule: a row with an unknown status or
+    confidentiality fails closed for everybody, its own author and moderators included (the
+    per-object check refuses it, the clause leaves it out)."""
+    from marketplace.policy import PolicyError
+
+    fi = IdeaFactories(f)
+    s = fi.challenge(visibility="public")
+    lead, mod = f.make_user(), f.make_user(site_role="moderator")
+    known = _idea(s, lead, conf="open")
+    odd_status = _idea(s, lead, conf="open")
+    odd_conf = _idea(s, lead, conf="open")
+    db.session.execute(Idea.__table__.update().where(Idea.id == odd_status.id).values(status="limbo"))
+    db.session.execute(Idea.__table__.update().where(Idea.id == odd_conf.id).values(confidentiality="whispered"))
+    db.session.commit()
+    db.session.expire_all()
+    for viewer in (lead, mod, s.owner):
+        assert _visible_ids(viewer, Idea) == {known.id}
+        for odd in (odd_status, odd_conf):
+            try:
+                shown = policy.can(viewer, "view", db.session.get(Idea, odd.id))
+            except PolicyError:
+                shown = False
+            assert not shown
