@@ -83,10 +83,13 @@ def test_api_tokens_personal_ones_are_their_owners_org_ones_the_org_admins(peopl
     personal = _token(P["holder"])
     org_token = _token(P["org_admin"], org=org, acting=P["org_member"])
     other_personal = _token(P["admin_elsewhere"])
+    # Made by someone who was an admin then and is a plain member now: no longer theirs.
+    by_demoted = _token(P["org_member"], org=org)
     expected = {
         personal: {"holder"},
         org_token: {"org_owner", "org_admin"},
         other_personal: {"admin_elsewhere"},
+        by_demoted: {"org_owner", "org_admin"},
     }
     for t, who in expected.items():
         for name, viewer in P.items():
@@ -282,3 +285,29 @@ def test_a_sealed_ideas_principals_hold_until_its_reveal_date_or_the_challenges(
     db.session.commit()
     assert policy.doc_principals_valid_until(i, now) == late
     assert policy.doc_principals_valid_until(i, late) is None
+    # Asked about another time, the answer is about that time: an idea revealed yesterday
+    # was still sealed two days ago, so its terms held until yesterday.
+    past = Idea(challenge_id=public.challenge.id, author_id=lead.id, title="Past", status="submitted",
+                terms_id=public.terms.id, content_hash="0" * 64, confidentiality="sealed",
+                reveal_at=now - timedelta(days=1), submission_key=f"k{next(_seq)}")
+    past.authors.append(IdeaAuthor(user_id=lead.id, status="lead"))
+    db.session.add(past)
+    db.session.commit()
+    assert policy.doc_principals_valid_until(past, now) is None
+    assert policy.doc_principals_valid_until(past, now - timedelta(days=2)) == now - timedelta(days=1)
+
+
+def test_the_team_page_is_for_whoever_may_see_the_idea(f):
+    """Oracle: an idea names its authors to everyone who may see it, so the team page is
+    open to exactly them; a viewer who may not see the idea does not see its team."""
+    fi = IdeaFactories(f)
+    s = fi.challenge(visibility="public")
+    lead, reader = f.make_user(), f.make_user()
+    fi.set_terms(s.owner, s.challenge, confidentiality="open")
+    open_idea = fi.submit(lead, s.challenge, title="Open work")
+    assert policy.can(reader, "view", open_idea) and policy.can(reader, "view_team", open_idea)
+    assert policy.can(lead, "view_team", open_idea) and policy.can(s.owner, "view_team", open_idea)
+    fi.set_terms(s.owner, s.challenge, confidentiality="sealed")
+    sealed = fi.submit(lead, s.challenge, title="Sealed work")
+    assert not policy.can(reader, "view", sealed) and not policy.can(reader, "view_team", sealed)
+    assert policy.can(lead, "view_team", sealed)

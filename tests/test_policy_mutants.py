@@ -59,6 +59,17 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
 * ``engagement.x_can_view_question__mutmut_5``: as ``x_can_view_answer__mutmut_6``.
 * ``ideas.xǁIdeaRuleǁclause__mutmut_46``: drops the inner known-confidentiality filter of
   ``seen``; the outer one (killed by the unknown-row test) already leaves such rows out.
+* ``api.xǁApiTokenRuleǁclause__mutmut_11`` and ``api.xǁWebhookRuleǁclause__mutmut_4``:
+  ``... if admin_orgs or True``: an ``IN ()`` over no organisations, always false, as above.
+* ``ideas.xǁIdeaRuleǁvalid_until__mutmut_7``: ``reveal_at >= now`` for ``> now``: at the
+  instant of the reveal date the idea is no longer sealed (``idea_is_sealed``), so no date.
+* ``items.xǁItemRuleǁvalid_until__mutmut_8``: drops ``expires_at IS NOT NULL`` inside
+  ``min(expires_at)``; SQL's ``min`` skips NULLs.
+* ``reach.xǁ_UsersOwnListedRuleǁclause__mutmut_3`` and ``_5``: for an anonymous viewer
+  ``user_id == NULL`` (renders ``IS NULL``) or ``== -2``; notifications and follows have a
+  NOT NULL user_id and ids start at 1, so no row matches either way.
+* ``core.xǁRuleǁcheck__mutmut_1``: only the text of the PolicyError raised for a model
+  without a view rule changes.
 """
 from __future__ import annotations
 
