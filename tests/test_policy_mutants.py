@@ -70,6 +70,21 @@ Equivalent mutants (behaviour cannot differ), name -> reason:
   NOT NULL user_id and ids start at 1, so no row matches either way.
 * ``core.xǁRuleǁcheck__mutmut_1``: only the text of the PolicyError raised for a model
   without a view rule changes.
+* ``core.xǁRuleǁvisible_clause__mutmut_9``, ``invitations.xǁInvitationListRuleǁclause__mutmut_8``
+  and ``items.xǁItemRuleǁclause__mutmut_11``: ``... if xs or True``: ``or_(own)`` with no
+  exception is ``own``; ``IN ()`` over no organisations is always false.
+* ``invitations.xǁItemListRuleǁclause__mutmut_3``: ``or`` made ``and`` in the guard; a
+  signed-in viewer without admin organisations then reaches ``IN (select ... org_id IN ())``
+  and ``_curated_list_ids`` (lists of organisations they administer): both empty.
+* ``items.xǁItemRuleǁclause__mutmut_40``: drops ``visibility == 'organisation'`` from the
+  members' branch; a member sees every published item of their organisation at every known
+  level anyway (public, registered, invited via ``is_member``), and unknown levels are cut by
+  the outer ``visibility IN (known)``.
+* ``items.xǁItemRuleǁclause__mutmut_55`` and ``_57``: moderators' ``or_(seen, published)``
+  made ``or_(published)``: ``seen`` is itself ``and_(published, ...)``.
+* ``places.xǁScopedModeratorsSeeCaseContextǁgrants__mutmut_9``, ``_11`` and ``_13``:
+  ``limit(None)``, ``select(None)``, ``limit(2)`` in an existence test read by ``.first()``:
+  a row comes back exactly when one exists.
 """
 from __future__ import annotations
 
