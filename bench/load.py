@@ -5,7 +5,7 @@
     python bench/load.py --db both --duration 20 --users 24 --writers 50
 
 One run, against the site as `make serve` runs it (scripts/run.sh gunicorn: 4 sync workers on
-127.0.0.1 and one search index writer beside them) on bench/dataset.py's data, with the
+127.0.0.1 and one `flask worker` beside them, which writes the search index) on bench/dataset.py's data, with the
 hello-world ceiling (bench/hello_app.py, same gunicorn settings) measured before and after:
 
 1. The mix: `--users` virtual users for `--duration` s. Each request is anonymous browsing or
@@ -17,8 +17,8 @@ hello-world ceiling (bench/hello_app.py, same gunicorn settings) measured before
    report at the same moment.
 3. Faults: kill -9 of a gunicorn worker while ideas are being submitted (a failed submission
    is sent again with the same form, as a person pressing the button again would: the
-   submission key makes it land once), and kill -9 of the search index writer while the
-   outbox holds a batch of jobs (run.sh's supervisor starts it again).
+   submission key makes it land once), and kill -9 of the `flask worker` (the search index
+   writer) while the outbox holds a batch of jobs (run.sh's supervisor starts it again).
 4. Afterwards: every write the server confirmed (302) is in the database once, with its
    dependent rows (an idea's author, revision and acceptance) and its audit event; the
    outbox drains; `flask search verify` and `flask audit verify` pass; no "database is
@@ -471,7 +471,7 @@ def run_db(db: str, args) -> str:
                 while time.time() < t_end and not shot and not burst_done.is_set():
                     pending = outbox_now(env)
                     if pending >= 3:
-                        pids = [pid for pid, cmd in site.group() if "search worker" in cmd or "search apply" in cmd]
+                        pids = site.background_workers()
                         if pids:
                             os.kill(pids[0], signal.SIGKILL)
                             shot.update(pid=pids[0], pending=pending)
@@ -484,11 +484,11 @@ def run_db(db: str, args) -> str:
             killer.join()
             notes.extend(burst)
             report.append(f"\n### fault: {sum(n['ok'] for n in burst)} comments by 20 writers; kill -9 of the "
-                          f"index writer (pid {shot.get('pid', '-')}) while the outbox held {shot.get('pending', '-')} "
+                          f"`flask worker` (the index writer, pid {shot.get('pid', '-')}) while the outbox held {shot.get('pending', '-')} "
                           f"job(s) and writes kept coming")
             time.sleep(0.5)
             left, waited = wait_outbox(env, 120)
-            after = [pid for pid, cmd in site.group() if "search worker" in cmd or "search apply" in cmd]
+            after = site.background_workers()
             report.append(f"; restarted by run.sh as pid {after[0] if after else '-'}; outbox drained to {left} "
                           f"in {waited:.1f} s\n")
         finally:

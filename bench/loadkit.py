@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+WORKER_CMD = re.compile(r"flask --app app worker( |$)")
 
 
 def free_port() -> int:
@@ -109,6 +110,10 @@ class Server:
                 workers.append(pid)
         return sorted(workers)
 
+    def background_workers(self) -> list[int]:
+        """The `flask worker` run.sh started beside gunicorn (it writes the search index)."""
+        return sorted(pid for pid, cmd in self.group() if WORKER_CMD.search(cmd))
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             try:
@@ -123,12 +128,13 @@ class Server:
 
 
 def site_server(env: dict[str, str], data_dir: Path, workers: int = 4, extra: dict | None = None) -> Server:
-    """The site as `make serve` runs it (scripts/run.sh gunicorn: migrate, one search index
-    writer beside gunicorn, gunicorn.conf.py), with 4 workers on a free local port."""
+    """The site as `make serve` runs it (scripts/run.sh gunicorn: migrate, one `flask worker`
+    beside gunicorn, gunicorn.conf.py), with 4 workers on a free local port."""
     port = free_port()
     e = dict(env, GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(workers), GUNICORN_LOGLEVEL="warning",
              VENV=str(ROOT / ".venv"), PATH=f"{BIN}:{os.environ.get('PATH', '')}")
     e.pop("SEARCH_WORKER", None)
+    e.pop("MAIL_WORKER", None)
     e.update(extra or {})
     return Server("site", ["bash", str(ROOT / "scripts/run.sh"), "gunicorn"], e, port, data_dir / "site.log")
 

@@ -7,7 +7,7 @@
 
 The data set is bench/dataset.py's (generated on first use, then reused). The site runs as
 `make serve` runs it (scripts/run.sh gunicorn: gunicorn.conf.py, here with 4 sync workers on
-127.0.0.1, and one search index writer beside it); the ceiling is a Flask hello-world
+127.0.0.1, and one `flask worker` beside it); the ceiling is a Flask hello-world
 (bench/hello_app.py) under the same gunicorn.conf.py and worker count, measured before and
 after the pages in the same run (the table uses the mean of the two).
 
