@@ -39,6 +39,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of `pids` holds the server side of the TCP connection from `client_port` to
+    `server_port` on this host: the socket's inode from /proc/net/tcp, then the process whose
+    file descriptors include it (a sync gunicorn worker holds the connection it accepted)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and int(f[1].rsplit(":", 1)[1], 16) == server_port \
+                    and int(f[2].rsplit(":", 1)[1], 16) == client_port and f[9] != "0":
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 def loadavg() -> tuple[float, float, float]:
     return os.getloadavg()
 
