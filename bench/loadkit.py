@@ -187,10 +187,12 @@ class Browser:
     cookie jar. `forwarded_for` gives the visitor an address of its own (the server runs with
     TRUSTED_PROXIES=1 then), so per-address limits apply per visitor, not to the whole run."""
 
-    def __init__(self, port: int, timeout: float = 60, forwarded_for: str | None = None):
+    def __init__(self, port: int, timeout: float = 60, forwarded_for: str | None = None,
+                 headers: dict[str, str] | None = None):
         self.port, self.timeout = port, timeout
         self.cookies: dict[str, str] = {}
         self.forwarded_for = forwarded_for
+        self.extra_headers = dict(headers or {})  # sent with every request (e.g. Authorization)
         self.conn: http.client.HTTPConnection | None = None
 
     def _headers(self, extra: dict | None = None) -> dict:
@@ -199,6 +201,7 @@ class Browser:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.forwarded_for:
             h["X-Forwarded-For"] = self.forwarded_for
+        h.update(self.extra_headers)
         h.update(extra or {})
         return h
 
@@ -382,11 +385,14 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
 
 
-def cycle_user(port: int, paths: list[str], cookies: dict[str, str] | None, label: str, timeout: float = 60):
-    """A virtual user fetching `paths` in turn (each user starts at its own offset)."""
+def cycle_user(port: int, paths: list[str], cookies: dict[str, str] | None, label: str, timeout: float = 60,
+               headers=None):
+    """A virtual user fetching `paths` in turn (each user starts at its own offset).
+    `headers(index)`: the headers virtual user `index` sends with every request (its own
+    address in X-Forwarded-For, its own API token...)."""
 
     def user(index: int, rec):
-        b = Browser(port, timeout=timeout)
+        b = Browser(port, timeout=timeout, headers=headers(index) if headers else None)
         b.cookies = dict(cookies or {})
         state = {"i": index}
 
