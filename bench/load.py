@@ -697,7 +697,7 @@ def run_db(db: str, args) -> str:
         try:
             if hello:
                 hello.start()
-            site.start("/healthz")
+            site.start("/healthz", timeout=300)  # migrations and 4 workers on a busy machine
             if "mix" in parts:
                 ceil = []
                 st, el = run_load(cycle_user(hello.port, ["/"], None, "ceiling"), 8, min(args.duration, 5),

@@ -239,7 +239,7 @@ def run_db(db: str, args) -> str:
     with LoadSampler() as load, tokens:
         try:
             hello.start()
-            site.start("/healthz")
+            site.start("/healthz", timeout=300)  # migrations and 4 workers on a busy machine
             b = Browser(site.port)
             b.sign_in(manifest["contributor"]["email"], manifest["contributor"]["password"])
             cookies = dict(b.cookies)
