@@ -15,10 +15,10 @@ or thread (the search index writer) is shared between processes.
 
 Search index: only one process may write the Whoosh index. SEARCH_WORKER=thread runs a writer
 thread in *every* web process, which is right for `make run` (one process) but not for several
-gunicorn workers. `make serve` (scripts/run.sh gunicorn) therefore sets SEARCH_WORKER=off and
-starts one out-of-process writer beside gunicorn whenever the search feature provides one
-(`flask --app app search worker`, or `flask --app app search apply --watch`). Elsewhere, run
-exactly one such writer under your process supervisor and SEARCH_WORKER=off for gunicorn.
+gunicorn workers. `make serve` (scripts/run.sh gunicorn) therefore sets SEARCH_WORKER=off (and
+MAIL_WORKER=off) and starts one `flask --app app worker` beside gunicorn, which writes the index
+and does the other background jobs. Elsewhere, run exactly one such worker per index under your
+process supervisor and SEARCH_WORKER=off for gunicorn.
 """
 import os
 

@@ -1,7 +1,7 @@
 """The seeded data set of the page and load benchmarks (issues 16 and 13).
 
     python bench/dataset.py --db sqlite              # generate (or reuse) and print the manifest
-    python bench/dataset.py --db postgres --force    # regenerate in the scripts/pg.sh server
+    python bench/dataset.py --db postgres --force    # regenerate (PostgreSQL server in --dir)
 
 What it holds (seed 16 by default): 100 organisations, 2,000 users, 5,000 items (challenges,
 failures and assets at every visibility level and status), 11,000 ideas, 9,000 Q&A posts
@@ -24,9 +24,15 @@ Left out on purpose: the notifications and mails the services queue as side effe
 would only be work for the mail worker) and the webhook deliveries of the audit events.
 
 The database is created with the project's migrations (``flask db upgrade``), in
-``--dir`` (SQLite) or in a database ``marketplace_bench`` of the PostgreSQL server that
-``scripts/pg.sh`` runs. A manifest (``manifest.json`` in ``--dir``) records the seed and the ids
-the benchmarks need; a second run with the same seed reuses the data unless ``--force``.
+``--dir``/sqlite, or in a database ``marketplace_bench`` of a PostgreSQL server whose cluster
+lives beside the data set, in ``--dir``/postgres/cluster (``scripts/pg.sh`` with that PG_DIR),
+so every checkout that runs the benchmarks finds the same database. (scripts/pg.sh's default
+cluster is one per checkout: a data set generated from one checkout was once "reused" by
+another against its own, empty ``marketplace_bench``, and its sign-in failed.) A manifest
+(``manifest.json`` in ``--dir``) records the seed, the ids the benchmarks need and the
+database's identity (``database_identity``); a second run with the same seed reuses the data
+unless ``--force``, and only when the database is the one the data set was generated in
+(otherwise it is generated again, saying why).
 """
 from __future__ import annotations
 
@@ -124,10 +130,11 @@ def sqlite_url(d: Path) -> str:
     return f"sqlite:///{d / 'marketplace.db'}"
 
 
-def postgres_url(recreate: bool) -> str:
-    """A database of its own in the scripts/pg.sh server (started if needed)."""
-    base = subprocess.run([str(ROOT / "scripts/pg.sh"), "start"], check=True, capture_output=True,
-                          text=True).stdout.strip().splitlines()[-1]
+def postgres_url(recreate: bool, cluster: Path) -> str:
+    """A database of its own in the PostgreSQL server whose cluster is in `cluster`
+    (scripts/pg.sh with PG_DIR; started, and created on first use, if needed)."""
+    base = subprocess.run([str(ROOT / "scripts/pg.sh"), "start"], check=True, capture_output=True, text=True,
+                          env=dict(os.environ, PG_DIR=str(cluster))).stdout.strip().splitlines()[-1]
     head, _, tail = base.partition("/marketplace")
     url = f"{head}/{PG_DATABASE}{tail}"
     import psycopg
@@ -145,6 +152,47 @@ def postgres_url(recreate: bool) -> str:
         if not exists:
             con.execute(f"CREATE DATABASE {PG_DATABASE}")
     return url
+
+
+def database_identity(url: str) -> str | None:
+    """The database's random identity (table database_identity), or None without one."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(text("SELECT token FROM database_identity WHERE id = 1")).scalar()
+    except Exception:  # noqa: BLE001 - no database, no table: not the data set's database
+        return None
+    finally:
+        eng.dispose()
+
+
+def not_the_dataset(url: str, manifest: dict) -> str | None:
+    """Why the database at `url` is not the one `manifest` describes (None when it is)."""
+    from sqlalchemy import create_engine, text
+
+    token = database_identity(url)
+    if manifest.get("database_id"):
+        if token != manifest["database_id"]:
+            return (f"the database at {url} (identity {token or 'none'}) is not the one the data set was "
+                    f"generated in (identity {manifest['database_id']})")
+        return None
+    # A manifest from before identities were recorded: the data itself must be there.
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            users = c.execute(text("SELECT COUNT(*) FROM users")).scalar()
+            email = c.execute(text("SELECT email FROM users WHERE id = :i"),
+                              {"i": manifest["contributor"]["id"]}).scalar()
+    except Exception as e:  # noqa: BLE001
+        return f"the database at {url} holds no data set ({type(e).__name__})"
+    finally:
+        eng.dispose()
+    if users < manifest["counts"]["users"] or email != manifest["contributor"]["email"]:
+        return (f"the database at {url} does not hold the data set ({users} users; the contributor "
+                f"{manifest['contributor']['email']} is {'missing' if email is None else 'another account'})")
+    return None
 
 
 def bench_env(db: str, d: Path, url: str) -> dict[str, str]:
@@ -556,22 +604,28 @@ def prepare(db: str, d: Path | None = None, seed: int = 16, force: bool = False,
     mpath = d / "manifest.json"
     manifest = json.loads(mpath.read_text()) if mpath.exists() else None
     fresh = force or not manifest or manifest.get("version") != VERSION or manifest.get("seed") != seed
-    if db == "sqlite":
-        url = sqlite_url(d)
-        if fresh:
-            for p in d.glob("marketplace.db*"):
-                p.unlink()
-    else:
-        url = postgres_url(recreate=fresh)
-    env = bench_env(db, d, url)
+    say = (lambda *a: None) if quiet else (lambda *a: print("dataset:", *a, file=sys.stderr, flush=True))
+    url = sqlite_url(d) if db == "sqlite" else postgres_url(recreate=fresh, cluster=d / "cluster")
     if not fresh:
-        return env, manifest
+        why = not_the_dataset(url, manifest)
+        if why is None:
+            if not manifest.get("database_id"):
+                manifest["database_id"] = database_identity(url)
+                _write_manifest(mpath, manifest)
+            return bench_env(db, d, url), manifest
+        say(f"{why}: generating the data set again")
+        fresh = True
+        if db == "postgres":
+            url = postgres_url(recreate=True, cluster=d / "cluster")
+    if db == "sqlite":
+        for p in d.glob("marketplace.db*"):
+            p.unlink()
+    env = bench_env(db, d, url)
     if mpath.exists():
         mpath.unlink()
     import shutil
 
     shutil.rmtree(d / "search", ignore_errors=True)
-    say = (lambda *a: None) if quiet else (lambda *a: print("dataset:", *a, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     # Migrations, exactly as `make serve` runs them.
     r = subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
@@ -591,8 +645,15 @@ def prepare(db: str, d: Path | None = None, seed: int = 16, force: bool = False,
         manifest["index"] = {k: v for k, v in (stats or {}).items() if isinstance(v, (int, float, str))}
         say(f"search index rebuilt in {manifest['index_seconds']} s")
     manifest["database_url"] = url
-    mpath.write_text(json.dumps(manifest, indent=1, default=str))
+    manifest["database_id"] = database_identity(url)
+    _write_manifest(mpath, manifest)
     return env, manifest
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # readers never see half a manifest
+    tmp.write_text(json.dumps(manifest, indent=1, default=str))
+    os.replace(tmp, path)
 
 
 def main() -> None:

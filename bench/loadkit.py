@@ -30,12 +30,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+WORKER_CMD = re.compile(r"flask --app app worker( |$)")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of `pids` holds the server side of the TCP connection from `client_port` to
+    `server_port` on this host: the socket's inode from /proc/net/tcp, then the process whose
+    file descriptors include it (a sync gunicorn worker holds the connection it accepted)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and int(f[1].rsplit(":", 1)[1], 16) == server_port \
+                    and int(f[2].rsplit(":", 1)[1], 16) == client_port and f[9] != "0":
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
 
 
 def loadavg() -> tuple[float, float, float]:
@@ -109,6 +141,10 @@ class Server:
                 workers.append(pid)
         return sorted(workers)
 
+    def background_workers(self) -> list[int]:
+        """The `flask worker` run.sh started beside gunicorn (it writes the search index)."""
+        return sorted(pid for pid, cmd in self.group() if WORKER_CMD.search(cmd))
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             try:
@@ -123,12 +159,13 @@ class Server:
 
 
 def site_server(env: dict[str, str], data_dir: Path, workers: int = 4, extra: dict | None = None) -> Server:
-    """The site as `make serve` runs it (scripts/run.sh gunicorn: migrate, one search index
-    writer beside gunicorn, gunicorn.conf.py), with 4 workers on a free local port."""
+    """The site as `make serve` runs it (scripts/run.sh gunicorn: migrate, one `flask worker`
+    beside gunicorn, gunicorn.conf.py), with 4 workers on a free local port."""
     port = free_port()
     e = dict(env, GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(workers), GUNICORN_LOGLEVEL="warning",
              VENV=str(ROOT / ".venv"), PATH=f"{BIN}:{os.environ.get('PATH', '')}")
     e.pop("SEARCH_WORKER", None)
+    e.pop("MAIL_WORKER", None)
     e.update(extra or {})
     return Server("site", ["bash", str(ROOT / "scripts/run.sh"), "gunicorn"], e, port, data_dir / "site.log")
 
@@ -150,10 +187,12 @@ class Browser:
     cookie jar. `forwarded_for` gives the visitor an address of its own (the server runs with
     TRUSTED_PROXIES=1 then), so per-address limits apply per visitor, not to the whole run."""
 
-    def __init__(self, port: int, timeout: float = 60, forwarded_for: str | None = None):
+    def __init__(self, port: int, timeout: float = 60, forwarded_for: str | None = None,
+                 headers: dict[str, str] | None = None):
         self.port, self.timeout = port, timeout
         self.cookies: dict[str, str] = {}
         self.forwarded_for = forwarded_for
+        self.extra_headers = dict(headers or {})  # sent with every request (e.g. Authorization)
         self.conn: http.client.HTTPConnection | None = None
 
     def _headers(self, extra: dict | None = None) -> dict:
@@ -162,6 +201,7 @@ class Browser:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.forwarded_for:
             h["X-Forwarded-For"] = self.forwarded_for
+        h.update(self.extra_headers)
         h.update(extra or {})
         return h
 
@@ -345,11 +385,14 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
 
 
-def cycle_user(port: int, paths: list[str], cookies: dict[str, str] | None, label: str, timeout: float = 60):
-    """A virtual user fetching `paths` in turn (each user starts at its own offset)."""
+def cycle_user(port: int, paths: list[str], cookies: dict[str, str] | None, label: str, timeout: float = 60,
+               headers=None):
+    """A virtual user fetching `paths` in turn (each user starts at its own offset).
+    `headers(index)`: the headers virtual user `index` sends with every request (its own
+    address in X-Forwarded-For, its own API token...)."""
 
     def user(index: int, rec):
-        b = Browser(port, timeout=timeout)
+        b = Browser(port, timeout=timeout, headers=headers(index) if headers else None)
         b.cookies = dict(cookies or {})
         state = {"i": index}
 

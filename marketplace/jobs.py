@@ -26,7 +26,9 @@ host with every kind, and on other hosts with ``--without search``. A search bac
 lives in the database (``shared_across_hosts = True`` on the backend) needs no guard.
 
 A failing round is logged with its traceback and the worker goes on; its jobs stay in their
-outbox. SIGTERM and SIGINT end the worker after the round in progress.
+outbox, and that kind's next round waits 2, 4, 8 ... times the idle interval, at most 60 s
+(`Worker.backoff`), while it keeps failing, as the index writer it replaced did. SIGTERM and
+SIGINT end the worker after the round in progress.
 """
 from __future__ import annotations
 
@@ -127,6 +129,8 @@ def _search(app: Flask) -> Callable[[], int]:
         return loop.run_once()  # logs and reports its own failures; never raises
 
     run.close = lambda: (guard.release(), loop.stopped())  # type: ignore[attr-defined]
+    # The loop logs and swallows a failing pass; the worker counts them by this, and backs off.
+    run.failing = lambda: loop.failures  # type: ignore[attr-defined]
     return run
 
 
@@ -180,25 +184,36 @@ class Worker:
     kinds: list[str]
     interval: float = 2.0                       # idle pause between passes
     done: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)   # failed rounds per kind, in all
+    streak: dict[str, int] = field(default_factory=dict)     # failed rounds per kind, in a row
 
     def __post_init__(self):
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown job kind(s): {', '.join(unknown)} (known: {', '.join(KINDS)})")
         self._runs = {k: KINDS[k].make(self.app) for k in self.kinds}
-        self._last: dict[str, float] = {}
+        self._next: dict[str, float] = {}  # kind -> monotonic time its next round is due
         self.stop_event = threading.Event()
+
+    def backoff(self, failed_in_a_row: int) -> float:
+        """Seconds before the next round of a kind whose last `failed_in_a_row` rounds failed:
+        none after a success, then the interval times 2, 4, 8 ..., at most 60 s."""
+        if not failed_in_a_row:
+            return 0.0
+        return min(60.0, self.interval * 2 ** min(failed_in_a_row, 6))
 
     def run_once(self, force: bool = False) -> dict[str, int]:
         """One pass over the kinds that are due (all of them with `force`); the jobs done per
-        kind. A failing kind is logged and counted; the others still run."""
+        kind. A failing kind is logged and counted, and backs off; the others still run."""
         out: dict[str, int] = {}
         for name, run in self._runs.items():
             now = time.monotonic()
-            if not force and now - self._last.get(name, -1e9) < KINDS[name].every:
+            if not force and now < self._next.get(name, 0.0):
                 continue
-            self._last[name] = now
+            failed = False
+            # The search loop logs and swallows a failing pass, counting them itself.
+            failing = getattr(run, "failing", None)
+            failed_before = failing() if failing is not None else 0
             try:
                 if name == "search":
                     n = run()  # the search loop pushes its own app context
@@ -209,9 +224,15 @@ class Worker:
                         finally:
                             db.session.remove()
             except Exception:
+                failed = True
                 self.failures[name] = self.failures.get(name, 0) + 1
                 log.exception("worker: a round of %s failed; its jobs stay queued", name)
                 n = 0
+            if not failed and failing is not None and failing() > failed_before:
+                failed = True
+                self.failures[name] = self.failures.get(name, 0) + 1
+            self.streak[name] = self.streak.get(name, 0) + 1 if failed else 0
+            self._next[name] = now + max(KINDS[name].every, self.backoff(self.streak[name]))
             out[name] = n
             self.done[name] = self.done.get(name, 0) + n
         return out

@@ -3,12 +3,13 @@
 #
 #   scripts/run.sh dev        migrate, load demo data on first start, print the demo accounts,
 #                             serve on http://$HOST:$PORT (default 127.0.0.1:5000)
-#   scripts/run.sh gunicorn   migrate, then gunicorn -c gunicorn.conf.py (127.0.0.1:8000);
-#                             when the search feature has an out-of-process index writer
-#                             (`flask search worker` or `flask search apply --watch`), one of
-#                             it runs beside gunicorn and the web workers use SEARCH_WORKER=off;
-#                             if the writer ends it is restarted with back-off (the site
-#                             keeps serving); only gunicorn's end stops `make serve`
+#   scripts/run.sh gunicorn   migrate, then gunicorn -c gunicorn.conf.py (127.0.0.1:8000) and,
+#                             beside it, one `flask worker` (every background job: the search
+#                             outbox, mail, webhooks, reminders and digests); the web workers
+#                             then use SEARCH_WORKER=off and MAIL_WORKER=off. If the worker
+#                             ends it is restarted with back-off (the site keeps serving); only
+#                             gunicorn's end stops `make serve`. SEARCH_WORKER set by the caller:
+#                             gunicorn only (the caller runs the background jobs)
 #
 # SECRET_KEY: taken from the environment when set, otherwise from instance/secret_key, which
 # is generated (random, mode 600) on first use; the app reads that file itself too, so `flask`
@@ -38,17 +39,6 @@ migrate() {
   rm -f "$log"
 }
 
-search_writer_cmd() {
-  # The out-of-process index writer the search feature provides, if any:
-  # `flask search worker`, or `flask search apply --watch`.
-  local cmds
-  cmds="$(flask search --help 2>/dev/null | sed -n '/^Commands:/,$p')" || return 1
-  if grep -qE '^  worker( |$)' <<<"$cmds"; then echo "search worker"
-  elif grep -qE '^  apply( |$)' <<<"$cmds"; then echo "search apply --watch"
-  else return 1
-  fi
-}
-
 case "$MODE" in
   dev)
     # One process for migrate + demo data + serve: see scripts/dev_server.py.
@@ -56,43 +46,48 @@ case "$MODE" in
     ;;
   gunicorn)
     migrate
-    # Several gunicorn workers must not all write the Whoosh index: when the search feature
-    # provides an out-of-process writer, run exactly one of it and switch the web workers'
-    # writer thread off. SEARCH_WORKER set by the caller is respected (e.g. "thread" with
-    # WEB_CONCURRENCY=1, or "off" with the writer run under a process supervisor).
-    if [ -n "${SEARCH_WORKER:-}" ] || ! writer="$(search_writer_cmd)"; then
+    # Several gunicorn workers must not all write the Whoosh index, and background jobs
+    # (webhooks, digests) run only in a worker: run exactly one `flask worker` beside
+    # gunicorn and switch the web workers' own writer and mail threads off. SEARCH_WORKER
+    # set by the caller is respected (e.g. "thread" with WEB_CONCURRENCY=1, or "off" with
+    # `flask worker` run under a process supervisor of its own): then gunicorn runs alone.
+    if [ -n "${SEARCH_WORKER:-}" ]; then
       exec "$BIN/gunicorn" -c gunicorn.conf.py
     fi
     export SEARCH_WORKER=off
-    # The writer is supervised here, not made a reason to stop the site: whenever it ends
+    # The worker sends the mail too; MAIL_WORKER set by the caller is respected ("thread":
+    # each web process sends as well, which is safe: every mail is claimed by one sender).
+    export MAIL_WORKER="${MAIL_WORKER:-off}"
+    # Polls every second when idle, as the index writer it replaces did.
+    worker=(worker --interval 1)
+    # The worker is supervised here, not made a reason to stop the site: whenever it ends
     # it is started again after 1, 2, 4 ... up to 60 s (back to 1 s after a run of 5 min).
-    # Meanwhile gunicorn serves; jobs wait in the outbox and /healthz shows the lag.
-    supervise_writer() {
+    # Meanwhile gunicorn serves; jobs wait in their outboxes and /healthz shows the lag.
+    supervise_worker() {
       local delay=1 started rc child=""
       trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait 2>/dev/null; exit 0' TERM
       while true; do
         started=$SECONDS
-        # shellcheck disable=SC2086  # $writer is several words on purpose
-        "$BIN/flask" --app app $writer &
+        "$BIN/flask" --app app "${worker[@]}" &
         child=$!
-        echo "run.sh: search index writer \`flask $writer\` started (pid $child); web workers use SEARCH_WORKER=off" >&2
+        echo "run.sh: background worker \`flask ${worker[*]}\` started (pid $child; it writes the search index); web workers use SEARCH_WORKER=off MAIL_WORKER=$MAIL_WORKER" >&2
         rc=0
         wait "$child" || rc=$?
         if (( SECONDS - started >= 300 )); then delay=1; fi
-        echo "run.sh: the search index writer (pid $child) ended with status $rc; starting it again in ${delay} s (the site keeps serving)" >&2
+        echo "run.sh: the background worker (pid $child) ended with status $rc; starting it again in ${delay} s (the site keeps serving)" >&2
         child=""
         sleep "$delay" &
         wait $! || true
         delay=$(( delay * 2 > 60 ? 60 : delay * 2 ))
       done
     }
-    supervise_writer &
+    supervise_worker &
     supervisor_pid=$!
     "$BIN/gunicorn" -c gunicorn.conf.py &
     web_pid=$!
     stop() { kill -TERM "$web_pid" "$supervisor_pid" 2>/dev/null || true; }
     trap stop INT TERM
-    # Only gunicorn's end (or Ctrl-C / TERM) ends `make serve`; the writer's never does.
+    # Only gunicorn's end (or Ctrl-C / TERM) ends `make serve`; the worker's never does.
     rc=0
     wait "$web_pid" || rc=$?
     stop
@@ -100,7 +95,7 @@ case "$MODE" in
     exit "$rc"
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -13,12 +13,14 @@ PostgreSQL backend returns or counts must carry one of the viewer's principals (
 against the generated corpus, the oracle here).
 
 Ranking differs by design (``ts_rank_cd`` against Whoosh's BM25F), so the order is not
-compared. PG_DIFF_EXAMPLES sets the number of corpora (default 60).
+compared with Whoosh's; the PostgreSQL backend's one-statement search (total, facets and
+page from one read of the matches) must give the page of its plain ORDER BY statement. PG_DIFF_EXAMPLES sets the number of corpora (default 60).
 """
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 
@@ -114,6 +116,13 @@ def test_postgres_finds_counts_and_facets_what_whoosh_does(pg_app, data):
                     assert all(set(live[k].principals) & set(principals) for k in keys), what
                     page = pg.search(_query(parsed, principals, exclude_keys=exclude, facets=False))
                     assert page.total == got.total and {k for k, _s in page.hits} == keys, what
+                    # One statement (with facets) or two (without): the same hits, in the same
+                    # order with the same scores, for every sort and a window inside the list.
+                    assert page.hits == got.hits, what
+                    for sort in ("relevance", "newest", "deadline"):
+                        window = replace(sq, sort=sort, offset=1, limit=3)
+                        one, two = pg.search(window), pg.search(replace(window, facets=False))
+                        assert one.hits == two.hits and one.total == two.total == got.total, (what, sort)
             for name, principals in viewers.items():
                 for term in ("pump", "cell", "heat", "steel", "zzz"):
                     assert pg.visible_count(term, principals) == whoosh.visible_count(term, principals), (name, term)

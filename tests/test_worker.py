@@ -101,6 +101,55 @@ def test_a_failing_kind_does_not_stop_the_others(app, f, monkeypatch):
     assert got == {"mail": 0, "webhooks": 1} and w.failures == {"mail": 1}
 
 
+def test_a_failing_kind_backs_off_and_recovers(app, monkeypatch):
+    """Like the index writer `flask worker` replaced: a kind that keeps failing waits longer
+    before each next round (interval x 2, 4, ... at most 60 s); one success resets it."""
+    from marketplace.mail import worker as mail_worker
+
+    calls, mended = [], []
+
+    def broken(*a, **kw):
+        calls.append(1)
+        if not mended:
+            raise RuntimeError("mail server exploded")
+        return {"sent": 0}
+
+    monkeypatch.setattr(mail_worker, "send_pending", broken)
+    w = Worker(app, ["mail"], interval=0.5)
+    assert [w.backoff(k) for k in (0, 1, 2, 3, 7, 20)] == [0.0, 1.0, 2.0, 4.0, 32.0, 32.0]
+    assert Worker(app, ["mail"], interval=2.0).backoff(6) == 60.0
+    assert w.run_once() == {"mail": 0} and w.streak == {"mail": 1} and len(calls) == 1
+    assert w.run_once() == {}, "a failing kind is not retried before its back-off ends"
+    assert w.run_once(force=True) == {"mail": 0} and w.streak == {"mail": 2} and w.failures == {"mail": 2}
+    mended.append(1)
+    assert w.run_once(force=True) == {"mail": 0} and w.streak == {"mail": 0} and w.failures == {"mail": 2}
+    assert w.run_once() == {"mail": 0}, "after a success the kind runs again at once"
+
+
+def test_a_failing_search_pass_counts_and_backs_off(app, f, monkeypatch):
+    """The search loop logs and swallows a failing pass; the worker still counts it (so
+    `flask worker --once` exits 1) and backs off, and the jobs stay queued for the next pass."""
+    from marketplace.search import worker as search_worker
+
+    owner = f.make_user()
+    f.make_item(f.make_org(owner=owner), kind="failure", visibility="public", title="Queued while broken")
+    real = search_worker.drain
+
+    def broken(*a, **kw):
+        raise RuntimeError("index disk exploded")
+
+    monkeypatch.setattr(search_worker, "drain", broken)
+    w = Worker(app, ["search"], interval=0.5)
+    assert w.run_once() == {"search": 0} and w.failures == {"search": 1} and w.streak == {"search": 1}
+    assert w.run_once() == {}
+    assert db.session.execute(select(func.count(SearchOutbox.id))).scalar() > 0
+    monkeypatch.setattr(search_worker, "drain", real)
+    got = w.run_once(force=True)
+    assert got["search"] > 0 and w.streak == {"search": 0}
+    assert db.session.execute(select(func.count(SearchOutbox.id))).scalar() == 0
+    w.close()
+
+
 def test_the_worker_stops_on_sigterm(tmp_path):
     """A real `flask worker` process (SQLite): it starts, and SIGTERM ends it cleanly."""
     db_url = f"sqlite:///{tmp_path / 'w.db'}"

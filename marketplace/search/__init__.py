@@ -26,7 +26,8 @@ Modules:
 `init_app` wires the listeners and starts the writer as SEARCH_WORKER says:
 "thread" (a background thread per web process, woken by each commit and polling every
 second), "sync" (tests: applied right after each commit once an index exists, and before
-every search), "off" (run `flask search apply --watch` in one process elsewhere).
+every search), "off" (run `flask worker`, or `flask search apply --watch`, in one process
+elsewhere; `make serve` starts `flask worker`).
 Narrowing changes never wait for the writer: search filters them at query time.
 
 An index built from another database is never served: searches find nothing until the

@@ -236,8 +236,10 @@ def format_stats(st: dict) -> str:
         lines.append(f"  database    ANOTHER DATABASE ({built.get('url')}); not served; the writer rebuilds it")
     w = st["writer"]
     lines.append("Index writer")
-    mode_help = {"thread": "a thread in each web process", "off": "a separate process (`flask search apply "
-                 "--watch`)", "sync": "applied at each commit (tests)"}
+    mode_help = {"thread": "a thread in each web process", "sync": "applied at each commit (tests)",
+                 "off": "a separate process (`flask worker` or `flask search apply --watch`)",
+                 "watch": "a separate process (`flask search apply --watch`)",
+                 "worker": "a separate process (`flask worker`, as `make serve` runs it)"}
     lines.append(f"  mode        {w['mode']}: {mode_help.get(w['mode'], '')}")
     state = w["state"]
     detail = ""
@@ -309,7 +311,8 @@ def retry_cmd(job_ids: tuple[int, ...], all_: bool) -> None:
 def apply_cmd(watch: bool, interval: float) -> None:
     """Drain the outbox into the index (waits for the writer lock).
 
-    With --watch this is the index writer `make serve` runs: a failing job is retried with
+    With --watch this is an index writer on its own (`make serve` runs `flask worker`,
+    whose search kind does the same): a failing job is retried with
     back-off and then parked, a failing pass is logged and retried, and it reports its
     state for /healthz; an index built from another database is rebuilt first."""
     from .worker import WriterLoop, apply_outbox

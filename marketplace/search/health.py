@@ -1,7 +1,7 @@
 """How the index writer is doing, for /healthz, `flask search stats` and /admin/search.
 
-The writer may run in another process (`make serve` runs `flask search apply --watch`
-beside gunicorn), so it reports its state in ``writer.json`` in SEARCH_INDEX_DIR,
+The writer may run in another process (`make serve` runs `flask worker` beside
+gunicorn), so it reports its state in ``writer.json`` in SEARCH_INDEX_DIR,
 rewritten atomically when its state changes and at least every HEARTBEAT seconds.
 Readers judge it by its age (and, on the same host, by whether its process is alive).
 

@@ -7,10 +7,11 @@ own database, so every web host and worker shares it and nothing lives on one ho
   (analysis.py: folding, stop words, the plural stemmer, title/summary/body positions with
   the same gap between parts), never by a PostgreSQL dictionary, so a word matches exactly
   the documents it matches in Whoosh; the title is weight A, the summary B, the body D.
-* A search is one SQL statement per answer -- the page (``ts_rank_cd`` order), and the
-  total with the facet counts (aggregates over the same matching set) -- and every one
-  carries the viewer's principals (``principals && :viewer``) in its WHERE clause: nothing
-  outside them is ever ranked, counted or faceted.
+* A search is one SQL statement (`_search_sql`): the matching set is read once, and the
+  total, the facet counts (aggregates over it) and the page (``ts_rank_cd`` order) come
+  from it; without facets, a count and the page. Every statement carries the viewer's
+  principals (``principals && :viewer``) in its WHERE clause: nothing outside them is
+  ever ranked, counted or faceted.
 * The query is our own parse (querylang.py) translated into a ``tsquery`` of quoted
   lexemes: words (``&``), ``a OR b`` (``|``), phrases (``<->``), and ``-word`` /
   ``-"phrase"`` as a second ``tsquery`` the rows must not match. User text never reaches
@@ -216,26 +217,39 @@ def _where(q: SearchQuery) -> _Where | None:
     return w
 
 
-def _order(sort: str) -> tuple[str, str]:
-    """(score expression, ORDER BY) of a sort; the key breaks the last tie."""
+def _order(sort: str, alias: str = "d.") -> tuple[str, str]:
+    """(score expression, ORDER BY) of a sort; the key breaks the last tie. `alias`: how
+    the ORDER BY names the columns ("d." on the table, "" on _search_sql's matching set)."""
+    a = alias
     if sort == "relevance":
-        return "ts_rank_cd(d.tsv, CAST(:tq AS tsquery))", "score DESC, d.created DESC, d.key"
+        return "ts_rank_cd(d.tsv, CAST(:tq AS tsquery))", f"score DESC, {a}created DESC, {a}key"
     if sort == "newest":
-        return "0.0", "d.created DESC, d.key"
+        return "0.0", f"{a}created DESC, {a}key"
     if sort == "deadline":
-        return "0.0", f"CASE WHEN d.deadline > 0 THEN d.deadline ELSE {NO_DEADLINE} END, d.created DESC, d.key"
+        return "0.0", f"CASE WHEN {a}deadline > 0 THEN {a}deadline ELSE {NO_DEADLINE} END, {a}created DESC, {a}key"
     raise ValueError(f"unknown sort {sort!r}")
 
 
-def _facets_sql(where: str) -> str:
-    """The total and the facet counts of the matching set, in one statement."""
+def _search_sql(where: str, sort: str) -> str:
+    """The total, the facet counts and the page of the matching set, in one statement that
+    reads the matching rows once: each match is visited (and ranked) once, then counted and
+    faceted from the materialised set, and the page is its first rows in the sort's order.
+    (Two statements, the counts and then the ranked page, read every match twice; on a
+    common word that second pass over tens of thousands of rows was most of the cost of
+    ranking.) The page comes back as two arrays in order (array_agg's own ORDER BY, since
+    UNION ALL promises no row order)."""
+    score, order = _order(sort, alias="")
     return (
-        f"WITH m AS MATERIALIZED (SELECT d.kind, d.status, d.org, d.tags FROM {TABLE} d WHERE {where}) "
-        "SELECT '' AS f, NULL AS v, count(*) AS n FROM m "
-        "UNION ALL SELECT 'kind', kind, count(*) FROM m GROUP BY kind "
-        "UNION ALL SELECT 'status', status, count(*) FROM m GROUP BY status "
-        "UNION ALL SELECT 'org', org, count(*) FROM m WHERE org IS NOT NULL GROUP BY org "
-        "UNION ALL SELECT 'tags', t, count(*) FROM m CROSS JOIN LATERAL unnest(m.tags) AS t GROUP BY t")
+        f"WITH m AS MATERIALIZED (SELECT d.key, d.kind, d.status, d.org, d.tags, d.created, d.deadline, "
+        f"{score} AS score FROM {TABLE} d WHERE {where}), "
+        f"p AS (SELECT key, score, created, deadline FROM m ORDER BY {order} LIMIT :limit OFFSET :offset) "
+        "SELECT '' AS f, NULL AS v, count(*) AS n, NULL::text[] AS keys, NULL::real[] AS scores FROM m "
+        "UNION ALL SELECT 'kind', kind, count(*), NULL, NULL FROM m GROUP BY kind "
+        "UNION ALL SELECT 'status', status, count(*), NULL, NULL FROM m GROUP BY status "
+        "UNION ALL SELECT 'org', org, count(*), NULL, NULL FROM m WHERE org IS NOT NULL GROUP BY org "
+        "UNION ALL SELECT 'tags', t, count(*), NULL, NULL FROM m CROSS JOIN LATERAL unnest(m.tags) AS t GROUP BY t "
+        f"UNION ALL SELECT 'page', NULL, count(*), array_agg(key ORDER BY {order}), "
+        f"array_agg(CAST(score AS real) ORDER BY {order}) FROM p")
 
 
 def _headline_query(terms: Sequence[str]) -> str | None:
@@ -407,24 +421,27 @@ class PostgresBackend(SearchBackend):
         session = db.session
         where = w.text()
         total = 0
-        facets: dict[str, dict[str, int]] = {f: {} for f in FACET_FIELDS} if q.facets else {}
+        hits: list[tuple[str, float]] = []
         if q.facets:
-            for f, v, n in session.execute(text(_facets_sql(where)), w.params):
+            facets: dict[str, dict[str, int]] = {f: {} for f in FACET_FIELDS}
+            params = dict(w.params, limit=max(0, q.limit), offset=max(0, q.offset))
+            for f, v, n, keys, scores in session.execute(text(_search_sql(where, sort)), params):
                 if f == "":
                     total = int(n)
+                elif f == "page":
+                    hits = [(key, float(s)) for key, s in zip(keys or [], scores or [])]
                 else:
                     facets[f][v] = int(n)
-        else:
-            total = int(session.execute(text(f"SELECT count(*) FROM {TABLE} d WHERE {where}"), w.params).scalar())
-        hits: list[tuple[str, float]] = []
+            out_facets = {f: top_facet_values(c, FACET_LIMIT) for f, c in facets.items()}
+            return SearchHits(total, hits, out_facets)
+        total = int(session.execute(text(f"SELECT count(*) FROM {TABLE} d WHERE {where}"), w.params).scalar())
         if total and q.limit > 0 and q.offset < total:
             score, order = _order(sort)
             rows = session.execute(text(
                 f"SELECT d.key, {score} AS score FROM {TABLE} d WHERE {where} ORDER BY {order} "
                 "LIMIT :limit OFFSET :offset"), dict(w.params, limit=q.limit, offset=max(0, q.offset)))
             hits = [(key, float(s)) for key, s in rows]
-        out_facets = {f: top_facet_values(c, FACET_LIMIT) for f, c in facets.items()}
-        return SearchHits(total, hits, out_facets)
+        return SearchHits(total, hits, {})
 
     def visible_count(self, term: str, principals: Sequence[str]) -> int:
         principals = _storable(principals)
