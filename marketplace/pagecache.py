@@ -92,7 +92,7 @@ _TARGET = re.compile(r'^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM
 _WRITE_WORD = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|TRUNCATE)\b", re.IGNORECASE)
 
 # Query parameters that look like a credential: such a request is never cached.
-_CREDENTIAL_PARAM = re.compile(r"token|key|secret|sig|auth|pass|session", re.IGNORECASE)
+_CREDENTIAL_PARAM = re.compile(r"(?:token|key|secret|sig|signature|auth|password|passwd|session)$", re.IGNORECASE)
 # Request headers that make a request ineligible.
 _PRIVATE_HEADERS = ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
 # Request headers in the key; a response may vary on these (and on Cookie and Authorization,
@@ -150,7 +150,10 @@ class FileGeneration:
             with open(self.path, "rb") as fh:
                 token = fh.read(64).decode("ascii", "replace").strip()
         except FileNotFoundError:
-            self.bump()  # for the next request: this one is not stored
+            try:
+                self.bump()  # for the next request: this one is not stored
+            except OSError:
+                log.warning("page cache: cannot write %s; pages are rendered, not cached", self.path, exc_info=True)
             return None
         except OSError:
             log.warning("page cache: cannot read %s; pages are rendered, not cached", self.path, exc_info=True)
