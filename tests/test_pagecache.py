@@ -544,3 +544,34 @@ def test_the_generation_in_redis_is_shared(tmp_path, unavailable):
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_challenge_page_gives_anonymous_visitors_no_cookie_and_is_cached(tmp_path):
+    """With CSRF on (as in production), a Q&A panel's answer form is built only where it is
+    shown: an anonymous visitor gets no session cookie, so the page can be cached; the
+    organisation still gets its form with a CSRF token."""
+    from marketplace.services import engagement as eng_svc
+
+    from .factories import Factories
+
+    app = create_app(_cfg(tmp_path, WTF_CSRF_ENABLED=True))
+    app.instance_path = str(tmp_path)
+    with app.app_context():
+        db.create_all()
+        f = Factories()
+        owner, asker = f.make_user(), f.make_user()
+        ch = f.make_item(f.make_org(owner=owner), title="Widget challenge")
+        eng_svc.ask_question(asker, ch, "How big is the widget?")
+        ch_id, owner_id = ch.id, owner.id
+        db.session.remove()
+    c = app.test_client()
+    first = c.get(f"/challenges/{ch_id}")
+    assert first.status_code == 200 and "Set-Cookie" not in first.headers
+    assert b'name="csrf_token"' not in first.data
+    assert c.get(f"/challenges/{ch_id}").headers["X-Page-Cache"] == "hit"
+    member = app.test_client()
+    sign_in_client(member, app, owner_id)
+    page = member.get(f"/challenges/{ch_id}").get_data(as_text=True)
+    assert "Answer (publishes the question)" in page and 'name="csrf_token"' in page
+    with app.app_context():
+        db.engine.dispose()
