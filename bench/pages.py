@@ -169,7 +169,7 @@ def run_db(db: str, args) -> str:
     with LoadSampler() as load:
         try:
             hello.start()
-            site.start("/healthz")
+            site.start("/healthz", timeout=300)  # a loaded machine may take minutes to boot 4 workers
             # Each gunicorn worker has a cache of its own: 20 requests reach them all.
             probe = Browser(site.port)
             seen = [probe.get("/")[2].get("X-Page-Cache") or "-" for _ in range(20)]
