@@ -4,6 +4,7 @@
     python bench/pages.py --db postgres            # the scripts/pg.sh server
     python bench/pages.py --db both --duration 3 --concurrency 8
     python bench/pages.py --profile                # then cProfile one request of each page
+    PAGE_CACHE=off python bench/pages.py           # without the page cache (marketplace/pagecache.py)
 
 The data set is bench/dataset.py's (generated on first use, then reused). The site runs as
 `make serve` runs it (scripts/run.sh gunicorn: gunicorn.conf.py, here with 4 sync workers on
@@ -26,7 +27,9 @@ limiter's work is in the figure) but none is refused. The table gives requests p
 to the ceiling, errors (non-200 answers, timeouts, resets), and the SQL queries one request
 issues: counted in a separate pass, after the load, through the test client of the real app
 on the same database (SQLAlchemy's before_cursor_execute), after one warm-up request, as
-tests/test_query_counts.py counts them. The load average is sampled during the run.
+tests/test_query_counts.py counts them, with the page cache off (a rendering; a hit sends
+none). The load average is sampled during the run. The page cache is on unless PAGE_CACHE=off
+is in the environment; the table says which, and what a probe of the home page answered.
 """
 from __future__ import annotations
 
@@ -171,7 +174,8 @@ def in_process(env: dict, manifest: dict, pages, profile: bool = False, top: int
     contributor calls the API with `api_headers` (its token), as in the load."""
     from sqlalchemy import event
 
-    env = dict(env, SEARCH_WORKER="off", RATELIMIT_ENABLED="0")
+    # PAGE_CACHE=off: the statements of a page's rendering (a page cache hit sends none).
+    env = dict(env, SEARCH_WORKER="off", RATELIMIT_ENABLED="0", PAGE_CACHE="off")
     app = dataset.make_app(env)
     from marketplace.extensions import db
 
@@ -239,7 +243,13 @@ def run_db(db: str, args) -> str:
     with LoadSampler() as load, tokens:
         try:
             hello.start()
-            site.start("/healthz", timeout=300)  # migrations and 4 workers on a busy machine
+            site.start("/healthz", timeout=300)  # a loaded machine may take minutes to boot 4 workers
+            # Each gunicorn worker has a cache of its own: 20 requests reach them all.
+            probe = Browser(site.port)
+            seen = [probe.get("/")[2].get("X-Page-Cache") or "-" for _ in range(20)]
+            cache_state = (f"page cache {env.get('PAGE_CACHE', 'on') or 'on'} (PAGE_CACHE); 20 anonymous GET / answered "
+                           + ", ".join(f"{seen.count(v)} X-Page-Cache: {v}" for v in sorted(set(seen))))
+            print(f"  {db}: {cache_state}", file=sys.stderr, flush=True)
             b = Browser(site.port)
             b.sign_in(manifest["contributor"]["email"], manifest["contributor"]["password"])
             cookies = dict(b.cookies)
@@ -281,7 +291,8 @@ def run_db(db: str, args) -> str:
                          f"{q['kb']:.0f}"])
     head = ["page", "viewer", "req/s", "p50 ms", "p95 ms", "p99 ms", "SQL/req", "of ceiling", "errors", "KB"]
     text = (f"\n## {db}: {args.concurrency} virtual users, {args.duration:g} s per row, gunicorn {args.workers} sync "
-            f"workers\n\n" + table(rows, head) + f"\n\nload average during the run: {load.describe()}\n"
+            f"workers\n\n{cache_state}\n(SQL/req: one rendering of the page, page cache off)\n\n"
+            + table(rows, head) + f"\n\nload average during the run: {load.describe()}\n"
             "anonymous rows: each virtual user from an address of its own (X-Forwarded-For); the contributor's "
             f"API row: a personal API token per virtual user (Authorization: Bearer); API_RATE_LIMIT="
             f"{BENCH_API_RATE_LIMIT} (counted, never refusing)\n")

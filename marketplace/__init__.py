@@ -38,7 +38,6 @@ def create_app(config: type | dict | None = None) -> Flask:
     logs.configure_logging(app)
     # First of all before_request functions, so every response (even a CSRF refusal) has an id.
     logs.init_request_ids(app)
-    _trust_proxies(app)
 
     @app.before_request
     def _fresh_request_state():
@@ -103,6 +102,12 @@ def create_app(config: type | dict | None = None) -> Flask:
 
     from . import cli
     cli.init_app(app)
+
+    from . import pagecache
+    pagecache.init_app(app)  # last: its verdict sees what every other part did to the response
+    # Outside the page cache's middleware, so the cache keys on the host and scheme the
+    # trusted proxies forwarded.
+    _trust_proxies(app)
 
     return app
 

@@ -288,6 +288,10 @@ def restore(path: str | os.PathLike, *, force: bool = False, progress=print) -> 
     else:
         _restore_postgres(folder / manifest["database_file"])
     progress("database: restored")
+    # Written by sqlite3 / pg_restore, not through the app's engine: say so to the page caches.
+    from . import pagecache
+
+    pagecache.bump_generation()
     if force:
         for name in list(store.names()):
             store.delete(name)

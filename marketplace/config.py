@@ -165,6 +165,17 @@ class Config:
     NOTIFY_DEADLINE_LEAD_HOURS = os.environ.get("NOTIFY_DEADLINE_LEAD_HOURS", "").strip() or "72,24"
     # The hour (UTC) after which the day's notification digests go out.
     NOTIFY_DIGEST_HOUR = _int("NOTIFY_DIGEST_HOUR", 7)
+    # The page cache for anonymous visitors (marketplace/pagecache.py): "on" or "off"; entries
+    # live at most PAGE_CACHE_TTL seconds (bounds changes made by time alone, such as a deadline
+    # passing), within PAGE_CACHE_MAX_BYTES per process, PAGE_CACHE_MAX_ENTRY_BYTES per page.
+    PAGE_CACHE = os.environ.get("PAGE_CACHE", "").strip().lower() or "on"
+    PAGE_CACHE_TTL = os.environ.get("PAGE_CACHE_TTL", "").strip() or 5
+    PAGE_CACHE_MAX_BYTES = _int("PAGE_CACHE_MAX_BYTES", 32 * 1024 * 1024)
+    PAGE_CACHE_MAX_ENTRY_BYTES = _int("PAGE_CACHE_MAX_ENTRY_BYTES", 512 * 1024)
+    # Redis shared by every host (redis://host:6379/0): the page cache's data generation lives
+    # there, so a write on one host invalidates the pages cached on all. Unset: a Redis
+    # RATELIMIT_STORAGE_URI serves, else a file in the instance folder (one host only).
+    REDIS_URL = os.environ.get("REDIS_URL", "").strip() or None
     PAGE_SIZE = 20
     # Top-level posts (a question with its answer, a comment with its replies) per page of a thread.
     THREAD_PAGE_SIZE = _int("THREAD_PAGE_SIZE", 25)
@@ -200,3 +211,6 @@ class TestingConfig(Config):
     # Tests share one process: leave the logging set-up to pytest unless a test asks for it.
     LOG_CONFIGURE = False
     PROPAGATE_UNHANDLED = True
+    # On, so the whole suite runs with it and proves the invalidation; never Redis by accident.
+    PAGE_CACHE = "on"
+    REDIS_URL = None

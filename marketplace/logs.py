@@ -154,11 +154,16 @@ def request_id() -> str | None:
     return g.get("request_id") if has_request_context() else None
 
 
+def choose_request_id(incoming: str) -> str:
+    """The id of a request: the proxy's when it is sane, else a fresh one (also used by the
+    page cache, which answers hits before the app runs)."""
+    return incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+
+
 def init_request_ids(app: Flask) -> None:
     @app.before_request
     def _assign_request_id():
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = choose_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
         g.request_started = time.perf_counter()
 
     @app.after_request

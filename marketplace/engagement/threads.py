@@ -7,10 +7,12 @@ nobody learns that an unanswered question or a removed comment exists.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import abort, current_app
+from werkzeug.local import LocalProxy
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -284,7 +286,10 @@ def panel_context(user, item: Item, page: int = 1, waiting_page: int = 1) -> dic
         ctx.update(published=published, waiting=waiting, published_page=pub_page, waiting_page=wait_page,
                    refusal=refusal, cutoff=policy.question_cutoff(item, rules),
                    form=AskForm(formdata=None) if refusal is None else None,
-                   answer_form=AnswerForm(formdata=None))
+                   # Built on first use: only where the viewer may answer a question does the
+                   # page show the form, and building it puts a CSRF token in the session (a
+                   # cookie for every anonymous visitor, and a page no cache may keep).
+                   answer_form=LocalProxy(functools.cache(lambda: AnswerForm(formdata=None))))
     elif item.kind == "failure":
         threads, pinned, pg = discussion_posts(user, item, page)
         refusal = policy.discussion_refusal(v, item)
