@@ -2,7 +2,6 @@
 form, call a service, redirect. Services check the policy again."""
 from __future__ import annotations
 
-import json
 import secrets
 
 from flask import (
@@ -19,7 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import policy
+from .. import policy, receipt_keys
 from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
 from ..ratelimit import account_or_address, limit_for
 from ..extensions import db, limiter
@@ -766,7 +765,7 @@ def receipt(acc_id: int):
     acc = _acceptance(acc_id)
     data = terms_svc.build_receipt(acc)
     return render_template("ideas/receipt.html", acc=acc, receipt=data,
-                           receipt_text=json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+                           receipt_text=receipt_keys.receipt_text(data))
 
 
 @bp.route("/ideas/receipts/<int:acc_id>.json")

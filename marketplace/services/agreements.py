@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy import func, select
 
 from .. import audit, policy, receipt_keys
 from ..audit import canonical_json, sha256_hex
+from ..receipt_keys import ReceiptCheck
 from ..extensions import db
 from ..models import Item, ItemKind, Membership, Organisation, OrgRole, User, utcnow
 from ..models.agreements import (
@@ -559,13 +558,7 @@ def build_receipt(a: DataAgreement) -> dict:
 
 
 def receipt_json(a: DataAgreement) -> str:
-    return json.dumps(build_receipt(a), indent=2, sort_keys=True, ensure_ascii=False)
-
-
-@dataclass
-class ReceiptCheck:
-    ok: bool
-    problems: list[str] = field(default_factory=list)
+    return receipt_keys.receipt_text(build_receipt(a))
 
 
 def verify_receipt(data: dict) -> ReceiptCheck:

@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit, policy, receipt_keys
 from ..audit import canonical_json, sha256_hex
+from ..receipt_keys import ReceiptCheck
 from ..extensions import db
 from ..models import (
     AcceptancePurpose,
@@ -594,15 +594,7 @@ def build_receipt(acc: TermsAcceptance) -> dict:
 
 
 def receipt_json(acc: TermsAcceptance) -> str:
-    return json.dumps(build_receipt(acc), indent=2, sort_keys=True, ensure_ascii=False)
-
-
-@dataclass
-class ReceiptCheck:
-    ok: bool
-    problems: list[str] = field(default_factory=list)
-    receipt: dict | None = None
-    acceptance_id: int | None = None
+    return receipt_keys.receipt_text(build_receipt(acc))
 
 
 def verify_receipt(raw: str | bytes | dict) -> ReceiptCheck:
