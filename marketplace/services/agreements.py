@@ -39,7 +39,7 @@ from ..models.agreements import (
 from ..models.engagement import AssetRequest
 from ..notify import notify
 from . import attachments as files_svc
-from .common import FieldErrors, ServiceError, lock_row
+from .common import FieldErrors, ServiceError, chosen, lock_row
 
 SHEET_SCHEMA = "oim-data-sharing/1"
 RECEIPT_SCHEMA = "oim-data-sharing-acceptance/1"
@@ -140,10 +140,8 @@ def validate_sheet(data: dict) -> dict:
         if not lo <= n <= hi:
             errors.append((f, f"{label}: between {lo} and {hi} days."))
         out[f] = n
-    end = (data.get("end_of_term") or "").strip()
-    if end not in EndOfTerm.values():
-        errors.append(("end_of_term", "Choose whether the data is deleted or returned at the end."))
-    out["end_of_term"] = end
+    out["end_of_term"] = chosen(data, "end_of_term", EndOfTerm,
+                                "Choose whether the data is deleted or returned at the end.", errors)
     out["onward_sharing"] = _bool(data.get("onward_sharing"))
     out["personal_data"] = _bool(data.get("personal_data"))
     if errors:

@@ -32,6 +32,15 @@ class FieldErrors(ServiceError):
         self.errors = errors
 
 
+def chosen(data: dict, name: str, choices, message: str, errors: list[tuple[str, str]]) -> str:
+    """``data[name]``, stripped; when it is not one of the enum ``choices``' values,
+    ``(name, message)`` joins ``errors`` (the validators collect every problem at once)."""
+    value = (data.get(name) or "").strip()
+    if value not in choices.values():
+        errors.append((name, message))
+    return value
+
+
 def slugify(value: str, max_len: int = 120) -> str:
     value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
     value = re.sub(r"[^a-zA-Z0-9]+", "-", value).strip("-").lower()

@@ -56,7 +56,7 @@ from ..models import (
     utcnow,
 )
 from ..notify import notify
-from .common import FieldErrors, ServiceError, lock_row
+from .common import FieldErrors, ServiceError, chosen, lock_row
 
 TERMS_SCHEMA = "oim-terms/1"
 RECEIPT_SCHEMA = "oim-terms-acceptance/2"  # Ed25519, with key_id
@@ -198,9 +198,7 @@ def validate_terms(data: dict, now: datetime) -> dict:
     (FieldErrors), each naming its field; an incentive's names its row as the form posts it
     ("incentives-1-amount"; rows are counted in the list given, empty ones included)."""
     errors: list[tuple[str, str]] = []
-    ip = (data.get("ip_model") or "").strip()
-    if ip not in IPModel.values():
-        errors.append(("ip_model", "Choose one of the IP models."))
+    ip = chosen(data, "ip_model", IPModel, "Choose one of the IP models.", errors)
     licence = (data.get("open_licence") or "").strip()
     if ip == IPModel.OPEN_LICENCE.value and not licence:
         errors.append(("open_licence", "Name the open licence (for example CC-BY-4.0)."))
@@ -216,10 +214,8 @@ def validate_terms(data: dict, now: datetime) -> dict:
         elif len(val) > TEXT_LIMITS.get(f, 5000):
             errors.append((f, f"{TEXT_LABELS[f]}: at most {TEXT_LIMITS.get(f, 5000)} characters."))
         out[f] = val
-    conf = (data.get("confidentiality") or "").strip()
-    if conf not in Confidentiality.values():
-        errors.append(("confidentiality", "Choose sealed or open confidentiality."))
-    out["confidentiality"] = conf
+    conf = out["confidentiality"] = chosen(data, "confidentiality", Confidentiality,
+                                           "Choose sealed or open confidentiality.", errors)
     reveal = data.get("reveal_at")
     if reveal is not None and conf in Confidentiality.values() and conf != Confidentiality.SEALED.value:
         errors.append(("reveal_at", "A reveal date only applies to sealed ideas."))
