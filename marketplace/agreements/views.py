@@ -2,12 +2,13 @@
 call the service (services/agreements.py, services/phaseout.py), redirect."""
 from __future__ import annotations
 
-from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
 from ..extensions import db, limiter
+from ..downloads import private_download
 from ..formtools import attach_service_error
 from ..models import ChallengeTerms, Item, Organisation, TermsAcceptance
 from ..models.agreements import AssetFile, DataAgreement
@@ -188,12 +189,7 @@ def download(file_id: int):
         fh, _agreement = svc.open_file(current_user, f)
     except ServiceError as e:
         _refused(e)
-    resp = send_file(fh, mimetype=f.content_type, as_attachment=True, download_name=f.filename,
-                     max_age=0, conditional=False, etag=False)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Cache-Control"] = "private, no-store"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return resp
+    return private_download(fh, f.content_type, f.filename)
 
 
 # --------------------------------------------------------------------------- agreements

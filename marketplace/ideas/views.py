@@ -12,13 +12,13 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import policy, receipt_keys
+from ..downloads import private_download
 from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
 from ..ratelimit import account_or_address, limit_for
 from ..extensions import db, limiter
@@ -477,12 +477,7 @@ def download(idea_id: int, att_id: int):
     except (ServiceError, FileNotFoundError):
         abort(404)
     svc.log_sealed_view(current_user, idea, f"file {att.filename}")
-    resp = send_file(fh, mimetype=att.content_type, as_attachment=True, download_name=att.filename,
-                     max_age=0, conditional=False, etag=False)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Cache-Control"] = "private, no-store"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return resp
+    return private_download(fh, att.content_type, att.filename)
 
 
 # --------------------------------------------------------------------------- review actions
