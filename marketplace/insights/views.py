@@ -25,13 +25,6 @@ from .forms import PublishForm, ReviewForm, StartFromForm
 PER_PAGE = 50
 
 
-def _org_or_404(slug: str) -> Organisation:
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
-        abort(404)
-    return org
-
-
 # --------------------------------------------------------------------------- dashboards
 
 
@@ -39,7 +32,7 @@ def _org_or_404(slug: str) -> Organisation:
 @login_required
 def dashboard(slug: str):
     """The organisation's figures (owners and admins); ``?challenge=ID`` for one challenge."""
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("view_dashboard", org)
     challenge = None
     cid = id_arg("challenge")
@@ -55,7 +48,7 @@ def dashboard(slug: str):
 @login_required
 def participation(slug: str):
     """A cluster's lists and member organisations (its owners and admins)."""
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("view_participation", org)
     return render_template("insights/participation.html", org=org, p=figures.participation(current_user, org))
 
@@ -65,7 +58,7 @@ def participation(slug: str):
 def governance(slug: str):
     """The governance events of the organisation's own items, newest first; filtered by
     ``item`` (one of its items) and ``kind`` (an event kind); paginated."""
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("browse_governance", org)
     where = [policy.org_governance_clause(policy.viewer_for(current_user), org.id)]
     item = None

@@ -19,9 +19,7 @@ from ..services.common import ServiceError
 def integrations_org(slug: str) -> Organisation:
     """The organisation `slug`: 404 when it does not exist or the viewer may not see it, 403
     when they may see it but not manage its integrations."""
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
-        abort(404)
+    org = policy.get_visible_org_or_404(slug)
     policy.require("manage_integrations", org)
     return org
 
