@@ -28,18 +28,25 @@ PER_PAGE = 50
 # --------------------------------------------------------------------------- dashboards
 
 
+def _org_item_arg(name: str, model: type, org) -> Item | None:
+    """The item the query argument ``name`` picks, which must be one of ``org``'s and visible
+    (404 otherwise, as for any item); None without the argument."""
+    item_id = id_arg(name)
+    if item_id is None:
+        return None
+    item = get_visible_or_404(model, item_id)
+    if item.org_id != org.id:
+        abort(404)
+    return item
+
+
 @bp.route("/orgs/<slug>/dashboard")
 @login_required
 def dashboard(slug: str):
     """The organisation's figures (owners and admins); ``?challenge=ID`` for one challenge."""
     org = policy.get_visible_org_or_404(slug)
     require("view_dashboard", org)
-    challenge = None
-    cid = id_arg("challenge")
-    if cid is not None:
-        challenge = get_visible_or_404(Challenge, cid)
-        if challenge.org_id != org.id:
-            abort(404)
+    challenge = _org_item_arg("challenge", Challenge, org)
     d = figures.dashboard(current_user, org, challenge)
     return render_template("insights/dashboard.html", org=org, d=d)
 
@@ -61,12 +68,8 @@ def governance(slug: str):
     org = policy.get_visible_org_or_404(slug)
     require("browse_governance", org)
     where = [policy.org_governance_clause(policy.viewer_for(current_user), org.id)]
-    item = None
-    item_id = id_arg("item")
-    if item_id is not None:
-        item = get_visible_or_404(Item, item_id)
-        if item.org_id != org.id:
-            abort(404)
+    item = _org_item_arg("item", Item, org)
+    if item is not None:
         where.append(AuditEvent.item_id == item.id)
     kinds = decisions.shown_actions()
     kind = (request.args.get("kind") or "").strip()
