@@ -40,7 +40,7 @@ from ..models import (
     TermsAcceptance,
 )
 from ..pagination import page_arg, paginate
-from ..policy import get_visible_or_404, require
+from ..policy import get_child_or_404, get_visible_or_404, require
 from ..services import attachments as files_svc
 from ..models.moderation import ActionKind
 from ..services import ideas as svc
@@ -469,9 +469,7 @@ def coauthor_decline(idea_id: int):
 @bp.route("/ideas/<int:idea_id>/files/<int:att_id>")
 def download(idea_id: int, att_id: int):
     idea = _idea(idea_id)
-    att = db.session.get(IdeaAttachment, att_id)
-    if att is None or att.idea_id != idea.id or not policy.can(current_user, "view", att):
-        abort(404)
+    att = get_child_or_404(IdeaAttachment, att_id, idea_id=idea.id)
     try:
         fh = files_svc.open_stored(att.stored_name)
     except (ServiceError, FileNotFoundError):
@@ -620,9 +618,7 @@ def _managed_row(challenge_id: int, model, row_id: int):
     the viewer manages) and one of its rows (404 for another challenge's), form checked."""
     challenge = _challenge(challenge_id)
     require("manage_terms", challenge)
-    row = db.session.get(model, row_id)
-    if row is None or row.challenge_id != challenge.id:
-        abort(404)
+    row = get_child_or_404(model, row_id, check_view=False, challenge_id=challenge.id)
     if not ActionForm().validate_on_submit():
         abort(400, EXPIRED)
     return challenge, row

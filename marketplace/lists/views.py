@@ -22,7 +22,7 @@ from ..models import (
     utcnow,
 )
 from ..params import id_arg
-from ..policy import get_visible_or_404, require
+from ..policy import get_child_or_404, get_visible_or_404, require
 from ..services import list_csv
 from ..services import lists as svc
 from ..services.orgs import ORG_NOT_FOUND, find_org
@@ -208,27 +208,18 @@ def add_member(list_id: int):
 @login_required
 def revoke_invitation(list_id: int, inv_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
-    inv = db.session.get(ListInvitation, inv_id)
-    if inv is None or inv.list_id != lst.id or not policy.can(current_user, "view", inv):
-        abort(404)
+    inv = get_child_or_404(ListInvitation, inv_id, list_id=lst.id)
     require("manage_members", lst)
     _confirmed(svc.revoke_list_invitation, inv)
     flash("Invitation revoked; the link no longer works.", "success")
     return redirect(url_for("lists.detail", list_id=lst.id))
 
 
-def _member(lst: InvitationList, member_id: int) -> ListMember:
-    m = db.session.get(ListMember, member_id)
-    if m is None or m.list_id != lst.id:
-        abort(404)
-    return m
-
-
 @bp.route("/<int:list_id>/members/<int:member_id>/remove", methods=["POST"])
 @login_required
 def remove_member(list_id: int, member_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
-    m = _member(lst, member_id)
+    m = get_child_or_404(ListMember, member_id, check_view=False, list_id=lst.id)
     require("remove", m)
     _confirmed(svc.remove_member, m)
     flash("Removed from the list; their access through it has ended.", "success")
@@ -262,9 +253,7 @@ def share(list_id: int):
 @login_required
 def unshare(list_id: int, share_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
-    s = db.session.get(ListShare, share_id)
-    if s is None or s.list_id != lst.id:
-        abort(404)
+    s = get_child_or_404(ListShare, share_id, check_view=False, list_id=lst.id)
     require("delete", s)
     n = _confirmed(svc.unshare, s)
     flash(f"No longer shared{f'; detached from {n} of their items' if n else ''}.", "success")

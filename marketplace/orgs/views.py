@@ -98,19 +98,12 @@ def members(slug: str):
         (400 if form.errors else 200)
 
 
-def _membership(org: Organisation, member_id: int) -> Membership:
-    m = db.session.get(Membership, member_id)
-    if m is None or m.org_id != org.id:
-        abort(404)
-    return m
-
-
 @bp.route("/<slug>/members/<int:member_id>/role", methods=["POST"])
 @login_required
 def member_role(slug: str, member_id: int):
     org = policy.get_visible_org_or_404(slug)
     require("manage_members", org)
-    m = _membership(org, member_id)
+    m = policy.get_child_or_404(Membership, member_id, check_view=False, org_id=org.id)
     form = RoleForm()
     if not form.validate_on_submit():
         abort(400, "Choose one of the roles: owner, admin, member.")
@@ -123,7 +116,7 @@ def member_role(slug: str, member_id: int):
 @login_required
 def member_remove(slug: str, member_id: int):
     org = policy.get_visible_org_or_404(slug)
-    m = _membership(org, member_id)
+    m = policy.get_child_or_404(Membership, member_id, check_view=False, org_id=org.id)
     if m.user_id != current_user.id:
         require("manage_members", org)
     svc.remove_member(current_user, m)  # refusals: the app-wide ServiceError handler

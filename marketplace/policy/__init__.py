@@ -45,6 +45,7 @@ from .core import (
     doc_principals,
     doc_principals_valid_until,
     forget_viewer,
+    get_child_or_404,
     get_visible_or_404,
     get_visible_org_or_404,
     require,
