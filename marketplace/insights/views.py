@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from .. import audit, policy
 from ..extensions import db
 from ..formtools import attach_service_error
-from ..models import AuditEvent, Challenge, ChallengeReview, IdeaFate, Item, Organisation
+from ..models import AuditEvent, Challenge, ChallengeReview, IdeaFate, Item
 from ..moderation import decisions
 from ..params import id_arg, int_arg
 from ..policy import get_visible_or_404, require

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import abort
-from flask_login import current_user
-from sqlalchemy import select
-
 from .. import policy
-from ..extensions import db
 from ..formtools import attach_service_error
 from ..models import Organisation
 from ..services.common import ServiceError
