@@ -394,19 +394,15 @@ def accept_list_invitation(user: User, token: str) -> ListInvitation:
 
 
 def decline_list_invitation(user, token: str) -> ListInvitation:
-    """Decline with the link; no account needed (the token proves the mailbox), but a
-    signed-in account must hold the invited address."""
-    from .invitations import declined
+    """Decline with the link (see invitations.decline_mailed)."""
+    from .invitations import decline_mailed
 
     inv = _locked_list_invitation(user, token)
-    actor_id = declined(inv, user, policy.can_decline_list_invitation_with_token)
-    audit.record("list.invitation_declined", "list", inv.list_id, actor_id=actor_id,
-                 data={"invitation_id": inv.id})
-    if inv.invited_by_id:
-        notify(inv.invited_by_id, "invitation.declined",
-               f"An invitation to the list “{inv.list.name}” ({inv.masked_email}) was declined.",
-               url=url_for("lists.detail", list_id=inv.list_id) if has_request_context() else "", about=inv.list)
-    db.session.commit()
+    decline_mailed(inv, user, policy.can_decline_list_invitation_with_token,
+                   ("list.invitation_declined", "list", inv.list_id),
+                   f"An invitation to the list “{inv.list.name}” ({inv.masked_email}) was declined.",
+                   url_for("lists.detail", list_id=inv.list_id) if has_request_context() else "", inv.list,
+                   data={"invitation_id": inv.id})
     return inv
 
 
