@@ -26,6 +26,18 @@ class FlaskForm(flask_wtf.FlaskForm):
             return super().render_field(field, render_kw)
 
 
+class PersonOrOrgForm(FlaskForm):
+    """A form naming a person (``email``) or an organisation (``org``), exactly one of the
+    two: access grants and invitation list members. Subclasses declare both fields."""
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        if ok and bool(self.email.data) == bool(self.org.data):
+            self.email.errors.append("Give either a person's e-mail or an organisation, not both.")
+            return False
+        return ok
+
+
 def attach_service_error(form, e: ServiceError) -> None:
     """Show a service's refusal on the form: on its field when it names one, else on top.
     Several at once (FieldErrors) each go to their own field; a field of a repeated row is

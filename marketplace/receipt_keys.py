@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -40,6 +41,21 @@ from flask import current_app
 log = logging.getLogger(__name__)
 KID_RE = re.compile(r"^[0-9a-f]{16}$")
 CURRENT = "current"
+
+
+def receipt_text(receipt: dict) -> str:
+    """A receipt as people download and read it: indented JSON, keys sorted, non-ASCII kept."""
+    return json.dumps(receipt, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass
+class ReceiptCheck:
+    """What checking a receipt (terms acceptance or data-sharing) found: ok, or the problems;
+    for a terms receipt, the receipt read and the acceptance it names."""
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    receipt: dict | None = None
+    acceptance_id: int | None = None
 
 
 class ReceiptKeyError(RuntimeError):

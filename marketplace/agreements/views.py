@@ -2,12 +2,13 @@
 call the service (services/agreements.py, services/phaseout.py), redirect."""
 from __future__ import annotations
 
-from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import policy
 from ..extensions import db, limiter
+from ..downloads import private_download
 from ..formtools import attach_service_error
 from ..models import ChallengeTerms, Item, Organisation, TermsAcceptance
 from ..models.agreements import AssetFile, DataAgreement
@@ -97,27 +98,43 @@ def terms_diff_between(challenge: Item, versions: list):
 # --------------------------------------------------------------------------- sheets and files
 
 
+def _sharing_form(item: Item, form_class, what: str):
+    """Whether the viewer manages the asset's sharing, and the form for it (None for the
+    others, who get a 403 naming who may ``what`` if they post)."""
+    manage = policy.can(current_user, "manage_sharing", item)
+    if request.method == "POST" and not manage:
+        abort(403, f"Only the organisation's owners and admins {what}.")
+    return manage, (form_class() if manage else None)
+
+
+def _saved(form, call, failed=None):
+    """A posted form's service call, once the form validates: (True, what it returned); else
+    (False, ``failed``), with the refusal rolled back and shown on the form (a 403 or 404
+    ends the request, as in _refused)."""
+    if not form.validate_on_submit():
+        return False, failed
+    try:
+        return True, call()
+    except ServiceError as e:
+        db.session.rollback()
+        if e.status in (403, 404):
+            _refused(e)
+        attach_service_error(form, e)
+        return False, failed
+
+
 @bp.route("/engage/assets/<int:item_id>/sharing", methods=["GET", "POST"])
 def sheet(item_id: int):
     item = _asset(item_id)
     versions = svc.sheet_versions(item.id)
-    manage = policy.can(current_user, "manage_sharing", item)
-    form = SheetForm() if manage else None
+    manage, form = _sharing_form(item, SheetForm, "set the data-sharing sheet")
     if request.method == "POST":
-        if not manage:
-            abort(403, "Only the organisation's owners and admins set the data-sharing sheet.")
-        if form.validate_on_submit():
-            try:
-                s, created = svc.publish_sheet(current_user, item, {k: getattr(form, k).data for k in SHEET_FIELDS})
-            except ServiceError as e:
-                db.session.rollback()
-                if e.status in (403, 404):
-                    _refused(e)
-                attach_service_error(form, e)
-            else:
-                flash(f"Published version {s.version}." if created else "Nothing changed: the current version stands.",
-                      "success")
-                return redirect(url_for("agreements.sheet", item_id=item.id))
+        ok, (s, created) = _saved(form, lambda: svc.publish_sheet(
+            current_user, item, {k: getattr(form, k).data for k in SHEET_FIELDS}), (None, False))
+        if ok:
+            flash(f"Published version {s.version}." if created else "Nothing changed: the current version stands.",
+                  "success")
+            return redirect(url_for("agreements.sheet", item_id=item.id))
     elif manage and versions:
         cur = versions[0]
         for k in SHEET_FIELDS:
@@ -141,22 +158,12 @@ def sheet(item_id: int):
 @login_required
 def files(item_id: int):
     item = _asset(item_id)
-    manage = policy.can(current_user, "manage_sharing", item)
-    form = FilesForm() if manage else None
+    manage, form = _sharing_form(item, FilesForm, "add files to the asset")
     if request.method == "POST":
-        if not manage:
-            abort(403, "Only the organisation's owners and admins add files to the asset.")
-        if form.validate_on_submit():
-            try:
-                rows = svc.add_files(current_user, item, request.files.getlist(form.files.name))
-            except ServiceError as e:
-                db.session.rollback()
-                if e.status in (403, 404):
-                    _refused(e)
-                attach_service_error(form, e)
-            else:
-                flash(f"Added {len(rows)} file{'s' if len(rows) != 1 else ''}.", "success")
-                return redirect(url_for("agreements.files", item_id=item.id))
+        ok, rows = _saved(form, lambda: svc.add_files(current_user, item, request.files.getlist(form.files.name)))
+        if ok:
+            flash(f"Added {len(rows)} file{'s' if len(rows) != 1 else ''}.", "success")
+            return redirect(url_for("agreements.files", item_id=item.id))
     rows = svc.asset_files(current_user, item)
     status = 400 if request.method == "POST" else 200
     return render_template("agreements/files.html", item=item, files=rows, form=form, manage=manage), status
@@ -188,12 +195,7 @@ def download(file_id: int):
         fh, _agreement = svc.open_file(current_user, f)
     except ServiceError as e:
         _refused(e)
-    resp = send_file(fh, mimetype=f.content_type, as_attachment=True, download_name=f.filename,
-                     max_age=0, conditional=False, etag=False)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Cache-Control"] = "private, no-store"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return resp
+    return private_download(fh, f.content_type, f.filename)
 
 
 # --------------------------------------------------------------------------- agreements

@@ -26,13 +26,6 @@ from .serializers import item_json, org_json, terms_json
 # --------------------------------------------------------------------------- loaders
 
 
-def org_or_404(slug: str) -> Organisation:
-    o = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if o is None or not policy.can(current_user, "view", o):
-        abort(404)
-    return o
-
-
 def item_or_404(item_id: int, kind: str | None = None) -> Item:
     item = policy.get_visible_or_404(Item, item_id)
     if kind is not None and item.kind != kind:
@@ -92,7 +85,7 @@ def _item_data(body: s.ItemFields) -> dict:
 def item_create(slug: str, body: s.ItemCreate):
     """Posted for the organisation in the path (its owners and admins); a draft unless
     `publish` is true (a challenge then needs a deadline and a terms sheet)."""
-    org = org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     data = _item_data(body)
     data["visibility"] = body.visibility
     it = items_svc.create_item(current_user, org, body.kind, data, publish=body.publish)
@@ -174,14 +167,14 @@ def org_create(body: s.OrgCreate):
 @operation("/v1/orgs/<slug>", summary="Get an organisation and its items", tag="Organisations",
            response=s.OrgDetail, errors=(404,))
 def org(slug: str):
-    o = org_or_404(slug)
+    o = policy.get_visible_org_or_404(slug)
     q = policy.visible(current_user, Item).where(Item.org_id == o.id).order_by(Item.created_at.desc()).limit(200)
     return {"slug": o.slug, "name": o.name, "kind": o.kind, "description_html": o.description_html,
             "website": o.website, "items": [item_json(i, current_user) for i in db.session.execute(q).scalars()]}
 
 
 def _members_org(slug: str) -> Organisation:
-    o = org_or_404(slug)
+    o = policy.get_visible_org_or_404(slug)
     if not policy.can(current_user, "manage_members", o):
         raise ApiError(403, "Only the organisation's owners and admins see and manage its members.")
     return o
@@ -234,11 +227,11 @@ def org_member_role(slug: str, user_id: int, body: s.MemberRole):
 @operation("/v1/orgs/<slug>/members/<int:user_id>", "DELETE", summary="Remove a member (or leave)",
            tag="Organisations", scope="orgs:write", status=204, errors=(403, 404, 409))
 def org_member_remove(slug: str, user_id: int):
-    o = org_or_404(slug)
+    o = policy.get_visible_org_or_404(slug)
     if user_id != current_user.id and not policy.can(current_user, "manage_members", o):
         raise ApiError(403, "Only the organisation's owners and admins remove members.")
     orgs_svc.remove_member(current_user, _membership(o, user_id))
     return None
 
 
-__all__ = ["item_or_404", "org_or_404", "User"]
+__all__ = ["item_or_404", "User"]

@@ -11,7 +11,7 @@ from ..services import engagement as eng_svc
 from . import schemas as s
 from .core import PageQuery, listing, operation
 from .serializers import comment_json, question_json, request_json
-from .views import item_or_404, org_or_404
+from .views import item_or_404
 
 
 @operation("/v1/items/<int:item_id>/questions", summary="Questions on a challenge", tag="Engagement",
@@ -88,7 +88,7 @@ def asset_request(request_id: int):
 def asset_request_send(item_id: int, body: s.RequestSend):
     """Against the exact licence terms version and digest you saw (none for interest)."""
     it = item_or_404(item_id, ItemKind.ASSET.value)
-    org = org_or_404(body.on_behalf_of) if body.on_behalf_of else None
+    org = policy.get_visible_org_or_404(body.on_behalf_of) if body.on_behalf_of else None
     r = eng_svc.send_request(current_user, it, body.kind, body.message, terms_version=body.terms_version,
                              terms_digest=body.terms_digest, on_behalf_of=org)
     return request_json(r)

@@ -14,7 +14,7 @@ from ..services.common import ServiceError
 from . import schemas as s
 from .core import PageQuery, listing, operation, page_list
 from .serializers import invitation_json, list_json, list_member_json
-from .views import item_or_404, org_or_404
+from .views import item_or_404
 
 
 @operation("/v1/items/<int:item_id>/invitations", summary="An item's invitations (its organisation)",
@@ -91,7 +91,7 @@ def list_get(list_id: int):
 @operation("/v1/orgs/<slug>/lists", "POST", summary="Create an invitation list (clusters)", tag="Lists",
            scope="lists:write", body=s.ListCreate, response=s.ListOut, status=201, errors=(403, 404, 409))
 def list_create(slug: str, body: s.ListCreate):
-    return list_json(lists_svc.create_list(current_user, org_or_404(slug), body.name, body.description))
+    return list_json(lists_svc.create_list(current_user, policy.get_visible_org_or_404(slug), body.name, body.description))
 
 
 @operation("/v1/lists/<int:list_id>/members", summary="A list's members", tag="Lists", query=PageQuery,
@@ -116,7 +116,7 @@ def list_member_add(list_id: int, body: s.ListMemberAdd):
         inv = lists_svc.invite_to_list(current_user, lst, body.email, member_until=body.expires_at)
         return {"invited": inv.email, "state": "pending", "expires_at": inv.expires_at.isoformat(),
                 "message": f"Invitation mailed to {inv.email}."}, 202
-    m = lists_svc.add_member(current_user, lst, org=org_or_404(body.org), expires_at=body.expires_at)
+    m = lists_svc.add_member(current_user, lst, org=policy.get_visible_org_or_404(body.org), expires_at=body.expires_at)
     return list_member_json(m)
 
 

@@ -52,10 +52,14 @@ def engagement_context(item: Item) -> dict:
     return panel_context(current_user, item, **args)
 
 
-def _item(item_id: int, kind: str | None = None) -> Item:
+def _item(item_id: int, kind: str | None = None, refusal_of=None) -> Item:
+    """The item (404 when unseen or of another kind); with ``refusal_of``, 403 with the
+    policy's reason when ``refusal_of(viewer, item)`` gives one."""
     item = get_visible_or_404(Item, item_id)
     if kind is not None and item.kind != kind:
         abort(404)
+    if refusal_of is not None:
+        _unless_refused(refusal_of, item)
     return item
 
 
@@ -70,6 +74,28 @@ def _refused(e: ServiceError):
     if e.status == 404:
         abort(404)
     abort(e.status, e.message)
+
+
+def _unless_refused(refusal_of, obj) -> None:
+    """403 with the policy's reason when ``refusal_of(viewer, obj)`` gives one."""
+    refusal = refusal_of(policy.viewer_for(current_user), obj)
+    if refusal:
+        abort(403, refusal)
+
+
+def _submitted(form, call) -> tuple[bool, object]:
+    """A posted form's service call, once the form validates: (True, what it returned); else
+    (False, None), with a refusal about a field shown on the form (any other refusal ends
+    the request, as in _refused)."""
+    if not form.validate_on_submit():
+        return False, None
+    try:
+        return True, call()
+    except ServiceError as e:
+        if e.field is None:
+            _refused(e)
+        attach_service_error(form, e)
+        return False, None
 
 
 # --------------------------------------------------------------------------- rules
@@ -104,22 +130,13 @@ def rules(item_id: int):
 @login_required
 @limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def ask(item_id: int):
-    item = _item(item_id, "challenge")
-    refusal = policy.ask_refusal(policy.viewer_for(current_user), item)
-    if refusal:
-        abort(403, refusal)
+    item = _item(item_id, "challenge", policy.ask_refusal)
     form = AskForm()
-    if form.validate_on_submit():
-        try:
-            q = svc.ask_question(current_user, item, form.body.data, form.show_name.data)
-        except ServiceError as e:
-            if e.field is None:
-                _refused(e)
-            attach_service_error(form, e)
-        else:
-            flash("Question sent. Only you and the organisation see it until it is answered; the answer is "
-                  "then published to everyone who can see the challenge.", "success")
-            return _back(item, f"question-{q.id}")
+    done, q = _submitted(form, lambda: svc.ask_question(current_user, item, form.body.data, form.show_name.data))
+    if done:
+        flash("Question sent. Only you and the organisation see it until it is answered; the answer is "
+              "then published to everyone who can see the challenge.", "success")
+        return _back(item, f"question-{q.id}")
     return render_template("engagement/ask.html", item=item, form=form,
                            ctx=panel_context(current_user, item)), (400 if form.errors else 200)
 
@@ -133,16 +150,9 @@ def answer(question_id: int):
     if refusal:
         abort(409 if q.is_answered else 403, refusal)
     form = AnswerForm()
-    if form.validate_on_submit():
-        try:
-            svc.answer_question(current_user, q, form.body.data)
-        except ServiceError as e:
-            if e.field is None:
-                _refused(e)
-            attach_service_error(form, e)
-        else:
-            flash("Answered: the question and its answer are now published.", "success")
-            return _back(q.item, f"question-{q.id}")
+    if _submitted(form, lambda: svc.answer_question(current_user, q, form.body.data))[0]:
+        flash("Answered: the question and its answer are now published.", "success")
+        return _back(q.item, f"question-{q.id}")
     return render_template("engagement/answer.html", item=q.item, q=q, form=form), (400 if form.errors else 200)
 
 
@@ -163,20 +173,11 @@ def _anchor(obj) -> str:
 @limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def edit(what: str, obj_id: int):
     obj = get_visible_or_404(EDITABLE[what], obj_id)
-    refusal = policy.post_edit_refusal(policy.viewer_for(current_user), obj)
-    if refusal:
-        abort(403, refusal)
+    _unless_refused(policy.post_edit_refusal, obj)
     form = EditForm(obj=obj)
-    if form.validate_on_submit():
-        try:
-            svc.edit_post(current_user, obj, form.body.data)
-        except ServiceError as e:
-            if e.field is None:
-                _refused(e)
-            attach_service_error(form, e)
-        else:
-            flash("Saved; it is marked as edited.", "success")
-            return _back(obj.item, _anchor(obj))
+    if _submitted(form, lambda: svc.edit_post(current_user, obj, form.body.data))[0]:
+        flash("Saved; it is marked as edited.", "success")
+        return _back(obj.item, _anchor(obj))
     return render_template("engagement/edit.html", item=obj.item, obj=obj, what=what, form=form), \
         (400 if form.errors else 200)
 
@@ -214,16 +215,10 @@ def comment(item_id: int):
     refusal = policy.discussion_reply_refusal(v, parent) if parent else policy.discussion_refusal(v, item)
     if refusal:
         abort(403, refusal)
-    if form.validate_on_submit():
-        try:
-            c = svc.add_comment(current_user, item, form.body.data, parent=parent)
-        except ServiceError as e:
-            if e.field is None:
-                _refused(e)
-            attach_service_error(form, e)
-        else:
-            flash("Posted.", "success")
-            return _back(item, f"comment-{c.id}")
+    done, c = _submitted(form, lambda: svc.add_comment(current_user, item, form.body.data, parent=parent))
+    if done:
+        flash("Posted.", "success")
+        return _back(item, f"comment-{c.id}")
     return render_template("engagement/comment.html", item=item, form=form, parent=parent), \
         (400 if form.errors else 200)
 
@@ -306,10 +301,7 @@ def terms_version(item_id: int, version: int):
 @login_required
 @limiter.limit(limit_for("posts_per_account"), key_func=account_or_address, methods=["POST"])
 def send_request(item_id: int):
-    item = _item(item_id, "asset")
-    refusal = policy.asset_request_refusal(policy.viewer_for(current_user), item)
-    if refusal:
-        abort(403, refusal)
+    item = _item(item_id, "asset", policy.asset_request_refusal)
     current = svc.current_terms(item)
     form = RequestForm()
     configure_request_form(form, current_user, item, current)

@@ -2,7 +2,6 @@
 form, call a service, redirect. Services check the policy again."""
 from __future__ import annotations
 
-import json
 import secrets
 
 from flask import (
@@ -13,13 +12,13 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import policy
+from .. import policy, receipt_keys
+from ..downloads import private_download
 from ..formtools import attach_error, attach_service_error, field_named, unconfirmed, zone_meta
 from ..ratelimit import account_or_address, limit_for
 from ..extensions import db, limiter
@@ -41,7 +40,7 @@ from ..models import (
     TermsAcceptance,
 )
 from ..pagination import page_arg, paginate
-from ..policy import get_visible_or_404, require
+from ..policy import get_child_or_404, get_visible_or_404, require
 from ..services import attachments as files_svc
 from ..models.moderation import ActionKind
 from ..services import ideas as svc
@@ -470,20 +469,13 @@ def coauthor_decline(idea_id: int):
 @bp.route("/ideas/<int:idea_id>/files/<int:att_id>")
 def download(idea_id: int, att_id: int):
     idea = _idea(idea_id)
-    att = db.session.get(IdeaAttachment, att_id)
-    if att is None or att.idea_id != idea.id or not policy.can(current_user, "view", att):
-        abort(404)
+    att = get_child_or_404(IdeaAttachment, att_id, idea_id=idea.id)
     try:
         fh = files_svc.open_stored(att.stored_name)
     except (ServiceError, FileNotFoundError):
         abort(404)
     svc.log_sealed_view(current_user, idea, f"file {att.filename}")
-    resp = send_file(fh, mimetype=att.content_type, as_attachment=True, download_name=att.filename,
-                     max_age=0, conditional=False, etag=False)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Cache-Control"] = "private, no-store"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return resp
+    return private_download(fh, att.content_type, att.filename)
 
 
 # --------------------------------------------------------------------------- review actions
@@ -626,9 +618,7 @@ def _managed_row(challenge_id: int, model, row_id: int):
     the viewer manages) and one of its rows (404 for another challenge's), form checked."""
     challenge = _challenge(challenge_id)
     require("manage_terms", challenge)
-    row = db.session.get(model, row_id)
-    if row is None or row.challenge_id != challenge.id:
-        abort(404)
+    row = get_child_or_404(model, row_id, check_view=False, challenge_id=challenge.id)
     if not ActionForm().validate_on_submit():
         abort(400, EXPIRED)
     return challenge, row
@@ -766,7 +756,7 @@ def receipt(acc_id: int):
     acc = _acceptance(acc_id)
     data = terms_svc.build_receipt(acc)
     return render_template("ideas/receipt.html", acc=acc, receipt=data,
-                           receipt_text=json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+                           receipt_text=receipt_keys.receipt_text(data))
 
 
 @bp.route("/ideas/receipts/<int:acc_id>.json")

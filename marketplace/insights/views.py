@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from .. import audit, policy
 from ..extensions import db
 from ..formtools import attach_service_error
-from ..models import AuditEvent, Challenge, ChallengeReview, IdeaFate, Item, Organisation
+from ..models import AuditEvent, Challenge, ChallengeReview, IdeaFate, Item
 from ..moderation import decisions
 from ..params import id_arg, int_arg
 from ..policy import get_visible_or_404, require
@@ -25,28 +25,28 @@ from .forms import PublishForm, ReviewForm, StartFromForm
 PER_PAGE = 50
 
 
-def _org_or_404(slug: str) -> Organisation:
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
-        abort(404)
-    return org
-
-
 # --------------------------------------------------------------------------- dashboards
+
+
+def _org_item_arg(name: str, model: type, org) -> Item | None:
+    """The item the query argument ``name`` picks, which must be one of ``org``'s and visible
+    (404 otherwise, as for any item); None without the argument."""
+    item_id = id_arg(name)
+    if item_id is None:
+        return None
+    item = get_visible_or_404(model, item_id)
+    if item.org_id != org.id:
+        abort(404)
+    return item
 
 
 @bp.route("/orgs/<slug>/dashboard")
 @login_required
 def dashboard(slug: str):
     """The organisation's figures (owners and admins); ``?challenge=ID`` for one challenge."""
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("view_dashboard", org)
-    challenge = None
-    cid = id_arg("challenge")
-    if cid is not None:
-        challenge = get_visible_or_404(Challenge, cid)
-        if challenge.org_id != org.id:
-            abort(404)
+    challenge = _org_item_arg("challenge", Challenge, org)
     d = figures.dashboard(current_user, org, challenge)
     return render_template("insights/dashboard.html", org=org, d=d)
 
@@ -55,7 +55,7 @@ def dashboard(slug: str):
 @login_required
 def participation(slug: str):
     """A cluster's lists and member organisations (its owners and admins)."""
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("view_participation", org)
     return render_template("insights/participation.html", org=org, p=figures.participation(current_user, org))
 
@@ -65,15 +65,11 @@ def participation(slug: str):
 def governance(slug: str):
     """The governance events of the organisation's own items, newest first; filtered by
     ``item`` (one of its items) and ``kind`` (an event kind); paginated."""
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("browse_governance", org)
     where = [policy.org_governance_clause(policy.viewer_for(current_user), org.id)]
-    item = None
-    item_id = id_arg("item")
-    if item_id is not None:
-        item = get_visible_or_404(Item, item_id)
-        if item.org_id != org.id:
-            abort(404)
+    item = _org_item_arg("item", Item, org)
+    if item is not None:
         where.append(AuditEvent.item_id == item.id)
     kinds = decisions.shown_actions()
     kind = (request.args.get("kind") or "").strip()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import FlaskForm, LocalDateTimeField
+from ..formtools import FlaskForm, LocalDateTimeField, PersonOrOrgForm
 from ..models import AssetKind, Visibility
 
 VIS_CHOICES = [
@@ -96,17 +96,10 @@ class VisibilityForm(FlaskForm):
     submit = SubmitField("Change visibility")
 
 
-class GrantForm(FlaskForm):
+class GrantForm(PersonOrOrgForm):
     email = StringField("Person (e-mail of a registered account)", filters=[strip],
                         validators=[Optional(), Length(max=254)])
     org = StringField("or organisation (its name)", filters=[strip], validators=[Optional(), Length(max=140)],
                       render_kw={"list": "organisation-names", "autocomplete": "off"})
     expires_at = LocalDateTimeField("Access ends", validators=[Optional()], optional=True)
     submit = SubmitField("Grant access")
-
-    def validate(self, extra_validators=None):
-        ok = super().validate(extra_validators)
-        if ok and bool(self.email.data) == bool(self.org.data):
-            self.email.errors.append("Give either a person's e-mail or an organisation, not both.")
-            return False
-        return ok

@@ -5,7 +5,7 @@ from wtforms import IntegerField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..converters import MAX_ID
-from ..formtools import FlaskForm, LocalDateTimeField
+from ..formtools import FlaskForm, LocalDateTimeField, PersonOrOrgForm
 from ..items.forms import strip
 from ..services.lists import DESCRIPTION_MAX, NAME_MAX
 
@@ -18,7 +18,7 @@ class ListForm(FlaskForm):
     submit = SubmitField("Save list")
 
 
-class MemberForm(FlaskForm):
+class MemberForm(PersonOrOrgForm):
     email = StringField("Person (e-mail address)", filters=[strip],
                         validators=[Optional(), Length(max=254, message="At most 254 characters.")])
     # Own ids: the list page shows this form and ShareForm, both with an `org` field.
@@ -27,13 +27,6 @@ class MemberForm(FlaskForm):
                       validators=[Optional(), Length(max=140, message="At most 140 characters.")])
     expires_at = LocalDateTimeField("On the list until", validators=[Optional()], optional=True)
     submit = SubmitField("Add to list")
-
-    def validate(self, extra_validators=None):
-        ok = super().validate(extra_validators)
-        if ok and bool(self.email.data) == bool(self.org.data):
-            self.email.errors.append("Give either a person's e-mail or an organisation, not both.")
-            return False
-        return ok
 
 
 class ShareForm(FlaskForm):

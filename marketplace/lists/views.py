@@ -22,7 +22,7 @@ from ..models import (
     utcnow,
 )
 from ..params import id_arg
-from ..policy import get_visible_or_404, require
+from ..policy import get_child_or_404, get_visible_or_404, require
 from ..services import list_csv
 from ..services import lists as svc
 from ..services.orgs import ORG_NOT_FOUND, find_org
@@ -81,6 +81,30 @@ def index():
                            uses=uses, curated=set(curated))
 
 
+def _saved(form, call) -> tuple[bool, object]:
+    """A service call for a posted form: (True, what it returned), or (False, None) with the
+    refusal rolled back and shown on the form."""
+    try:
+        return True, call()
+    except ServiceError as e:
+        db.session.rollback()
+        attach_service_error(form, e)
+        return False, None
+
+
+def _named_org(form):
+    """The organisation the form's ``org`` field names, or None with the error on the field."""
+    org = find_org(form.org.data)
+    if org is None:
+        form.org.errors.append(ORG_NOT_FOUND)
+    return org
+
+
+def _to_detail(lst: InvitationList, message: str):
+    flash(message, "success")
+    return redirect(url_for("lists.detail", list_id=lst.id))
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new():
@@ -94,13 +118,9 @@ def new():
         abort(403, "You cannot curate lists for that organisation.")
     form = ListForm()
     if form.validate_on_submit():
-        try:
-            lst = svc.create_list(current_user, org, form.name.data, form.description.data or "")
-        except ServiceError as e:
-            attach_service_error(form, e)
-        else:
-            flash(f"List “{lst.name}” created. Add people and organisations to it.", "success")
-            return redirect(url_for("lists.detail", list_id=lst.id))
+        ok, lst = _saved(form, lambda: svc.create_list(current_user, org, form.name.data, form.description.data or ""))
+        if ok:
+            return _to_detail(lst, f"List “{lst.name}” created. Add people and organisations to it.")
     return render_template("lists/form.html", form=form, org=org, orgs=orgs, lst=None), \
         (400 if form.errors else 200)
 
@@ -153,15 +173,9 @@ def edit(list_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
     require("edit", lst)
     form = ListForm(obj=lst)
-    if form.validate_on_submit():
-        try:
-            svc.update_list(current_user, lst, form.name.data, form.description.data or "")
-        except ServiceError as e:
-            db.session.rollback()
-            attach_service_error(form, e)
-        else:
-            flash("Saved.", "success")
-            return redirect(url_for("lists.detail", list_id=lst.id))
+    if form.validate_on_submit() and \
+            _saved(form, lambda: svc.update_list(current_user, lst, form.name.data, form.description.data or ""))[0]:
+        return _to_detail(lst, "Saved.")
     return render_template("lists/form.html", form=form, org=lst.organisation, orgs=None, lst=lst), \
         (400 if form.errors else 200)
 
@@ -173,34 +187,19 @@ def add_member(list_id: int):
     require("manage_members", lst)
     form = MemberForm(meta=zone_meta(lst.organisation))
     if form.validate_on_submit():
-        user = org = None
         if form.email.data:
             # A person is always invited by a mailed link, account or not: the answer never
             # tells the curator whether the address has an account.
-            try:
-                inv = svc.invite_to_list(current_user, lst, form.email.data, member_until=form.expires_at.data)
-            except ServiceError as e:
-                db.session.rollback()
-                attach_service_error(form, e)
-            else:
-                flash(f"Invitation mailed to {inv.email}: they join the list when they accept from the link "
-                      f"(expires {format_dt(inv.expires_at)}).", "success")
-                return redirect(url_for("lists.detail", list_id=lst.id))
-        else:
-            org = find_org(form.org.data)
-            if org is None:
-                form.org.errors.append(ORG_NOT_FOUND)
-        if user or org:
-            try:
-                m = svc.add_member(current_user, lst, user=user, org=org, expires_at=form.expires_at.data)
-            except ServiceError as e:
-                db.session.rollback()
-                attach_service_error(form, e)
-            else:
-                who = m.user.display_name if m.user else m.member_org.name
-                flash(f"{who} is on the list{' until ' + format_dt(m.expires_at) if m.expires_at else ''}.",
-                      "success")
-                return redirect(url_for("lists.detail", list_id=lst.id))
+            ok, inv = _saved(form, lambda: svc.invite_to_list(current_user, lst, form.email.data,
+                                                              member_until=form.expires_at.data))
+            if ok:
+                return _to_detail(lst, f"Invitation mailed to {inv.email}: they join the list when they accept "
+                                       f"from the link (expires {format_dt(inv.expires_at)}).")
+        elif (org := _named_org(form)) is not None:
+            ok, m = _saved(form, lambda: svc.add_member(current_user, lst, org=org, expires_at=form.expires_at.data))
+            if ok:
+                until = f" until {format_dt(m.expires_at)}" if m.expires_at else ""
+                return _to_detail(lst, f"{m.member_org.name} is on the list{until}.")
     return _render_detail(lst, member_form=form, status=400)
 
 
@@ -208,27 +207,18 @@ def add_member(list_id: int):
 @login_required
 def revoke_invitation(list_id: int, inv_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
-    inv = db.session.get(ListInvitation, inv_id)
-    if inv is None or inv.list_id != lst.id or not policy.can(current_user, "view", inv):
-        abort(404)
+    inv = get_child_or_404(ListInvitation, inv_id, list_id=lst.id)
     require("manage_members", lst)
     _confirmed(svc.revoke_list_invitation, inv)
     flash("Invitation revoked; the link no longer works.", "success")
     return redirect(url_for("lists.detail", list_id=lst.id))
 
 
-def _member(lst: InvitationList, member_id: int) -> ListMember:
-    m = db.session.get(ListMember, member_id)
-    if m is None or m.list_id != lst.id:
-        abort(404)
-    return m
-
-
 @bp.route("/<int:list_id>/members/<int:member_id>/remove", methods=["POST"])
 @login_required
 def remove_member(list_id: int, member_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
-    m = _member(lst, member_id)
+    m = get_child_or_404(ListMember, member_id, check_view=False, list_id=lst.id)
     require("remove", m)
     _confirmed(svc.remove_member, m)
     flash("Removed from the list; their access through it has ended.", "success")
@@ -241,20 +231,9 @@ def share(list_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
     require("share", lst)
     form = ShareForm()
-    if form.validate_on_submit():
-        org = find_org(form.org.data)
-        if org is None:
-            form.org.errors.append(ORG_NOT_FOUND)
-        else:
-            try:
-                svc.share(current_user, lst, org)
-            except ServiceError as e:
-                db.session.rollback()
-                attach_service_error(form, e)
-            else:
-                flash(f"Shared with {org.name}: its owners and admins can attach the list to their items.",
-                      "success")
-                return redirect(url_for("lists.detail", list_id=lst.id))
+    if form.validate_on_submit() and (org := _named_org(form)) is not None and \
+            _saved(form, lambda: svc.share(current_user, lst, org))[0]:
+        return _to_detail(lst, f"Shared with {org.name}: its owners and admins can attach the list to their items.")
     return _render_detail(lst, share_form=form, status=400)
 
 
@@ -262,9 +241,7 @@ def share(list_id: int):
 @login_required
 def unshare(list_id: int, share_id: int):
     lst = get_visible_or_404(InvitationList, list_id)
-    s = db.session.get(ListShare, share_id)
-    if s is None or s.list_id != lst.id:
-        abort(404)
+    s = get_child_or_404(ListShare, share_id, check_view=False, list_id=lst.id)
     require("delete", s)
     n = _confirmed(svc.unshare, s)
     flash(f"No longer shared{f'; detached from {n} of their items' if n else ''}.", "success")

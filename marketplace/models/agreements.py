@@ -15,7 +15,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import StrEnum, UTCDateTime, utcnow
+from .base import PublishedVersion, StrEnum, UTCDateTime, utcnow
 
 
 class EndOfTerm(StrEnum):
@@ -36,7 +36,7 @@ class AgreementStatus(StrEnum):
     DECLINED = "declined"  # the partner did not accept the proposal
 
 
-class DataSharingSheet(db.Model):
+class DataSharingSheet(PublishedVersion, db.Model):
     """One immutable version of an asset's data-sharing agreement sheet, with its canonical
     JSON and SHA-256 digest (the same canonicalisation as challenge terms sheets)."""
 
@@ -60,10 +60,6 @@ class DataSharingSheet(db.Model):
     publication_rules: Mapped[str] = mapped_column(Text)
     personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     governing_law: Mapped[str] = mapped_column(String(200))
-    canonical: Mapped[str] = mapped_column(Text)
-    digest: Mapped[str] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
     item = relationship("Item")
 

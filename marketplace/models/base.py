@@ -4,7 +4,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, String, Text, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
 
 def utcnow() -> datetime:
@@ -36,6 +37,18 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class PublishedVersion:
+    """The last columns of one immutable version of a published sheet (challenge terms, an
+    asset's licence terms, a data-sharing sheet): its canonical JSON and that JSON's SHA-256
+    (what acceptances and requests point at), and when and by whom it was published.
+    Declarative: the ORM puts a mixin's columns after the model's own, as they stood."""
+
+    canonical: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
 
 class StrEnum(str, enum.Enum):

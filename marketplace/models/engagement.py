@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import StrEnum, UTCDateTime, utcnow
+from .base import PublishedVersion, StrEnum, UTCDateTime, utcnow
 
 
 class Participation(StrEnum):
@@ -198,7 +198,7 @@ class Comment(_Content, db.Model):
         return self.deleted_at is not None
 
 
-class AssetTerms(db.Model):
+class AssetTerms(PublishedVersion, db.Model):
     """One immutable version of an asset's licence terms, with its canonical JSON and
     SHA-256 digest; requests reference the exact version and digest their sender saw."""
 
@@ -215,10 +215,6 @@ class AssetTerms(db.Model):
     duration: Mapped[str] = mapped_column(String(120), default="")
     fee_model: Mapped[str] = mapped_column(String(24))
     notes: Mapped[str] = mapped_column(Text, default="")
-    canonical: Mapped[str] = mapped_column(Text)
-    digest: Mapped[str] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
     item = relationship("Item")
 

@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import StrEnum, UTCDateTime, utcnow
+from .base import PublishedVersion, StrEnum, UTCDateTime, utcnow
 from .invitations import MailedLinkState
 
 
@@ -88,7 +88,7 @@ class ReviewerKind(StrEnum):
     JUDGE = "judge"  # an outside judge: must accept the reviewer NDA first
 
 
-class ChallengeTerms(db.Model):
+class ChallengeTerms(PublishedVersion, db.Model):
     """One version of a challenge's terms sheet. Never changed: editing adds a version."""
 
     __tablename__ = "challenge_terms"
@@ -112,11 +112,6 @@ class ChallengeTerms(db.Model):
     incentives_json: Mapped[str] = mapped_column(Text, default="[]")
     dispute_resolution: Mapped[str] = mapped_column(Text, default="")
     governing_law: Mapped[str] = mapped_column(String(200), default="")
-    # The canonical JSON of this version and its SHA-256: what acceptances point at.
-    canonical: Mapped[str] = mapped_column(Text)
-    digest: Mapped[str] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
     challenge = relationship("Item")
 

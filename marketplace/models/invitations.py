@@ -23,7 +23,35 @@ class InvitationState(StrEnum):
     EXPIRED = "expired"
 
 
-class Invitation(db.Model):
+class MailedLinkState:
+    """State and masked address of a row answered through a mailed single-use link (item
+    invitations, list invitations, reviewer invitations). The row has `expires_at`,
+    `accepted_at`, `declined_at`, `revoked_at` and `email`."""
+
+    def state(self, now: datetime | None = None) -> str:
+        """Ended states win over acceptance: a revoked acceptance is revoked."""
+        now = now or utcnow()
+        if self.revoked_at is not None:
+            return InvitationState.REVOKED.value
+        if self.declined_at is not None:
+            return InvitationState.DECLINED.value
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED.value
+        if self.expires_at is None:
+            # never treated as open-ended
+            raise ValueError(f"{type(self).__name__} {self.id} has no expiry")
+        if self.expires_at <= now:
+            return InvitationState.EXPIRED.value
+        return InvitationState.PENDING.value
+
+    @property
+    def masked_email(self) -> str:
+        """e.g. ``i•••@contributor.test``: enough for the invitee to recognise, little for others."""
+        local, _, domain = self.email.partition("@")
+        return f"{local[:1]}•••@{domain}"
+
+
+class Invitation(MailedLinkState, db.Model):
     __tablename__ = "invitations"
     __table_args__ = (Index("ix_invitations_item_email", "item_id", "email"),)
 
@@ -57,51 +85,5 @@ class Invitation(db.Model):
     accepted_by = relationship("User", foreign_keys=[accepted_by_id])
     grant = relationship("AccessGrant")
 
-    def state(self, now: datetime | None = None) -> str:
-        """Ended states win over acceptance: a revoked acceptance is revoked."""
-        now = now or utcnow()
-        if self.revoked_at is not None:
-            return InvitationState.REVOKED.value
-        if self.declined_at is not None:
-            return InvitationState.DECLINED.value
-        if self.accepted_at is not None:
-            return InvitationState.ACCEPTED.value
-        if self.expires_at is None:
-            raise ValueError(f"invitation {self.id} has no expiry")  # never treated as open-ended
-        if self.expires_at <= now:
-            return InvitationState.EXPIRED.value
-        return InvitationState.PENDING.value
-
-    @property
-    def masked_email(self) -> str:
-        """e.g. ``i•••@contributor.test``: enough for the invitee to recognise, little for others."""
-        local, _, domain = self.email.partition("@")
-        return f"{local[:1]}•••@{domain}"
-
     def __repr__(self) -> str:  # pragma: no cover
         return f"<Invitation {self.id} item={self.item_id} {self.state()}>"
-
-
-class MailedLinkState:
-    """State and masked address of a row answered through a mailed single-use link (list
-    invitations, reviewer invitations): the same rules as `Invitation.state`. The row has
-    `expires_at`, `accepted_at`, `declined_at`, `revoked_at` and `email`."""
-
-    def state(self, now: datetime | None = None) -> str:
-        now = now or utcnow()
-        if self.revoked_at is not None:
-            return InvitationState.REVOKED.value
-        if self.declined_at is not None:
-            return InvitationState.DECLINED.value
-        if self.accepted_at is not None:
-            return InvitationState.ACCEPTED.value
-        if self.expires_at is None:
-            raise ValueError(f"{type(self).__name__} {self.id} has no expiry")
-        if self.expires_at <= now:
-            return InvitationState.EXPIRED.value
-        return InvitationState.PENDING.value
-
-    @property
-    def masked_email(self) -> str:
-        local, _, domain = self.email.partition("@")
-        return f"{local[:1]}•••@{domain}"

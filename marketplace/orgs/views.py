@@ -15,13 +15,6 @@ from . import bp
 from .forms import MemberForm, OrgEditForm, OrgForm, RoleForm
 
 
-def _org_or_404(slug: str) -> Organisation:
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
-        abort(404)
-    return org
-
-
 @bp.route("/")
 def index():
     kind = request.args.get("kind", "")
@@ -53,7 +46,7 @@ def new():
 
 @bp.route("/<slug>")
 def detail(slug: str):
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     q = policy.visible(current_user, Item).where(Item.org_id == org.id).order_by(Item.created_at.desc(), Item.id.desc())
     items = db.session.execute(q.limit(200)).scalars().all()
     by_kind = {k: [i for i in items if i.kind == k] for k in ("challenge", "failure", "asset")}
@@ -68,7 +61,7 @@ def detail(slug: str):
 @bp.route("/<slug>/edit", methods=["GET", "POST"])
 @login_required
 def edit(slug: str):
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("edit", org)
     form = OrgEditForm(obj=org)
     form.set_zone_choices(org.timezone)
@@ -83,7 +76,7 @@ def edit(slug: str):
 @bp.route("/<slug>/members", methods=["GET", "POST"])
 @login_required
 def members(slug: str):
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("manage_members", org)
     form = MemberForm()
     if form.validate_on_submit():
@@ -105,19 +98,12 @@ def members(slug: str):
         (400 if form.errors else 200)
 
 
-def _membership(org: Organisation, member_id: int) -> Membership:
-    m = db.session.get(Membership, member_id)
-    if m is None or m.org_id != org.id:
-        abort(404)
-    return m
-
-
 @bp.route("/<slug>/members/<int:member_id>/role", methods=["POST"])
 @login_required
 def member_role(slug: str, member_id: int):
-    org = _org_or_404(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("manage_members", org)
-    m = _membership(org, member_id)
+    m = policy.get_child_or_404(Membership, member_id, check_view=False, org_id=org.id)
     form = RoleForm()
     if not form.validate_on_submit():
         abort(400, "Choose one of the roles: owner, admin, member.")
@@ -129,8 +115,8 @@ def member_role(slug: str, member_id: int):
 @bp.route("/<slug>/members/<int:member_id>/remove", methods=["POST"])
 @login_required
 def member_remove(slug: str, member_id: int):
-    org = _org_or_404(slug)
-    m = _membership(org, member_id)
+    org = policy.get_visible_org_or_404(slug)
+    m = policy.get_child_or_404(Membership, member_id, check_view=False, org_id=org.id)
     if m.user_id != current_user.id:
         require("manage_members", org)
     svc.remove_member(current_user, m)  # refusals: the app-wide ServiceError handler

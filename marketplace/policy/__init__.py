@@ -22,7 +22,8 @@ The faces every surface uses:
 * ``can(user, action, obj)``: one object (a site-wide action when obj is None);
 * ``visible(user, Model)`` / ``visible_clause(user, Model)``: the same rule as SQL;
 * ``principals(user)`` and ``doc_principals(obj)``: the same rule as search terms;
-* ``get_visible_or_404(Model, id)`` and ``require(action, obj)`` for views.
+* ``get_visible_or_404(Model, id)`` (``get_visible_org_or_404(slug)``) and ``require(action, obj)``
+  for views.
 
 Rules fail closed: an unknown model, action, visibility level, status or mode raises
 ``PolicyError``. Importing this package declares every rule, so ``can`` answers the same
@@ -44,7 +45,9 @@ from .core import (
     doc_principals,
     doc_principals_valid_until,
     forget_viewer,
+    get_child_or_404,
     get_visible_or_404,
+    get_visible_org_or_404,
     require,
     seen_by_exception,
     viewer_email,

@@ -38,7 +38,7 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.engine import Engine
 
 from ..extensions import db
-from ..models import Membership, OrgRole, SiteRole, User, utcnow
+from ..models import Membership, Organisation, OrgRole, SiteRole, User, utcnow
 
 
 class PolicyError(RuntimeError):
@@ -462,6 +462,34 @@ def get_visible_or_404(model: type, obj_id: Any, user: Any = None):
     if obj is None or not can(current_user if user is None else user, "view", obj):
         abort(404)
     return obj
+
+
+def get_child_or_404(model: type, obj_id: Any, user: Any = None, *, check_view: bool = True, **parent: Any):
+    """A row reached under its parent in the address (a list's member, an organisation's
+    membership): 404 when it is missing or belongs to another parent (``parent`` names the
+    columns it must hold, e.g. ``list_id=lst.id``) and, with ``check_view``, as
+    ``get_visible_or_404`` when the viewer may not see it. Without ``check_view`` the caller
+    checks the action on the parent or the row itself."""
+    from flask import abort
+
+    if check_view:
+        obj = get_visible_or_404(model, obj_id, user)
+    else:
+        obj = db.session.get(model, obj_id)
+    if obj is None or any(getattr(obj, k) != v for k, v in parent.items()):
+        abort(404)
+    return obj
+
+
+def get_visible_org_or_404(slug: str, user: Any = None) -> Organisation:
+    """``get_visible_or_404`` for an organisation named by the slug in its address."""
+    from flask import abort
+    from flask_login import current_user
+
+    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
+    if org is None or not can(current_user if user is None else user, "view", org):
+        abort(404)
+    return org
 
 
 def require(action: str, obj: Any = None, user: Any = None) -> None:

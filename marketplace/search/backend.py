@@ -6,6 +6,7 @@ principals given -- it never decides who may see what; the policy module does.
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -19,6 +20,16 @@ from .querylang import ParsedQuery
 
 class IndexBusy(RuntimeError):
     """Another process holds the writer lock."""
+
+
+def take_writer_lock(try_once: Callable[[], bool], wait: bool, timeout: float) -> None:
+    """Call ``try_once`` (True: it took the writer lock) until it succeeds, every 50 ms.
+    Raises IndexBusy at once when not ``wait``, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not try_once():
+        if not wait or time.monotonic() > deadline:
+            raise IndexBusy("the search index is being written by another process")
+        time.sleep(0.05)
 
 
 class DocumentRejected(Exception):

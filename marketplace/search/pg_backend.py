@@ -44,7 +44,7 @@ from sqlalchemy import text
 
 from ..extensions import db
 from .analysis import PART_GAP, SNIPPET_SCAN_CHARS, _index_terms
-from .backend import DocumentRejected, IndexBusy, LoadChunk, SearchBackend, SearchHits, SearchQuery
+from .backend import DocumentRejected, LoadChunk, SearchBackend, SearchHits, SearchQuery, take_writer_lock
 from .documents import SUMMARY_BOOST, TITLE_BOOST, SearchDoc, epoch, index_text
 from .querylang import AnyOf, ParsedQuery, Phrase, Word
 from .schema import FACET_FIELDS
@@ -306,16 +306,14 @@ class PostgresBackend(SearchBackend):
         one writer at a time across processes and hosts. Raises IndexBusy if not `wait` and
         someone else holds it, or after `timeout` seconds."""
         conn = db.engine.connect()
+
+        def try_once() -> bool:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+            conn.commit()
+            return bool(got)
+
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
-                conn.commit()
-                if got:
-                    break
-                if not wait or time.monotonic() > deadline:
-                    raise IndexBusy("the search index is being written by another process")
-                time.sleep(0.05)
+            take_writer_lock(try_once, wait, timeout)
             try:
                 yield
             finally:

@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Sequence
 from whoosh import index as whoosh_index
 
 from .backend import DocumentRejected, IndexBusy, LoadChunk, SearchBackend, SearchHits, SearchQuery  # noqa: F401 (re-exported)
+from .backend import take_writer_lock
 from .documents import SearchDoc
 from .identity import read_stamp, write_stamp
 from .schema import SCHEMA_VERSION, build_schema
@@ -91,18 +92,18 @@ class WhooshBackend(SearchBackend):
         and someone else holds it, or after `timeout` seconds."""
         self.base.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.base / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+        def try_once() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                return False
+            return True
+
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as e:
-                    if e.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if not wait or time.monotonic() > deadline:
-                        raise IndexBusy("the search index is being written by another process")
-                    time.sleep(0.05)
+            take_writer_lock(try_once, wait, timeout)
             try:
                 yield
             finally:

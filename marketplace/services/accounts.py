@@ -30,16 +30,15 @@ def find_user(email: str) -> User | None:
     ).scalar_one_or_none()
 
 
-def create_user(email: str, display_name: str, password: str, site_role: str = SiteRole.USER.value,
-                actor_id: int | None = None, timezone: str | None = None) -> User:
-    """A new account; `timezone` (an IANA name) defaults to the site's."""
+def _checked_new_account(email: str, display_name: str, password: str,
+                         timezone: str | None) -> tuple[str, str]:
+    """What a new account's creator typed, checked (ServiceError naming the field): the
+    normalised e-mail address and the stripped display name. The forms check these too; the
+    services check again for the CLI and other callers."""
     display_name = (display_name or "").strip()
     if timezone is not None and not timezones.is_valid_zone(timezone):
         raise ServiceError(f"Unknown time zone {str(timezone)[:64]!r}; use an IANA name such as Europe/Paris.",
                            field="timezone")
-    if site_role not in SiteRole.values():
-        raise ServiceError(f"Unknown role {site_role!r}.", field="role")
-    # The forms check these too; the service checks again for the CLI and other callers.
     try:
         email = email_address.check(email)
     except email_address.InvalidEmail as e:
@@ -47,6 +46,15 @@ def create_user(email: str, display_name: str, password: str, site_role: str = S
     if not 2 <= len(display_name) <= 80:
         raise ServiceError("The display name needs 2 to 80 characters.", field="display_name")
     check_password_rules(password)
+    return email, display_name
+
+
+def create_user(email: str, display_name: str, password: str, site_role: str = SiteRole.USER.value,
+                actor_id: int | None = None, timezone: str | None = None) -> User:
+    """A new account; `timezone` (an IANA name) defaults to the site's."""
+    if site_role not in SiteRole.values():
+        raise ServiceError(f"Unknown role {site_role!r}.", field="role")
+    email, display_name = _checked_new_account(email, display_name, password, timezone)
     if find_user(email) is not None:
         raise ServiceError("An account with this e-mail address already exists.", 409, field="email")
     user = User(email=email, display_name=display_name, password_hash=hash_password(password),
@@ -227,17 +235,7 @@ def register(email: str, display_name: str, password: str, *, proven_email: str 
     """
     from ..mail.outbox import link, queue
 
-    display_name = (display_name or "").strip()
-    if timezone is not None and not timezones.is_valid_zone(timezone):
-        raise ServiceError(f"Unknown time zone {str(timezone)[:64]!r}; use an IANA name such as Europe/Paris.",
-                           field="timezone")
-    try:
-        email = email_address.check(email)
-    except email_address.InvalidEmail as e:
-        raise ServiceError(str(e), field="email") from None
-    if not 2 <= len(display_name) <= 80:
-        raise ServiceError("The display name needs 2 to 80 characters.", field="display_name")
-    check_password_rules(password)
+    email, display_name = _checked_new_account(email, display_name, password, timezone)
     # Hashed either way: the time taken does not tell whether the address is known.
     password_hash = hash_password(password)
     existing = find_user(email)

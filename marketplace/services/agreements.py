@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy import func, select
 
 from .. import audit, policy, receipt_keys
 from ..audit import canonical_json, sha256_hex
+from ..receipt_keys import ReceiptCheck
 from ..extensions import db
 from ..models import Item, ItemKind, Membership, Organisation, OrgRole, User, utcnow
 from ..models.agreements import (
@@ -40,7 +39,7 @@ from ..models.agreements import (
 from ..models.engagement import AssetRequest
 from ..notify import notify
 from . import attachments as files_svc
-from .common import FieldErrors, ServiceError, lock_row
+from .common import FieldErrors, ServiceError, chosen, lock_row
 
 SHEET_SCHEMA = "oim-data-sharing/1"
 RECEIPT_SCHEMA = "oim-data-sharing-acceptance/1"
@@ -141,10 +140,8 @@ def validate_sheet(data: dict) -> dict:
         if not lo <= n <= hi:
             errors.append((f, f"{label}: between {lo} and {hi} days."))
         out[f] = n
-    end = (data.get("end_of_term") or "").strip()
-    if end not in EndOfTerm.values():
-        errors.append(("end_of_term", "Choose whether the data is deleted or returned at the end."))
-    out["end_of_term"] = end
+    out["end_of_term"] = chosen(data, "end_of_term", EndOfTerm,
+                                "Choose whether the data is deleted or returned at the end.", errors)
     out["onward_sharing"] = _bool(data.get("onward_sharing"))
     out["personal_data"] = _bool(data.get("personal_data"))
     if errors:
@@ -559,13 +556,7 @@ def build_receipt(a: DataAgreement) -> dict:
 
 
 def receipt_json(a: DataAgreement) -> str:
-    return json.dumps(build_receipt(a), indent=2, sort_keys=True, ensure_ascii=False)
-
-
-@dataclass
-class ReceiptCheck:
-    ok: bool
-    problems: list[str] = field(default_factory=list)
+    return receipt_keys.receipt_text(build_receipt(a))
 
 
 def verify_receipt(data: dict) -> ReceiptCheck:

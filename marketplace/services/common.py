@@ -5,6 +5,7 @@ import re
 import unicodedata
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 
@@ -30,6 +31,27 @@ class FieldErrors(ServiceError):
         first_field, first_message = errors[0]
         super().__init__(first_message, status, (first_field or "").split("-", 1)[0] or None)
         self.errors = errors
+
+
+def add_unique(row, message: str, field: str | None = None) -> None:
+    """Add ``row`` and flush it. The callers check for the clash first; a unique constraint
+    the row still breaks (a parallel request got there first) rolls back and refuses with
+    409 ``message``, as the check would have."""
+    db.session.add(row)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise ServiceError(message, 409, field=field)
+
+
+def chosen(data: dict, name: str, choices, message: str, errors: list[tuple[str, str]]) -> str:
+    """``data[name]``, stripped; when it is not one of the enum ``choices``' values,
+    ``(name, message)`` joins ``errors`` (the validators collect every problem at once)."""
+    value = (data.get(name) or "").strip()
+    if value not in choices.values():
+        errors.append((name, message))
+    return value
 
 
 def slugify(value: str, max_len: int = 120) -> str:

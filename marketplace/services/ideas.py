@@ -893,19 +893,15 @@ def accept_reviewer_invitation(user: User, token: str | None = None, *,
 
 
 def decline_reviewer_invitation(user, token: str) -> ReviewerInvitation:
-    """Decline with the link; no account needed (the token proves the mailbox), but a
-    signed-in account must hold the invited address."""
-    from .invitations import declined
+    """Decline with the link (see invitations.decline_mailed)."""
+    from .invitations import decline_mailed
 
     inv = _locked_reviewer_invitation(user, token)
-    actor_id = declined(inv, user, policy.can_decline_reviewer_invitation_with_token)
-    audit.record("reviewer.invitation_declined", "reviewer_invitation", inv.id, actor_id=actor_id,
-                 item_id=inv.challenge_id, data={})
-    if inv.invited_by_id:
-        notify(inv.invited_by_id, "invitation.declined",
-               f"A reviewer invitation for “{inv.challenge.title}” ({inv.masked_email}) was declined.",
-               _url("ideas.reviewers", challenge_id=inv.challenge_id), about=inv.challenge)
-    db.session.commit()
+    decline_mailed(inv, user, policy.can_decline_reviewer_invitation_with_token,
+                   ("reviewer.invitation_declined", "reviewer_invitation", inv.id),
+                   f"A reviewer invitation for “{inv.challenge.title}” ({inv.masked_email}) was declined.",
+                   _url("ideas.reviewers", challenge_id=inv.challenge_id), inv.challenge,
+                   item_id=inv.challenge_id, data={})
     return inv
 
 

@@ -125,14 +125,26 @@ def pending_mailed(model, email: str, now: datetime, *where):
     ).scalars().first()
 
 
-def declined(inv, user, may_decline) -> int | None:
-    """Mark a locked mailed invitation declined once `may_decline(viewer, inv)` (the policy)
-    agrees; returns the id of the account that declined (None: declined signed out)."""
+def decline_mailed(inv, user, may_decline, event: tuple, told: str, url: str, about, **audit_kw) -> None:
+    """Decline a locked mailed invitation (item, list or reviewer invitation) once
+    `may_decline(viewer, inv)` (the policy) agrees: no account is needed (the link proves the
+    mailbox), but a signed-in account must hold the invited address. Records `event` (the
+    audit action, subject type and id) with the account that declined (None: signed out),
+    tells the inviter `told` (linking `url`, about `about`) and commits."""
     if not may_decline(policy.viewer_for(user), inv):  # pragma: no cover - the refusal covers every case
         db.session.rollback()
         raise ServiceError("You may not decline this invitation.", 403)
     inv.declined_at = utcnow()
-    return user.id if getattr(user, "is_authenticated", False) else None
+    audit.record(*event, actor_id=user.id if getattr(user, "is_authenticated", False) else None, **audit_kw)
+    tell_inviter(inv, "invitation.declined", told, url, about)
+    db.session.commit()
+
+
+def tell_inviter(inv, kind: str, message: str, url: str, about) -> None:
+    """Tell whoever sent a mailed invitation that it was answered (nobody once their account
+    is gone)."""
+    if inv.invited_by_id:
+        notify(inv.invited_by_id, kind, message, url=url, about=about)
 
 
 def create_invitation(actor: User, item: Item, email: str, *, days: int = DEFAULT_DAYS,
@@ -207,10 +219,11 @@ def _locked_answerable(user, token: str, *, to_accept: bool = False) -> Invitati
 
 
 def _tell_inviter(inv: Invitation, kind: str, message: str) -> None:
-    if inv.invited_by_id:
-        notify(inv.invited_by_id, kind, message,
-               url=url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else "",
-               about=inv.item)
+    tell_inviter(inv, kind, message, _item_url(inv), inv.item)
+
+
+def _item_url(inv: Invitation) -> str:
+    return url_for("invitations.for_item", item_id=inv.item_id) if has_request_context() else ""
 
 
 def accept(user: User, token: str) -> Invitation:
@@ -244,15 +257,9 @@ def accept(user: User, token: str) -> Invitation:
 def decline(user, token: str) -> Invitation:
     """Decline with the link; no account needed, but a signed-in account must be the invitee."""
     inv = _locked_answerable(user, token)
-    v = policy.viewer_for(user)
-    if not policy.can_decline_with_token(v, inv):  # pragma: no cover - refusal() covers every case
-        db.session.rollback()
-        raise ServiceError("You may not decline this invitation.", 403)
-    inv.declined_at = utcnow()
-    audit.record("invitation.declined", "invitation", inv.id, actor_id=v.user_id, item_id=inv.item_id)
-    _tell_inviter(inv, "invitation.declined",
-                  f"An invitation to “{inv.item.title}” ({inv.masked_email}) was declined.")
-    db.session.commit()
+    decline_mailed(inv, user, policy.can_decline_with_token, ("invitation.declined", "invitation", inv.id),
+                   f"An invitation to “{inv.item.title}” ({inv.masked_email}) was declined.",
+                   _item_url(inv), inv.item, item_id=inv.item_id)
     return inv
 
 

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from flask import has_request_context, url_for
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from .. import audit, email_address, policy
 from ..extensions import db
@@ -33,7 +32,7 @@ from ..models import (
 )
 from ..notify import notify
 from ..timezones import format_dt
-from .common import ServiceError, lock_row
+from .common import ServiceError, add_unique, lock_row
 
 NAME_MAX = 120
 DESCRIPTION_MAX = 2000
@@ -182,12 +181,7 @@ def share(actor: User, lst: InvitationList, org: Organisation) -> ListShare:
         db.session.rollback()
         raise ServiceError(f"The list is already shared with {org.name}.", 409, field="org")
     s = ListShare(list_id=lst.id, org_id=org.id)
-    db.session.add(s)
-    try:
-        db.session.flush()
-    except IntegrityError:  # pragma: no cover - the row lock above prevents it
-        db.session.rollback()
-        raise ServiceError(f"The list is already shared with {org.name}.", 409, field="org")
+    add_unique(s, f"The list is already shared with {org.name}.", "org")
     audit.record("list.shared", "list", lst.id, actor_id=actor.id, data={"org_id": org.id})
     admins = db.session.execute(
         select(Membership.user_id).where(Membership.org_id == org.id,
@@ -241,12 +235,7 @@ def attach(actor: User, item: Item, lst: InvitationList) -> ItemList:
         db.session.rollback()
         raise ServiceError("This list is already attached.", 409, field="list_id")
     a = ItemList(item_id=item.id, list_id=lst.id, attached_by_id=actor.id)
-    db.session.add(a)
-    try:
-        db.session.flush()
-    except IntegrityError:  # pragma: no cover - the row lock above prevents it
-        db.session.rollback()
-        raise ServiceError("This list is already attached.", 409, field="list_id")
+    add_unique(a, "This list is already attached.", "list_id")
     audit.record("list.attached", "list", lst.id, actor_id=actor.id, item_id=item.id,
                  data={"list_org_id": lst.org_id})
     _notify_members(lst, item)
@@ -405,19 +394,15 @@ def accept_list_invitation(user: User, token: str) -> ListInvitation:
 
 
 def decline_list_invitation(user, token: str) -> ListInvitation:
-    """Decline with the link; no account needed (the token proves the mailbox), but a
-    signed-in account must hold the invited address."""
-    from .invitations import declined
+    """Decline with the link (see invitations.decline_mailed)."""
+    from .invitations import decline_mailed
 
     inv = _locked_list_invitation(user, token)
-    actor_id = declined(inv, user, policy.can_decline_list_invitation_with_token)
-    audit.record("list.invitation_declined", "list", inv.list_id, actor_id=actor_id,
-                 data={"invitation_id": inv.id})
-    if inv.invited_by_id:
-        notify(inv.invited_by_id, "invitation.declined",
-               f"An invitation to the list “{inv.list.name}” ({inv.masked_email}) was declined.",
-               url=url_for("lists.detail", list_id=inv.list_id) if has_request_context() else "", about=inv.list)
-    db.session.commit()
+    decline_mailed(inv, user, policy.can_decline_list_invitation_with_token,
+                   ("list.invitation_declined", "list", inv.list_id),
+                   f"An invitation to the list “{inv.list.name}” ({inv.masked_email}) was declined.",
+                   url_for("lists.detail", list_id=inv.list_id) if has_request_context() else "", inv.list,
+                   data={"invitation_id": inv.id})
     return inv
 
 

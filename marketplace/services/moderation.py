@@ -44,7 +44,7 @@ from ..notify import notify, send_mail
 from ..timezones import format_dt
 from ..urls import external_url
 from . import sessions
-from .common import ServiceError, lock_row
+from .common import ServiceError, add_unique, lock_row
 
 # Settings (override in the app config or the environment; see moderation/__init__.py).
 DEFAULTS: dict[str, Any] = {
@@ -620,12 +620,7 @@ def grant_scope(admin: User, user: User, org: Any) -> ModeratorScope:
                                                           ModeratorScope.org_id == org.id)).first():
         raise ServiceError(f"{user.display_name} already moderates {org.name}'s challenges.", 409, field="email")
     scope = ModeratorScope(user_id=user.id, org_id=org.id, created_by_id=admin.id)
-    db.session.add(scope)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise ServiceError(f"{user.display_name} already moderates {org.name}'s challenges.", 409, field="email")
+    add_unique(scope, f"{user.display_name} already moderates {org.name}'s challenges.", "email")
     audit.record("role.moderator_scope_granted", "user", user.id, actor_id=admin.id,
                  data={"org_id": org.id, "scope_id": scope.id})
     notify(user, "moderation.scope", f"You now moderate the challenges of {org.name}.",
@@ -661,12 +656,7 @@ def block_domain(mod: User, domain: str, reason: str) -> BlockedDomain:
     if db.session.execute(select(BlockedDomain.id).where(BlockedDomain.domain == d)).first():
         raise ServiceError(f"{d} is already blocked.", 409, field="domain")
     row = BlockedDomain(domain=d, reason=reason, created_by_id=mod.id)
-    db.session.add(row)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise ServiceError(f"{d} is already blocked.", 409, field="domain")
+    add_unique(row, f"{d} is already blocked.", "domain")
     audit.record("moderation.domain_blocked", "domain", row.id, actor_id=mod.id, data={"domain": d, "reason": reason})
     db.session.commit()
     return row

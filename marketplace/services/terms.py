@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit, policy, receipt_keys
 from ..audit import canonical_json, sha256_hex
+from ..receipt_keys import ReceiptCheck
 from ..extensions import db
 from ..models import (
     AcceptancePurpose,
@@ -56,7 +56,7 @@ from ..models import (
     utcnow,
 )
 from ..notify import notify
-from .common import FieldErrors, ServiceError, lock_row
+from .common import FieldErrors, ServiceError, chosen, lock_row
 
 TERMS_SCHEMA = "oim-terms/1"
 RECEIPT_SCHEMA = "oim-terms-acceptance/2"  # Ed25519, with key_id
@@ -198,9 +198,7 @@ def validate_terms(data: dict, now: datetime) -> dict:
     (FieldErrors), each naming its field; an incentive's names its row as the form posts it
     ("incentives-1-amount"; rows are counted in the list given, empty ones included)."""
     errors: list[tuple[str, str]] = []
-    ip = (data.get("ip_model") or "").strip()
-    if ip not in IPModel.values():
-        errors.append(("ip_model", "Choose one of the IP models."))
+    ip = chosen(data, "ip_model", IPModel, "Choose one of the IP models.", errors)
     licence = (data.get("open_licence") or "").strip()
     if ip == IPModel.OPEN_LICENCE.value and not licence:
         errors.append(("open_licence", "Name the open licence (for example CC-BY-4.0)."))
@@ -216,10 +214,8 @@ def validate_terms(data: dict, now: datetime) -> dict:
         elif len(val) > TEXT_LIMITS.get(f, 5000):
             errors.append((f, f"{TEXT_LABELS[f]}: at most {TEXT_LIMITS.get(f, 5000)} characters."))
         out[f] = val
-    conf = (data.get("confidentiality") or "").strip()
-    if conf not in Confidentiality.values():
-        errors.append(("confidentiality", "Choose sealed or open confidentiality."))
-    out["confidentiality"] = conf
+    conf = out["confidentiality"] = chosen(data, "confidentiality", Confidentiality,
+                                           "Choose sealed or open confidentiality.", errors)
     reveal = data.get("reveal_at")
     if reveal is not None and conf in Confidentiality.values() and conf != Confidentiality.SEALED.value:
         errors.append(("reveal_at", "A reveal date only applies to sealed ideas."))
@@ -594,15 +590,7 @@ def build_receipt(acc: TermsAcceptance) -> dict:
 
 
 def receipt_json(acc: TermsAcceptance) -> str:
-    return json.dumps(build_receipt(acc), indent=2, sort_keys=True, ensure_ascii=False)
-
-
-@dataclass
-class ReceiptCheck:
-    ok: bool
-    problems: list[str] = field(default_factory=list)
-    receipt: dict | None = None
-    acceptance_id: int | None = None
+    return receipt_keys.receipt_text(build_receipt(acc))
 
 
 def verify_receipt(raw: str | bytes | dict) -> ReceiptCheck:

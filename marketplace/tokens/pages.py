@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import abort
-from flask_login import current_user
-from sqlalchemy import select
-
 from .. import policy
-from ..extensions import db
 from ..formtools import attach_service_error
 from ..models import Organisation
 from ..services.common import ServiceError
@@ -19,9 +14,7 @@ from ..services.common import ServiceError
 def integrations_org(slug: str) -> Organisation:
     """The organisation `slug`: 404 when it does not exist or the viewer may not see it, 403
     when they may see it but not manage its integrations."""
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None or not policy.can(current_user, "view", org):
-        abort(404)
+    org = policy.get_visible_org_or_404(slug)
     policy.require("manage_integrations", org)
     return org
 
