@@ -41,13 +41,6 @@ def _asset(item_id: int) -> Item:
     return item
 
 
-def _org(slug: str) -> Organisation:
-    org = db.session.execute(select(Organisation).where(Organisation.slug == slug[:140])).scalar()
-    if org is None:
-        abort(404)
-    return org
-
-
 # --------------------------------------------------------------------------- panels and diffs
 
 
@@ -292,7 +285,7 @@ def usage_csv(agreement_id: int):
 @bp.route("/orgs/<slug>/partners")
 @login_required
 def partners(slug: str):
-    org = _org(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("phase_out", org)
     partner_id = parse_int(request.args.get("partner"), 1, 2**63 - 1)
     if partner_id:
@@ -308,7 +301,7 @@ def partners(slug: str):
 @login_required
 @limiter.limit(limit_for("posts_per_account"), key_func=account_or_address)
 def phase_out(slug: str):
-    org = _org(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("phase_out", org)
     partner_id = parse_int(request.form.get("partner"), 1, 2**63 - 1)
     partner = db.session.get(Organisation, partner_id) if partner_id else None
@@ -326,6 +319,6 @@ def phase_out(slug: str):
 @bp.route("/orgs/<slug>/remains")
 @login_required
 def remains(slug: str):
-    org = _org(slug)
+    org = policy.get_visible_org_or_404(slug)
     require("phase_out", org)
     return render_template("agreements/remains.html", org=org, duties=phaseout.duties(org))

@@ -14,10 +14,12 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from flask import Response, g, jsonify, request
+from flask_login import current_user
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
+from .. import policy
 from ..extensions import db
 from ..params import parse_int
 from . import bp
@@ -210,6 +212,12 @@ def paginate(stmt, q: PageQuery) -> tuple[list, dict]:
     total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
     rows = db.session.execute(stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)).scalars().unique().all()
     return rows, page_meta(total, q.page, q.per_page)
+
+
+def newest_visible(model, *where):
+    """The rows of ``model`` the viewer may see (the policy's SQL) that match ``where``, newest
+    first (ties by id): the order of the API's lists of records."""
+    return policy.visible(current_user, model).where(*where).order_by(model.created_at.desc(), model.id.desc())
 
 
 def listing(key: str, stmt, q: PageQuery, to_json) -> dict:

@@ -9,7 +9,7 @@ from .. import policy
 from ..models import Answer, AssetRequest, Comment, ItemKind, Question
 from ..services import engagement as eng_svc
 from . import schemas as s
-from .core import PageQuery, listing, operation
+from .core import PageQuery, listing, newest_visible, operation
 from .serializers import comment_json, question_json, request_json
 from .views import item_or_404
 
@@ -72,8 +72,7 @@ def comment_add(item_id: int, body: s.CommentAdd):
 @operation("/v1/asset-requests", summary="Asset requests you sent or received", tag="Engagement",
            query=PageQuery, response=s.RequestList, paginated=True, auth=True)
 def asset_requests(q):
-    stmt = policy.visible(current_user, AssetRequest).order_by(AssetRequest.created_at.desc(), AssetRequest.id.desc())
-    return listing("requests", stmt, q, request_json)
+    return listing("requests", newest_visible(AssetRequest), q, request_json)
 
 
 @operation("/v1/asset-requests/<int:request_id>", summary="Get an asset request", tag="Engagement",

@@ -12,7 +12,7 @@ from ..services import lists as lists_svc
 from ..services.accounts import find_user
 from ..services.common import ServiceError
 from . import schemas as s
-from .core import PageQuery, listing, operation, page_list
+from .core import PageQuery, listing, newest_visible, operation, page_list
 from .serializers import invitation_json, list_json, list_member_json
 from .views import item_or_404
 
@@ -23,9 +23,7 @@ from .views import item_or_404
 def item_invitations(item_id: int, q):
     it = item_or_404(item_id)
     policy.require("manage_invitations", it)
-    stmt = policy.visible(current_user, Invitation).where(Invitation.item_id == it.id) \
-        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
-    return listing("invitations", stmt, q, invitation_json)
+    return listing("invitations", newest_visible(Invitation, Invitation.item_id == it.id), q, invitation_json)
 
 
 @operation("/v1/items/<int:item_id>/invitations", "POST", summary="Invite someone to an item",

@@ -15,7 +15,7 @@ from ..services import moderation as mod_svc
 from ..services import notifications as notif_svc
 from . import schemas as s
 from .auth import token_scopes
-from .core import PageQuery, listing, operation, page_list, page_meta, paginate
+from .core import PageQuery, listing, newest_visible, operation, page_list, page_meta, paginate
 from .serializers import iso, org_ref, report_json
 
 # --------------------------------------------------------------------------- search
@@ -50,8 +50,7 @@ def report_create(body: s.ReportCreate):
 @operation("/v1/reports", summary="Reports you filed, or (moderators) those in your queue", tag="Moderation",
            query=PageQuery, response=s.ReportList, paginated=True, auth=True)
 def reports(q):
-    stmt = policy.visible(current_user, Report).order_by(Report.created_at.desc(), Report.id.desc())
-    return listing("reports", stmt, q, report_json)
+    return listing("reports", newest_visible(Report), q, report_json)
 
 
 @operation("/v1/moderation/actions", "POST", summary="Take a moderation action (moderators)", tag="Moderation",
@@ -114,9 +113,7 @@ def my_receipts(q):
 def my_notifications(q):
     """The notifications page's list: one about something you may no longer see keeps its
     kind and time, but not its message or link (`shown: false`)."""
-    stmt = policy.visible(current_user, Notification) \
-        .order_by(Notification.created_at.desc(), Notification.id.desc())
-    rows, meta = paginate(stmt, q)
+    rows, meta = paginate(newest_visible(Notification), q)
     return {"notifications": [{"id": n.id, "kind": n.kind, "message": n.message if shown else NOT_SHOWN,
                                "url": n.url if shown else "", "shown": shown,
                                "created_at": iso(n.created_at), "read": n.read_at is not None}

@@ -26,7 +26,7 @@ from .. import audit, policy, receipt_keys
 from ..audit import canonical_json, sha256_hex
 from ..receipt_keys import ReceiptCheck
 from ..extensions import db
-from ..models import Item, ItemKind, Membership, Organisation, OrgRole, User, utcnow
+from ..models import Item, ItemKind, Membership, Organisation, User, utcnow
 from ..models.agreements import (
     AgreementAccess,
     AgreementPerson,
@@ -39,6 +39,7 @@ from ..models.agreements import (
 from ..models.engagement import AssetRequest
 from ..notify import notify
 from . import attachments as files_svc
+from .notifications import org_admins
 from .common import FieldErrors, ServiceError, chosen, lock_row
 
 SHEET_SCHEMA = "oim-data-sharing/1"
@@ -67,13 +68,6 @@ def _ts(dt) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if dt else None
 
 
-def _admins(org_id: int) -> list[User]:
-    return list(db.session.execute(
-        select(User).join(Membership, Membership.user_id == User.id).where(
-            Membership.org_id == org_id, Membership.role.in_([OrgRole.OWNER.value, OrgRole.ADMIN.value]))
-        .order_by(User.id)).scalars())
-
-
 def asset_name(user: Any, item: Item) -> str:
     """The asset's title for someone who may see the asset; else only whose asset it is
     (a party to an agreement may no longer see the asset itself)."""
@@ -89,7 +83,7 @@ def _tell_sides(a: DataAgreement, message: str, skip: int | None = None, sides=(
     seen: set[int] = set()
     orgs = [a.owner_org_id if s == "owner" else a.partner_org_id for s in sides]
     for org_id in orgs:
-        for u in _admins(org_id):
+        for u in org_admins(org_id):
             if u.id in seen or u.id == skip:
                 continue
             seen.add(u.id)

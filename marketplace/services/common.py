@@ -45,11 +45,14 @@ def add_unique(row, message: str, field: str | None = None) -> None:
         raise ServiceError(message, 409, field=field)
 
 
-def chosen(data: dict, name: str, choices, message: str, errors: list[tuple[str, str]]) -> str:
+def chosen(data: dict, name: str, choices, message: str, errors: list[tuple[str, str]] | None = None) -> str:
     """``data[name]``, stripped; when it is not one of the enum ``choices``' values,
-    ``(name, message)`` joins ``errors`` (the validators collect every problem at once)."""
+    ``(name, message)`` joins ``errors`` (the validators that collect every problem at once)
+    or, without ``errors``, is raised as a ServiceError on the field ``name``."""
     value = (data.get(name) or "").strip()
     if value not in choices.values():
+        if errors is None:
+            raise ServiceError(message, field=name)
         errors.append((name, message))
     return value
 

@@ -21,9 +21,7 @@ from ..extensions import db
 from ..models import (
     Item,
     ItemKind,
-    Membership,
     Organisation,
-    OrgRole,
     User,
     utcnow,
 )
@@ -44,6 +42,7 @@ from ..models.engagement import (
 from ..notify import notify
 from ..sanitize import plain_text, render_markdown
 from .common import ServiceError, lock_row
+from .notifications import org_admins
 
 MAX_QUESTION = 2_000
 MAX_ANSWER = 10_000
@@ -127,14 +126,6 @@ def request_url(r: AssetRequest) -> str:
     return _url("engagement.request_detail", f"/engage/requests/{r.id}", request_id=r.id)
 
 
-def _org_admins(org_id: int) -> list[User]:
-    return list(db.session.execute(
-        select(User).join(Membership, Membership.user_id == User.id).where(
-            Membership.org_id == org_id, Membership.role.in_([OrgRole.OWNER.value, OrgRole.ADMIN.value]))
-        .order_by(User.id)
-    ).scalars())
-
-
 def _tell(users, kind: str, message: str, url: str, about: Any, item: Item, skip: int | None = None) -> None:
     """Notify each user who may see both the item and the object it is about."""
     seen: set[int] = set()
@@ -213,7 +204,7 @@ def ask_question(user: User, item: Item, body: str, show_name: bool = False) -> 
     audit.record("question.asked", "question", q.id, actor_id=user.id, item_id=item.id,
                  data={"show_name": q.show_name})
     asker = user.display_name if q.show_name else "A participant"
-    _tell(_org_admins(item.org_id), "question", f"{asker} asked a question on “{item.title}”.",
+    _tell(org_admins(item.org_id), "question", f"{asker} asked a question on “{item.title}”.",
           item_url(item, f"question-{q.id}"), q, item, skip=user.id)
     db.session.commit()
     return q
@@ -508,7 +499,7 @@ def send_request(user: User, item: Item, kind: str, message: str, *, terms_versi
     audit.record("request.sent", "asset_request", r.id, actor_id=user.id,
                  data={"kind": kind, "terms_version": r.terms_version, "terms_digest": r.terms_digest})
     who = on_behalf_of.name if on_behalf_of else user.display_name
-    _tell(_org_admins(item.org_id), "request", f"{who} sent a {kind} request for “{item.title}”.",
+    _tell(org_admins(item.org_id), "request", f"{who} sent a {kind} request for “{item.title}”.",
           request_url(r), r, item, skip=user.id)
     db.session.commit()
     return r
@@ -531,7 +522,7 @@ def _lock_request(r: AssetRequest) -> None:
 def _tell_requester(r: AssetRequest, message: str, skip: int | None) -> None:
     users = [r.author]
     if r.requester_org_id:
-        users += _org_admins(r.requester_org_id)
+        users += org_admins(r.requester_org_id)
     _tell(users, "request", message, request_url(r), r, r.item, skip=skip)
 
 
@@ -603,7 +594,7 @@ def _requester_step(user: User, r: AssetRequest, policy_action: str, text: str, 
     db.session.add(RequestEvent(request_id=r.id, actor_id=user.id, action=event, side="requester",
                                 message=text, message_html=render_markdown(text)))
     audit.record(f"request.{event}", "asset_request", r.id, actor_id=user.id)
-    _tell(_org_admins(r.item.org_id), "request", org_message, request_url(r), r, r.item, skip=user.id)
+    _tell(org_admins(r.item.org_id), "request", org_message, request_url(r), r, r.item, skip=user.id)
     db.session.commit()
     return r
 

@@ -23,9 +23,7 @@ from ..models import (
     ListInvitation,
     ListMember,
     ListShare,
-    Membership,
     Organisation,
-    OrgRole,
     User,
     Visibility,
     utcnow,
@@ -33,6 +31,7 @@ from ..models import (
 from ..notify import notify
 from ..timezones import format_dt
 from .common import ServiceError, add_unique, lock_row
+from .notifications import org_admins
 
 NAME_MAX = 120
 DESCRIPTION_MAX = 2000
@@ -183,12 +182,8 @@ def share(actor: User, lst: InvitationList, org: Organisation) -> ListShare:
     s = ListShare(list_id=lst.id, org_id=org.id)
     add_unique(s, f"The list is already shared with {org.name}.", "org")
     audit.record("list.shared", "list", lst.id, actor_id=actor.id, data={"org_id": org.id})
-    admins = db.session.execute(
-        select(Membership.user_id).where(Membership.org_id == org.id,
-                                         Membership.role.in_([OrgRole.OWNER.value, OrgRole.ADMIN.value]))
-    ).scalars().all()
-    for uid in admins:
-        notify(uid, "list.shared", f"{lst.organisation.name} shared its invitation list “{lst.name}” "
+    for admin in org_admins(org.id):
+        notify(admin, "list.shared", f"{lst.organisation.name} shared its invitation list “{lst.name}” "
                f"with {org.name}; you can attach it to your invited items.",
                url=url_for("lists.detail", list_id=lst.id) if has_request_context() else "", about=lst)
     db.session.commit()

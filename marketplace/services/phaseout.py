@@ -41,8 +41,9 @@ from ..models import (
 )
 from ..models.agreements import DataAgreement, DutyReminder, EndOfTerm
 from ..notify import notify
-from .agreements import _admins, _end, _reason, _url
+from .agreements import _end, _reason, _url
 from .common import ServiceError, lock_row
+from .notifications import org_admins
 
 
 @dataclass
@@ -150,7 +151,7 @@ def phase_out(user: User, org: Organisation, partner: Organisation | None, reaso
     audit.record("partner.phased_out", "organisation", partner.id, actor_id=user.id,
                  data=base | {"org_id": org.id, "grants": len(p.grants), "list_members": len(p.list_members),
                               "reviewers": len(p.reviewers), "agreements": len(p.agreements)})
-    for u in _admins(partner.id):
+    for u in org_admins(partner.id):
         notify(u, "agreement", f"{org.name} ended {partner.name}'s participation: {text}",
                _url("agreements.remains", slug=partner.slug))
     db.session.commit()
@@ -241,7 +242,7 @@ def send_reminders(days: int = 7, now: datetime | None = None) -> int:
         if d.due is None or not now < d.due <= horizon:
             continue
         for org_id in dict.fromkeys(d.org_ids):
-            for u in _admins(org_id):
+            for u in org_admins(org_id):
                 key = f"{d.key}:{d.due:%Y%m%d%H%M}:{u.id}"[:160]
                 try:
                     with db.session.begin_nested():

@@ -43,7 +43,7 @@ from ..notify import notify
 from . import items as items_svc
 from . import judging as judging_svc
 from . import terms as terms_svc
-from .common import FieldErrors, ServiceError, lock_row
+from .common import FieldErrors, ServiceError, chosen, lock_row
 
 ACHIEVED_MAX = 5000
 NOTE_MAX = 1000
@@ -213,9 +213,7 @@ def publish_review(user: User, review: ChallengeReview, data: dict[str, Any]) ->
         raise ServiceError("Write the review before publishing it.", 409)
     if not policy.can(user, "publish", review):
         raise ServiceError("This review was already published, or you may not publish it.", 409)
-    visibility = (data.get("visibility") or "").strip()
-    if visibility not in Visibility.values():
-        raise ServiceError("Choose who may read the lesson.", field="visibility")
+    visibility = chosen(data, "visibility", Visibility, "Choose who may read the lesson.")
     title = (data.get("title") or "").strip()
     if not title:
         raise ServiceError("Give the lesson a title.", field="title")

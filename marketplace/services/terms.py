@@ -377,9 +377,7 @@ def save_rules(user: User, challenge: Item, data: dict, commit: bool = True) -> 
         raise ServiceError("Only challenges have participation rules.", 404)
     if not policy.can(user, "manage_terms", challenge):
         raise ServiceError("Only the organisation's owners and admins can set the participation rules.", 403)
-    who = (data.get("who_may_submit") or "").strip()
-    if who not in WhoMaySubmit.values():
-        raise ServiceError("Choose who may submit.", field="who_may_submit")
+    who = chosen(data, "who_may_submit", WhoMaySubmit, "Choose who may submit.")
     try:
         max_ideas = int(data.get("max_ideas_per_contributor"))
     except (TypeError, ValueError):
