@@ -349,6 +349,9 @@ class PageCacheMiddleware:
         rule = self._rule(environ)
         if rule is None:
             return self.wsgi_app(environ, start_response)
+        if getattr(self.store, "host_warning", None):
+            log.warning(self.store.host_warning)
+            self.store.host_warning = None
         # Read before the app runs any query: data committed after this makes the entry stale.
         generation = self.store.read()
         key = self._key(environ)
@@ -612,9 +615,11 @@ def init_app(app: Flask) -> None:
         engine = db.engine
     track_writes(engine, store.bump)
     app.cli.add_command(_cli())
-    if store.kind == "file" and engine.dialect.name != "sqlite" and not app.testing:
-        log.warning("page cache: the generation is kept in %s; if several hosts share this database, set "
-                    "REDIS_URL so a write on one host invalidates the pages cached on the others", store.path)
+    # Said by the first page a process caches (web workers), not by every CLI command.
+    store.host_warning = (
+        f"page cache: the generation is kept in {store.path}; if several hosts share this database, set "
+        "REDIS_URL so a write on one host invalidates the pages cached on the others"
+        if store.kind == "file" and engine.dialect.name != "sqlite" and not app.testing else None)
     if app.config["PAGE_CACHE"] == "off":
         return
     cache = PageCache(app.config["PAGE_CACHE_TTL"], app.config["PAGE_CACHE_MAX_BYTES"],
